@@ -1,0 +1,40 @@
+"""Schedule -> loop IR, as one explicit list of passes.
+
+Set ``LOOPC_DUMP_IR=1`` (or call ``lower(..., dump=True)``) to print the IR after each pass.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from ..ir.stmt import LoweredFunc
+from .loop_nest import schedule_to_loops
+from .passes import flatten_buffers, simplify, unroll_loops
+
+#: The lowering pipeline after the loop nests are built, top to bottom.
+PASSES = (
+    ("flatten_buffers", flatten_buffers),   # T[i, j] -> T[i*N + j]
+    ("simplify", simplify),                 # fold constants, canonical index math, drop proven guards
+    ("unroll_loops", unroll_loops),         # unrolled loops -> copies with constant indices
+    ("simplify_after_unroll", simplify),
+)
+
+
+def lower(schedule, args, name: str = "main", dump: bool | None = None) -> LoweredFunc:
+    """Lower ``schedule`` to a LoweredFunc whose parameters are ``args`` in order.
+
+    ``str(result)`` is a readable loop nest.
+    """
+    if dump is None:
+        dump = os.environ.get("LOOPC_DUMP_IR", "") not in ("", "0")
+    func = schedule_to_loops(schedule, args, name)
+    if dump:
+        print(f"# ---- after schedule_to_loops\n{func}", file=sys.stderr)
+    for pass_name, fn in PASSES:
+        func = fn(func)
+        if dump:
+            print(f"# ---- after {pass_name}\n{func}", file=sys.stderr)
+    return func
+
+
+__all__ = ["lower", "PASSES"]

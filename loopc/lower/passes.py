@@ -1,0 +1,256 @@
+"""Lowering passes after the loop nests exist. Each is a function LoweredFunc -> LoweredFunc."""
+from __future__ import annotations
+
+import dataclasses
+
+from ..errors import LoweringError
+from ..ir.stmt import (Allocate, For, ForKind, IfThenElse, LoweredFunc, SeqStmt, Store, TensorStore,
+                       map_stmt, seq, walk_stmt)
+from ..te import expr as E
+
+#: an unrolled function body may hold at most this many statements.
+MAX_UNROLLED_STMTS = 20000
+
+
+def _with_body(func: LoweredFunc, body) -> LoweredFunc:
+    return func if body is func.body else dataclasses.replace(func, body=body)
+
+
+# --------------------------------------------------------------------------- flatten
+
+
+def flatten_buffers(func: LoweredFunc) -> LoweredFunc:
+    """``T[i, j]`` -> ``T[i*stride0 + j]`` on the tensor's row-major Buffer."""
+    bmap = func.attrs["buffer_map"]
+
+    def flat_index(buf, indices):
+        idx = None
+        for i, stride in zip(indices, buf.strides):
+            term = i * stride if stride != 1 else i
+            idx = term if idx is None else idx + term
+        return idx
+
+    def fexpr(e):
+        return E.transform(e, lambda n: E.Load(bmap[n.tensor.op], flat_index(bmap[n.tensor.op], n.indices))
+                           if isinstance(n, E.TensorRead) else None)
+
+    def fstmt(s):
+        if isinstance(s, TensorStore):
+            buf = bmap[s.tensor.op]
+            return Store(buf, flat_index(buf, s.indices), s.value)
+        return None
+
+    return _with_body(func, map_stmt(func.body, fstmt, fexpr))
+
+
+# --------------------------------------------------------------------------- unroll
+
+
+def unroll_loops(func: LoweredFunc) -> LoweredFunc:
+    """``for i in unrolled(3): body(i)`` -> ``body(0); body(1); body(2)``."""
+    def fstmt(s):
+        if isinstance(s, For) and s.kind is ForKind.UNROLLED:
+            if not (isinstance(s.min, E.Const) and isinstance(s.extent, E.Const)):
+                raise LoweringError(f"unrolled loop {s.var.name} needs a constant extent")
+            copies = [substitute_stmt(s.body, {s.var: E.Const(s.min.value + k, s.var.dtype)})
+                      for k in range(s.extent.value)]
+            return seq(*copies)
+        return None
+
+    body = map_stmt(func.body, fstmt)
+    count = sum(1 for _ in walk_stmt(body))
+    if count > MAX_UNROLLED_STMTS:
+        raise LoweringError(f"unrolling produced {count} statements (cap {MAX_UNROLLED_STMTS}); "
+                            "unroll fewer or smaller loops")
+    return _with_body(func, body)
+
+
+def substitute_stmt(s, mapping):
+    return map_stmt(s, None, lambda e: E.substitute(e, mapping))
+
+
+# --------------------------------------------------------------------------- simplify
+
+
+def _is_int(e):
+    return E.is_int(e.dtype)
+
+
+def _fold(e):
+    """Constant-fold a node whose operands are constants; None when not foldable."""
+    if isinstance(e, E.BinaryOp) and isinstance(e.a, E.Const) and isinstance(e.b, E.Const):
+        a, b, dt = e.a.value, e.b.value, e.a.dtype
+        try:
+            if isinstance(e, E.Add): return E.Const(a + b, dt)
+            if isinstance(e, E.Sub): return E.Const(a - b, dt)
+            if isinstance(e, E.Mul): return E.Const(a * b, dt)
+            if isinstance(e, E.FloorDiv) and E.is_int(dt) and b != 0: return E.Const(a // b, dt)
+            if isinstance(e, E.FloorMod) and E.is_int(dt) and b != 0: return E.Const(a % b, dt)
+            if isinstance(e, E.Min): return E.Const(min(a, b), dt)
+            if isinstance(e, E.Max): return E.Const(max(a, b), dt)
+            if isinstance(e, E.LT): return E.Const(a < b, "bool")
+            if isinstance(e, E.LE): return E.Const(a <= b, "bool")
+            if isinstance(e, E.EQ): return E.Const(a == b, "bool")
+            if isinstance(e, E.NE): return E.Const(a != b, "bool")
+            if isinstance(e, E.And): return E.Const(a and b, "bool")
+            if isinstance(e, E.Or): return E.Const(a or b, "bool")
+        except (OverflowError, ZeroDivisionError):
+            return None
+    return None
+
+
+def linear_form(e):
+    """``e`` as ({term: coefficient}, constant) for integer expressions, terms in first-seen order."""
+    if isinstance(e, E.Const) and _is_int(e):
+        return {}, e.value
+    if isinstance(e, (E.Add, E.Sub)) and _is_int(e):
+        ta, ca = linear_form(e.a)
+        tb, cb = linear_form(e.b)
+        sign = 1 if isinstance(e, E.Add) else -1
+        terms = dict(ta)
+        for t, c in tb.items():
+            terms[t] = terms.get(t, 0) + sign * c
+        return {t: c for t, c in terms.items() if c != 0}, ca + sign * cb
+    if isinstance(e, E.Mul) and _is_int(e):
+        ta, ca = linear_form(e.a)
+        tb, cb = linear_form(e.b)
+        if not tb:
+            return {t: c * cb for t, c in ta.items() if c * cb != 0}, ca * cb
+        if not ta:
+            return {t: c * ca for t, c in tb.items() if c * ca != 0}, ca * cb
+    return {e: 1}, 0
+
+
+def from_linear(terms, const, dtype):
+    out = None
+    for t, c in terms.items():
+        if out is None:
+            out = t if c == 1 else (E.Sub(E.Const(0, dtype), t) if c == -1 else E.Mul(t, E.Const(c, dtype)))
+        elif c > 0:
+            out = E.Add(out, t if c == 1 else E.Mul(t, E.Const(c, dtype)))
+        else:
+            out = E.Sub(out, t if c == -1 else E.Mul(t, E.Const(-c, dtype)))
+    if out is None:
+        return E.Const(const, dtype)
+    if const > 0:
+        return E.Add(out, E.Const(const, dtype))
+    if const < 0:
+        return E.Sub(out, E.Const(-const, dtype))
+    return out
+
+
+def _simplify_node(e):
+    folded = _fold(e)
+    if folded is not None:
+        return folded
+    if isinstance(e, (E.Add, E.Sub, E.Mul)) and _is_int(e):
+        terms, const = linear_form(e)
+        return from_linear(terms, const, e.dtype)
+    if isinstance(e, (E.FloorDiv, E.FloorMod)) and isinstance(e.b, E.Const) and e.b.value == 1:
+        return e.a if isinstance(e, E.FloorDiv) else E.Const(0, e.dtype)
+    if isinstance(e, (E.Add, E.Sub)) and isinstance(e.b, E.Const) and e.b.value == 0:
+        return e.a
+    if isinstance(e, E.Mul) and isinstance(e.b, E.Const) and e.b.value == 1:
+        return e.a
+    if isinstance(e, E.Mul) and isinstance(e.a, E.Const) and e.a.value == 1:
+        return e.b
+    if isinstance(e, E.And):
+        for x, y in ((e.a, e.b), (e.b, e.a)):
+            if isinstance(x, E.Const):
+                return y if x.value else x
+    if isinstance(e, E.Or):
+        for x, y in ((e.a, e.b), (e.b, e.a)):
+            if isinstance(x, E.Const):
+                return x if x.value else y
+    if isinstance(e, E.Not) and isinstance(e.a, E.Const):
+        return E.Const(not e.a.value, "bool")
+    if isinstance(e, E.Select) and isinstance(e.cond, E.Const):
+        return e.t if e.cond.value else e.f
+    if isinstance(e, E.Cast) and isinstance(e.value, E.Const):
+        return E.Const(e.value.value, e.dtype)
+    return None
+
+
+def simplify_expr(e):
+    return E.transform(e, _simplify_node)
+
+
+def bound_of(e, ranges):
+    """Interval [lo, hi] of an integer expression, from the loop ranges; None when unknown."""
+    terms, const = linear_form(e)
+    lo = hi = const
+    for t, c in terms.items():
+        if t not in ranges:
+            return None
+        tlo, thi = ranges[t]
+        lo += min(c * tlo, c * thi)
+        hi += max(c * tlo, c * thi)
+    return lo, hi
+
+
+def prove(cond, ranges):
+    """True/False when ``cond`` is decided by the loop ranges, else None."""
+    if isinstance(cond, E.Const):
+        return cond.value
+    if isinstance(cond, E.And):
+        a, b = prove(cond.a, ranges), prove(cond.b, ranges)
+        if a is False or b is False:
+            return False
+        return True if (a and b) else None
+    if isinstance(cond, (E.LT, E.LE)) and _is_int(cond.a):
+        d = bound_of(E.Sub(cond.a, cond.b), ranges)
+        if d is None:
+            return None
+        lo, hi = d
+        strict = isinstance(cond, E.LT)
+        if (hi < 0) if strict else (hi <= 0):
+            return True
+        if (lo >= 0) if strict else (lo > 0):
+            return False
+    return None
+
+
+def simplify(func: LoweredFunc) -> LoweredFunc:
+    """Fold constants, put integer index math in a canonical linear form, drop guards the
+    loop ranges prove, and drop empty loops."""
+    def visit(s, ranges):
+        if isinstance(s, For):
+            mn, ext = simplify_expr(s.min), simplify_expr(s.extent)
+            if isinstance(ext, E.Const) and ext.value <= 0:
+                return None
+            inner = dict(ranges)
+            if isinstance(mn, E.Const) and isinstance(ext, E.Const):
+                inner[s.var] = (mn.value, mn.value + ext.value - 1)
+            body = visit(s.body, inner)
+            if body is None:
+                return None
+            return For(s.var, mn, ext, s.kind, body, s.thread_tag)
+        if isinstance(s, SeqStmt):
+            parts = [visit(x, ranges) for x in s.stmts]
+            parts = [p for p in parts if p is not None]
+            return seq(*parts) if parts else None
+        if isinstance(s, IfThenElse):
+            cond = simplify_expr(s.cond)
+            known = prove(cond, ranges)
+            if known is True:
+                return visit(s.then_case, ranges)
+            if known is False:
+                return None if s.else_case is None else visit(s.else_case, ranges)
+            then = visit(s.then_case, ranges)
+            other = None if s.else_case is None else visit(s.else_case, ranges)
+            if then is None and other is None:
+                return None
+            if then is None:
+                return IfThenElse(E.Not(cond), other)
+            return IfThenElse(cond, then, other)
+        if isinstance(s, Store):
+            return Store(s.buffer, simplify_expr(s.index), simplify_expr(s.value))
+        if isinstance(s, TensorStore):
+            return TensorStore(s.tensor, tuple(simplify_expr(i) for i in s.indices), simplify_expr(s.value))
+        if isinstance(s, Allocate):
+            body = visit(s.body, ranges)
+            return None if body is None else Allocate(s.buffer, body)
+        raise TypeError(type(s))  # pragma: no cover
+
+    body = visit(func.body, {})
+    return dataclasses.replace(func, body=body if body is not None else SeqStmt(()))

@@ -1,0 +1,104 @@
+"""Loop IR -> Python source. Serves as the reference interpreter (``loopc.interp``) and as
+the base of GPU code emitters. Every loop kind runs as a plain serial loop here."""
+from __future__ import annotations
+
+import keyword
+import re
+
+from .ir.stmt import Allocate, For, IfThenElse, LoweredFunc, SeqStmt, Store
+from .te import expr as E
+
+_CMP = {E.LT: "<", E.LE: "<=", E.EQ: "==", E.NE: "!="}
+_ARITH = {E.Add: "+", E.Sub: "-", E.Mul: "*", E.Div: "/", E.FloorDiv: "//", E.FloorMod: "%"}
+_CAST = {"float32": "_f32", "float64": "_f64", "int32": "_i32", "int64": "_i64", "bool": "bool"}
+
+
+class Namer:
+    """Unique Python identifiers for Vars and Buffers (``i.outer`` -> ``i_outer``)."""
+
+    def __init__(self):
+        self.names, self.taken = {}, set()
+
+    def __call__(self, obj, hint: str) -> str:
+        if obj in self.names:
+            return self.names[obj]
+        base = re.sub(r"\W", "_", hint) or "v"
+        if base[0].isdigit() or keyword.iskeyword(base):
+            base = "_" + base
+        name, n = base, 1
+        while name in self.taken:
+            name, n = f"{base}_{n}", n + 1
+        self.taken.add(name)
+        self.names[obj] = name
+        return name
+
+
+class PySourceEmitter:
+    def __init__(self, namer=None):
+        self.name = namer or Namer()
+
+    def expr(self, e) -> str:
+        if isinstance(e, E.Const):
+            if e.dtype == "bool":
+                return repr(bool(e.value))
+            if E.is_float(e.dtype):
+                return f"{_CAST[e.dtype]}({float(e.value)!r})"
+            return repr(int(e.value))
+        if isinstance(e, E.Var):
+            return self.name(e, e.name)
+        if isinstance(e, E.Load):
+            return f"{self.name(e.buffer, e.buffer.name)}[{self.expr(e.index)}]"
+        if isinstance(e, E.Min):
+            return f"_min({self.expr(e.a)}, {self.expr(e.b)})"
+        if isinstance(e, E.Max):
+            return f"_max({self.expr(e.a)}, {self.expr(e.b)})"
+        if type(e) in _ARITH:
+            return f"({self.expr(e.a)} {_ARITH[type(e)]} {self.expr(e.b)})"
+        if type(e) in _CMP:
+            return f"({self.expr(e.a)} {_CMP[type(e)]} {self.expr(e.b)})"
+        if isinstance(e, E.And):
+            return f"({self.expr(e.a)} and {self.expr(e.b)})"
+        if isinstance(e, E.Or):
+            return f"({self.expr(e.a)} or {self.expr(e.b)})"
+        if isinstance(e, E.Not):
+            return f"(not {self.expr(e.a)})"
+        if isinstance(e, E.Cast):
+            return f"{_CAST[e.dtype]}({self.expr(e.value)})"
+        if isinstance(e, E.Select):
+            return f"({self.expr(e.t)} if {self.expr(e.cond)} else {self.expr(e.f)})"
+        if isinstance(e, E.Call):
+            return f"_{e.name}({', '.join(self.expr(a) for a in e.args)})"
+        raise TypeError(f"cannot emit {type(e).__name__} as Python")
+
+    def stmt(self, s, indent: int, out: list):
+        pad = "    " * indent
+        if isinstance(s, For):
+            v = self.name(s.var, s.var.name)
+            lo = self.expr(s.min)
+            out.append(f"{pad}for {v} in range({lo}, {lo} + {self.expr(s.extent)}):")
+            self.stmt(s.body, indent + 1, out)
+        elif isinstance(s, SeqStmt):
+            if not s.stmts:
+                out.append(f"{pad}pass")
+            for x in s.stmts:
+                self.stmt(x, indent, out)
+        elif isinstance(s, IfThenElse):
+            out.append(f"{pad}if {self.expr(s.cond)}:")
+            self.stmt(s.then_case, indent + 1, out)
+            if s.else_case is not None:
+                out.append(f"{pad}else:")
+                self.stmt(s.else_case, indent + 1, out)
+        elif isinstance(s, Store):
+            out.append(f"{pad}{self.name(s.buffer, s.buffer.name)}[{self.expr(s.index)}] = {self.expr(s.value)}")
+        elif isinstance(s, Allocate):
+            b = s.buffer
+            out.append(f"{pad}{self.name(b, b.name)} = _alloc({b.size}, {b.dtype!r})")
+            self.stmt(s.body, indent, out)
+        else:
+            raise TypeError(f"cannot emit {type(s).__name__} as Python")
+
+    def function(self, func: LoweredFunc) -> str:
+        params = [self.name(b, b.name) for b in func.params]
+        out = [f"def {self.name(func, func.name)}({', '.join(params)}):"]
+        self.stmt(func.body, 1, out)
+        return "\n".join(out) + "\n"

@@ -1,0 +1,1 @@
+"""Runtime: compiled Modules, argument checks, timing and the thread pool."""

@@ -1,0 +1,66 @@
+"""Relations between a stage's iteration axes: the data a split or fuse leaves behind.
+
+Lowering reads them backwards to recover each root axis from the leaf loops:
+
+    split:  parent = outer * factor + inner          (guard: parent < extent(parent))
+    fuse:   outer  = fused // extent(inner);  inner = fused % extent(inner)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..te.tensor import IterVar
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    parent: IterVar
+    outer: IterVar
+    inner: IterVar
+    factor: int  # the inner extent (derived from nparts when split by nparts)
+
+    @property
+    def exact(self) -> bool:
+        """True when outer * factor covers the parent exactly (no tail guard needed)."""
+        return self.outer.extent * self.factor == self.parent.extent
+
+
+@dataclass(frozen=True, eq=False)
+class Fuse:
+    outer: IterVar
+    inner: IterVar
+    fused: IterVar
+
+
+def leaf_values(relations, leaf_exprs: dict) -> tuple[dict, list]:
+    """Given expressions for the leaf axes, the expression of every axis and the tail guards.
+
+    Returns ``(values, guards)``: ``values`` maps each IterVar to its expression, ``guards``
+    holds one ``(condition, parent)`` per inexact split.
+    """
+    values = dict(leaf_exprs)
+    guards = []
+    for rel in reversed(relations):
+        if isinstance(rel, Split):
+            v = values[rel.outer] * rel.factor + values[rel.inner]
+            values[rel.parent] = v
+            if not rel.exact:
+                guards.append((v < rel.parent.extent, rel.parent))
+        else:
+            f = values[rel.fused]
+            values[rel.outer] = f // rel.inner.extent
+            values[rel.inner] = f % rel.inner.extent
+    return values, guards
+
+
+def descendants(relations, iv: IterVar) -> list:
+    """Every axis derived from ``iv`` by later relations (iv excluded)."""
+    out, frontier = [], {iv}
+    for rel in relations:
+        if isinstance(rel, Split) and rel.parent in frontier:
+            frontier |= {rel.outer, rel.inner}
+            out += [rel.outer, rel.inner]
+        elif isinstance(rel, Fuse) and (rel.outer in frontier or rel.inner in frontier):
+            frontier.add(rel.fused)
+            out.append(rel.fused)
+    return out

@@ -1,0 +1,129 @@
+"""A schedule: the stages of every compute op behind some outputs, plus the trace of steps.
+
+The trace is JSON: a list of ``{"stage", "primitive", "args"}`` with axes named by their
+names. ``Schedule.replay(trace)`` applies it to a fresh schedule of the same compute.
+"""
+from __future__ import annotations
+
+import json
+
+from ..errors import ScheduleError
+from ..te.tensor import ComputeOp, Operation, PlaceholderOp, Tensor
+from .stage import Stage
+
+TRACE_VERSION = 1
+
+
+def _as_op(x) -> Operation:
+    if isinstance(x, Tensor):
+        return x.op
+    if isinstance(x, Operation):
+        return x
+    raise ScheduleError("create_schedule", str(x), f"expected a tensor or an op, got {type(x).__name__}",
+                        "pass C, C.op or a list of them")
+
+
+def post_order_ops(outputs) -> list:
+    """Every op reachable from ``outputs``, producers before consumers."""
+    order, seen = [], set()
+
+    def visit(op):
+        if op in seen:
+            return
+        seen.add(op)
+        for t in op.input_tensors:
+            visit(t.op)
+        order.append(op)
+
+    for op in outputs:
+        visit(op)
+    return order
+
+
+class Schedule:
+    def __init__(self, outputs):
+        if not isinstance(outputs, (list, tuple)):
+            outputs = [outputs]
+        ops = [_as_op(o) for o in outputs]
+        for op in ops:
+            if not isinstance(op, ComputeOp):
+                raise ScheduleError("create_schedule", op.name, "a placeholder is not computed, so it has no schedule",
+                                    "schedule the te.compute tensors that read it")
+        self.outputs = [op.output(0) for op in ops]
+        self.ops = post_order_ops(ops)
+        self.stages = [Stage(op, self) for op in self.ops if isinstance(op, ComputeOp)]
+        self._stage_of = {st.op: st for st in self.stages}
+        self.trace = []
+
+    def __getitem__(self, x) -> Stage:
+        op = _as_op(x)
+        if op in self._stage_of:
+            return self._stage_of[op]
+        if isinstance(op, PlaceholderOp):
+            raise ScheduleError("s[...]", op.name, "is a placeholder (an input): it has no loops to schedule",
+                                "schedule a te.compute tensor instead")
+        raise ScheduleError("s[...]", op.name, "is not part of this schedule",
+                            "create the schedule from the outputs that (transitively) read this tensor")
+
+    def stage_by_name(self, name: str) -> Stage:
+        found = [st for st in self.stages if st.name == name]
+        if len(found) != 1:
+            raise ScheduleError("replay", name, f"{'no' if not found else 'several'} stages have this name",
+                                "give every te.compute a unique name=")
+        return found[0]
+
+    def _owner_of(self, iv):
+        for st in self.stages:
+            if iv in st.all_iter_vars:
+                return st
+        return None
+
+    def _record(self, stage, primitive, args):
+        clean = {k: v for k, v in args.items() if v is not None}
+        self.trace.append({"stage": stage.name, "primitive": primitive, "args": clean})
+
+    # ----------------------------------------------------------------------- trace
+
+    def trace_json(self) -> str:
+        return json.dumps({"version": TRACE_VERSION, "steps": self.trace})
+
+    def replay(self, trace) -> "Schedule":
+        """Apply a trace (a JSON string, a dict from trace_json, or a list of steps) to this schedule."""
+        if isinstance(trace, str):
+            trace = json.loads(trace)
+        steps = trace["steps"] if isinstance(trace, dict) else trace
+        for n, step in enumerate(steps):
+            try:
+                stage = self.stage_by_name(step["stage"])
+                prim, args = step["primitive"], dict(step.get("args", {}))
+            except (KeyError, TypeError) as err:
+                raise ScheduleError("replay", "?", f"step {n} is malformed: {step!r}",
+                                    "replay a trace produced by Schedule.trace_json()") from err
+            if prim not in REPLAYABLE:
+                raise ScheduleError("replay", stage.name, f"step {n} names an unknown primitive {prim!r}")
+            for key in ("axis", "axes"):
+                if key in args:
+                    args[key] = ([self._axis(stage, a) for a in args[key]] if key == "axes"
+                                 else self._axis(stage, args[key]))
+            REPLAYABLE[prim](stage, args)
+        return self
+
+    @staticmethod
+    def _axis(stage, name):
+        found = [iv for iv in stage.all_iter_vars if iv.name == name]
+        if len(found) != 1:
+            raise ScheduleError("replay", stage.name, f"axis {name!r} is {'unknown' if not found else 'ambiguous'}",
+                                "replay onto a fresh schedule of the same compute")
+        return found[0]
+
+
+REPLAYABLE = {
+    "split": lambda st, a: st.split(a["axis"], factor=a.get("factor"), nparts=a.get("nparts")),
+    "fuse": lambda st, a: st.fuse(*a["axes"]),
+    "reorder": lambda st, a: st.reorder(*a["axes"]),
+    "unroll": lambda st, a: st.unroll(a["axis"]),
+    "vectorize": lambda st, a: st.vectorize(a["axis"]),
+    "parallel": lambda st, a: st.parallel(a["axis"]),
+    "compute_inline": lambda st, a: st.compute_inline(),
+    "compute_root": lambda st, a: st.compute_root(),
+}

@@ -1,0 +1,281 @@
+"""A stage: one compute op's loop nest as data, and the primitives that edit it.
+
+Each primitive checks its preconditions first (raising ScheduleError that names the
+primitive, the stage, the axis and the fix), then edits the stage's data and appends a
+step to the schedule's trace. Lowering reads the data; nothing here builds loops.
+"""
+from __future__ import annotations
+
+from enum import Enum
+
+from ..errors import ScheduleError
+from ..ir.stmt import ForKind
+from ..te.expr import Var
+from ..te.tensor import ComputeOp, IterKind, IterVar, Range
+from .relations import Fuse, Split
+
+#: vectorize() accepts constant extents up to this many lanes (4 AVX-512 registers of float32).
+MAX_VECTOR_LANES = 64
+#: unroll() accepts constant extents up to this; larger unrolls blow up compile time.
+MAX_UNROLL_EXTENT = 256
+
+
+class AttachKind(Enum):
+    ROOT = "root"
+    INLINE = "inline"
+    SCOPE = "scope"  # compute_at a consumer's loop
+
+
+class Stage:
+    def __init__(self, op: ComputeOp, schedule):
+        self.op = op
+        self.schedule = schedule
+        self.root_iter_vars = list(op.axis) + list(op.reduce_axis)
+        self.all_iter_vars = list(self.root_iter_vars)
+        self.leaf_iter_vars = list(self.root_iter_vars)
+        self.relations = []
+        self.iter_kinds = {}       # leaf IterVar -> ForKind (absent: SERIAL)
+        self.bindings = {}         # leaf IterVar -> thread IterVar
+        self.attach = AttachKind.ROOT
+        self.attach_stage = None
+        self.attach_ivar = None
+
+    @property
+    def name(self) -> str:
+        return self.op.name
+
+    @property
+    def is_output(self) -> bool:
+        return any(self.op is t.op for t in self.schedule.outputs)
+
+    def __repr__(self):
+        return f"stage({self.name}, leaves=[{', '.join(iv.name for iv in self.leaf_iter_vars)}])"
+
+    # ----------------------------------------------------------------------- checks
+
+    def _fail(self, primitive, message, fix=None):
+        raise ScheduleError(primitive, self.name, message, fix)
+
+    def _leaf(self, primitive: str, iv) -> IterVar:
+        """``iv`` must be a current leaf axis of this stage."""
+        if not isinstance(iv, IterVar):
+            self._fail(primitive, f"expected an axis (IterVar), got {iv!r}",
+                       f"pass an axis such as s[{self.name}].op.axis[0] or one returned by split/fuse")
+        if iv in self.leaf_iter_vars:
+            return iv
+        if iv in self.all_iter_vars:
+            kids = [r for r in self.relations if getattr(r, "parent", None) is iv or
+                    getattr(r, "outer", None) is iv or getattr(r, "inner", None) is iv]
+            made = ", ".join(x.name for r in kids for x in
+                             ((r.outer, r.inner) if isinstance(r, Split) else (r.fused,)) if x is not iv)
+            self._fail(primitive, f"axis '{iv.name}' is no longer a loop of this stage "
+                       f"(it was split or fused into {made or 'other axes'})",
+                       f"use one of the current loops: {self._leaf_names()}")
+        owner = self.schedule._owner_of(iv)
+        if owner is not None:
+            self._fail(primitive, f"axis '{iv.name}' belongs to stage '{owner.name}', not to '{self.name}'",
+                       f"use s[{owner.name}].{primitive}(...) or one of this stage's loops: {self._leaf_names()}")
+        self._fail(primitive, f"axis '{iv.name}' is unknown to this schedule",
+                   f"use one of the current loops: {self._leaf_names()}")
+
+    def _leaf_names(self):
+        return ", ".join(iv.name for iv in self.leaf_iter_vars)
+
+    def _int_arg(self, primitive, what, value, axis):
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            self._fail(primitive, f"{what}={value!r} for axis '{axis.name}' must be a positive int",
+                       f"pass {what} >= 1")
+        return value
+
+    def _check_attached_ok(self, primitive):
+        if self.attach is AttachKind.INLINE:
+            self._fail(primitive, "the stage is inlined into its consumers and has no loops of its own",
+                       f"call s[{self.name}].compute_root() first, or drop the compute_inline")
+
+    def _new_axis(self, name, extent, kind) -> IterVar:
+        taken = {iv.name for iv in self.all_iter_vars}
+        base, n = name, 1
+        while name in taken:
+            name, n = f"{base}{n}", n + 1
+        iv = IterVar(Var(name), Range(0, extent), kind)
+        self.all_iter_vars.append(iv)
+        return iv
+
+    def _record(self, primitive, **args):
+        self.schedule._record(self, primitive, args)
+
+    # ----------------------------------------------------------------------- primitives
+
+    def split(self, parent, factor=None, nparts=None):
+        """Split one loop into two.
+
+        before:  for i in range(E): body(i)
+        after:   for i.outer in range(ceil(E / f)):
+                   for i.inner in range(f):
+                     if i.outer*f + i.inner < E:   # only when f does not divide E
+                       body(i.outer*f + i.inner)
+
+        Give ``factor`` (the inner extent) or ``nparts`` (the outer extent). Returns (outer, inner).
+        """
+        self._check_attached_ok("split")
+        parent = self._leaf("split", parent)
+        if (factor is None) == (nparts is None):
+            self._fail("split", f"give exactly one of factor= or nparts= for axis '{parent.name}'",
+                       "s[T].split(axis, factor=8) or s[T].split(axis, nparts=4)")
+        extent = parent.extent
+        if factor is not None:
+            f = self._int_arg("split", "factor", factor, parent)
+            outer_ext = -(-extent // f)
+        else:
+            outer_ext = self._int_arg("split", "nparts", nparts, parent)
+            f = -(-extent // outer_ext)
+        outer = self._new_axis(parent.name + ".outer", outer_ext, parent.kind)
+        inner = self._new_axis(parent.name + ".inner", f, parent.kind)
+        self.relations.append(Split(parent, outer, inner, f))
+        pos = self.leaf_iter_vars.index(parent)
+        self.leaf_iter_vars[pos:pos + 1] = [outer, inner]
+        self._record("split", axis=parent.name, factor=factor, nparts=nparts)
+        return outer, inner
+
+    def tile(self, x_parent, y_parent, x_factor, y_factor):
+        """Split two loops and reorder them into tiles.
+
+        before:  for i: for j: body
+        after:   for i.outer: for j.outer: for i.inner in range(xf): for j.inner in range(yf): body
+
+        Returns (x_outer, y_outer, x_inner, y_inner).
+        """
+        xo, xi = self.split(x_parent, factor=x_factor)
+        yo, yi = self.split(y_parent, factor=y_factor)
+        self.reorder(xo, yo, xi, yi)
+        return xo, yo, xi, yi
+
+    def fuse(self, *axes):
+        """Fuse adjacent loops (outer first) into one.
+
+        before:  for i in range(I): for j in range(J): body(i, j)
+        after:   for i.j.fused in range(I*J): body(i.j.fused // J, i.j.fused % J)
+        """
+        self._check_attached_ok("fuse")
+        if len(axes) == 1 and isinstance(axes[0], (list, tuple)):
+            axes = tuple(axes[0])
+        if len(axes) < 2:
+            self._fail("fuse", f"needs at least two axes, got {len(axes)}", "s[T].fuse(outer, inner)")
+        ivs = [self._leaf("fuse", a) for a in axes]
+        pos = [self.leaf_iter_vars.index(iv) for iv in ivs]
+        if pos != list(range(pos[0], pos[0] + len(pos))):
+            self._fail("fuse", f"axes {', '.join(iv.name for iv in ivs)} are not adjacent loops, outer first "
+                       f"(current order: {self._leaf_names()})",
+                       "reorder them next to each other first, or pass them outer to inner")
+        kinds = {iv.kind for iv in ivs}
+        if len(kinds) > 1:
+            self._fail("fuse", "cannot fuse a reduction axis with a data-parallel axis",
+                       "fuse reduction axes only with reduction axes")
+        fused = ivs[0]
+        for iv in ivs[1:]:
+            new = self._new_axis(f"{fused.name}.{iv.name}.fused" if not fused.name.endswith(".fused")
+                                 else f"{fused.name[:-6]}.{iv.name}.fused", fused.extent * iv.extent, iv.kind)
+            self.relations.append(Fuse(fused, iv, new))
+            fused = new
+        self.leaf_iter_vars[pos[0]:pos[-1] + 1] = [fused]
+        self._record("fuse", axes=[iv.name for iv in ivs])
+        return fused
+
+    def reorder(self, *axes):
+        """Put the given loops in this order, in the positions they occupy now.
+
+        before:  for i: for j: for k: body        reorder(k, i)
+        after:   for k: for j: for i: body
+        """
+        self._check_attached_ok("reorder")
+        if len(axes) == 1 and isinstance(axes[0], (list, tuple)):
+            axes = tuple(axes[0])
+        ivs = [self._leaf("reorder", a) for a in axes]
+        seen = set()
+        for iv in ivs:
+            if iv in seen:
+                self._fail("reorder", f"axis '{iv.name}' is listed twice",
+                           "list each loop once, in the order you want")
+            seen.add(iv)
+        slots = sorted(self.leaf_iter_vars.index(iv) for iv in ivs)
+        for slot, iv in zip(slots, ivs):
+            self.leaf_iter_vars[slot] = iv
+        self._record("reorder", axes=[iv.name for iv in ivs])
+
+    def _annotate(self, primitive, iv, kind):
+        self._check_attached_ok(primitive)
+        iv = self._leaf(primitive, iv)
+        old = self.iter_kinds.get(iv, ForKind.SERIAL)
+        if old not in (ForKind.SERIAL, kind):
+            self._fail(primitive, f"axis '{iv.name}' is already {old.value}",
+                       "annotate each loop once (split it to combine kinds)")
+        self.iter_kinds[iv] = kind
+        self._record(primitive, axis=iv.name)
+        return iv
+
+    def unroll(self, iv):
+        """Unroll a loop of constant extent in loopc's IR (each copy sees a constant index).
+
+        before:  for i in range(3): body(i)
+        after:   body(0); body(1); body(2)
+        """
+        leaf = self._leaf("unroll", iv)
+        if leaf.extent > MAX_UNROLL_EXTENT:
+            self._fail("unroll", f"axis '{leaf.name}' has extent {leaf.extent}, above the cap of "
+                       f"{MAX_UNROLL_EXTENT} (large unrolls make compile time explode)",
+                       f"split it first, e.g. s[{self.name}].split({leaf.name}, factor=8), and unroll the inner loop")
+        return self._annotate("unroll", leaf, ForKind.UNROLLED)
+
+    def vectorize(self, iv):
+        """Run a loop of constant extent V as V-lane vector operations.
+
+        before:  for j in range(8): C[j] = A[j] + B[j]
+        after:   C[0:8] = A[0:8] + B[0:8]        # one <8 x float> add
+        """
+        leaf = self._leaf("vectorize", iv)
+        if leaf.kind is IterKind.REDUCE:
+            self._fail("vectorize", f"axis '{leaf.name}' is a reduction axis: its lanes would race on one "
+                       "accumulator", "vectorize a data-parallel axis instead (or rfactor the reduction first)")
+        if not isinstance(leaf.extent, int):
+            self._fail("vectorize", f"axis '{leaf.name}' has extent {leaf.extent}, not a compile-time constant",
+                       f"split it by a constant factor and vectorize the inner loop")
+        if leaf.extent > MAX_VECTOR_LANES:
+            self._fail("vectorize", f"axis '{leaf.name}' has extent {leaf.extent}, above the cap of "
+                       f"{MAX_VECTOR_LANES} lanes",
+                       f"split it first, e.g. s[{self.name}].split({leaf.name}, factor=16), and vectorize the inner loop")
+        return self._annotate("vectorize", leaf, ForKind.VECTORIZED)
+
+    def parallel(self, iv):
+        """Run the iterations of a loop on all cores.
+
+        before:  for i in range(E): body(i)
+        after:   for i in parallel(E): body(i)     # iterations split among threads
+        """
+        leaf = self._leaf("parallel", iv)
+        if leaf.kind is IterKind.REDUCE:
+            self._fail("parallel", f"axis '{leaf.name}' is a reduction axis: threads would race on the "
+                       "same output", "parallelise a data-parallel axis instead (or rfactor the reduction first)")
+        return self._annotate("parallel", leaf, ForKind.PARALLEL)
+
+    def compute_inline(self):
+        """Substitute this stage's expression into every consumer; it gets no loops or buffer.
+
+        before:  for i: B[i] = A[i] * 2          after:  for i: C[i] = (A[i] * 2) + 1
+                 for i: C[i] = B[i] + 1
+        """
+        if self.is_output:
+            self._fail("compute_inline", "an output stage cannot be inlined (nothing would compute it)",
+                       "inline the stages that feed it, not the output")
+        if self.op.reduce_axis:
+            self._fail("compute_inline", "a reduction cannot be inlined into its consumers",
+                       "keep it as its own stage (compute_root), or compute_at a consumer loop")
+        if self.relations or self.iter_kinds:
+            self._fail("compute_inline", "the stage already has split/fuse/annotations that inlining would drop",
+                       "call compute_inline on a fresh stage")
+        self.attach, self.attach_stage, self.attach_ivar = AttachKind.INLINE, None, None
+        self._record("compute_inline")
+
+    def compute_root(self):
+        """Compute this stage in its own loop nest at the top of the function (the default)."""
+        self.attach, self.attach_stage, self.attach_ivar = AttachKind.ROOT, None, None
+        self._record("compute_root")

@@ -1,0 +1,212 @@
+"""Tensor expressions: declare *what* an operator computes, in TVM's classic ``te`` style.
+
+    A = te.placeholder((M, K), name="A")
+    B = te.placeholder((K, N), name="B")
+    k = te.reduce_axis((0, K), name="k")
+    C = te.compute((M, N), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
+"""
+from __future__ import annotations
+
+import builtins
+import inspect
+from typing import Sequence
+
+from ..errors import LoopcError
+from .expr import (MATH_FUNCS, And, Call, Const, Expr, ExprOp, Max, Min, Or, Reduce,
+                   Select, Var, as_expr, check_dtype, is_float, walk, _as_bool, _unify, _pair)
+from .tensor import ComputeOp, IterKind, IterVar, PlaceholderOp, Range, Tensor
+
+__all__ = [
+    "placeholder", "compute", "reduce_axis", "sum", "max", "min", "if_then_else", "all", "any",
+    "const", "var", "exp", "log", "sqrt", "tanh", "sigmoid", "abs", "floor", "thread_axis",
+    "create_schedule", "Tensor", "IterVar", "Expr", "Var",
+]
+
+THREAD_TAGS = tuple(f"{kind}.{d}" for kind in ("blockIdx", "threadIdx") for d in "xyz") + ("vthread",)
+
+
+def _shape(shape, what) -> tuple:
+    if isinstance(shape, int):
+        shape = (shape,)
+    out = []
+    for s in shape:
+        if isinstance(s, ExprOp) and isinstance(as_expr(s), Const):
+            s = as_expr(s).value
+        if not isinstance(s, int) or isinstance(s, bool) or s <= 0:
+            raise LoopcError(f"{what}: every dimension must be a positive int, got {shape!r}")
+        out.append(int(s))
+    return tuple(out)
+
+
+def placeholder(shape, dtype: str = "float32", name: str = "placeholder") -> Tensor:
+    """An input tensor of static ``shape`` and ``dtype``."""
+    return PlaceholderOp(name, _shape(shape, f"placeholder {name}"), check_dtype(dtype)).output(0)
+
+
+def var(name: str = "v", dtype: str = "int32") -> Var:
+    """A free scalar variable (symbolic sizes are planned; today loop vars only)."""
+    return Var(name, check_dtype(dtype))
+
+
+def const(value, dtype: str | None = None) -> Const:
+    if dtype is None:
+        return as_expr(value)
+    return Const(value, check_dtype(dtype))
+
+
+def _range(dom, what) -> Range:
+    if isinstance(dom, int):
+        dom = (0, dom)
+    if not (isinstance(dom, (tuple, list)) and len(dom) == 2):
+        raise LoopcError(f"{what}: domain must be (min, extent_end) or an int, got {dom!r}")
+    lo, hi = dom
+    if not builtins.all(isinstance(x, int) for x in (lo, hi)) or hi <= lo:
+        raise LoopcError(f"{what}: domain must be two ints with end > start, got {dom!r}")
+    return Range(lo, hi - lo)
+
+
+def reduce_axis(dom, name: str = "rv") -> IterVar:
+    """A reduction axis over ``range(dom[0], dom[1])``."""
+    return IterVar(Var(name), _range(dom, f"reduce_axis {name}"), IterKind.REDUCE)
+
+
+def thread_axis(tag: str = "", name: str = "", dom=None) -> IterVar:
+    """A GPU thread/block axis: ``te.thread_axis("blockIdx.x")``."""
+    if tag not in THREAD_TAGS:
+        raise LoopcError(f"unknown thread tag {tag!r}; use one of {', '.join(THREAD_TAGS)}")
+    return IterVar(Var(name or tag), None if dom is None else _range(dom, tag),
+                   IterKind.THREAD, tag)
+
+
+def _param_names(fcompute, n):
+    try:
+        params = list(inspect.signature(fcompute).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    if params and params[0].kind == params[0].VAR_POSITIONAL:
+        return [f"i{d}" for d in range(n)]
+    names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(names) != n:
+        raise LoopcError(f"compute: the lambda takes {len(names)} indices but the shape has {n} dimensions")
+    return names
+
+
+def compute(shape, fcompute, name: str = "compute", tag: str = "", attrs=None) -> Tensor:
+    """``out[i, j, ...] = fcompute(i, j, ...)``; the lambda's parameter names name the loops."""
+    shape = _shape(shape, f"compute {name}")
+    axis = tuple(IterVar(Var(n), Range(0, ext)) for n, ext in zip(_param_names(fcompute, len(shape)), shape))
+    body = as_expr(fcompute(*axis))
+    for node in walk(body):
+        if isinstance(node, Reduce) and node is not body:
+            raise LoopcError(
+                f"compute {name}: a reduction (te.sum/max/min over an axis) must be the whole body; "
+                "compute the reduction in its own te.compute and use its result in another")
+    if isinstance(body, Reduce):
+        for iv in body.axes:
+            if not isinstance(iv, IterVar) or iv.kind is not IterKind.REDUCE:
+                raise LoopcError(f"compute {name}: reduce over {iv!r}, which is not a te.reduce_axis")
+    return ComputeOp(name, axis, body, body.dtype, tag, attrs).output(0)
+
+
+def _reduce_axes(axis):
+    axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
+    if not axes or not builtins.all(isinstance(a, IterVar) and a.kind is IterKind.REDUCE for a in axes):
+        return None
+    return tuple(axes)
+
+
+def _make_reducer(combiner):
+    def reducer(expr, axis=None, where=None):
+        if axis is None:
+            raise LoopcError(f"te.{combiner} needs axis=<a te.reduce_axis or a list of them>")
+        axes = _reduce_axes(axis)
+        if axes is None:
+            raise LoopcError(f"te.{combiner}: axis must be a te.reduce_axis or a list of them, got {axis!r}")
+        cond = None if where is None else _as_bool(where)
+        return Reduce(combiner, as_expr(expr), axes, cond)
+    reducer.__name__ = combiner
+    reducer.__doc__ = f"``{combiner}`` of ``expr`` over reduce axis/axes ``axis`` (optionally only ``where`` holds)."
+    return reducer
+
+
+sum = _make_reducer("sum")  # noqa: A001 - TVM's names
+_max_reduce = _make_reducer("max")
+_min_reduce = _make_reducer("min")
+
+
+def _is_reduce_arg(x):
+    return isinstance(x, IterVar) and x.kind is IterKind.REDUCE or (
+        isinstance(x, (list, tuple)) and x and builtins.all(isinstance(a, IterVar) for a in x))
+
+
+def max(a, b=None, axis=None, where=None):  # noqa: A001
+    """``te.max(expr, axis=k)`` reduces; ``te.max(a, b)`` is elementwise."""
+    if axis is not None or _is_reduce_arg(b):
+        return _max_reduce(a, axis if axis is not None else b, where)
+    if b is None:
+        raise LoopcError("te.max(a) needs axis= (a reduction) or a second operand (elementwise)")
+    return Max(*_unify(*_pair(a, b)))
+
+
+def min(a, b=None, axis=None, where=None):  # noqa: A001
+    """``te.min(expr, axis=k)`` reduces; ``te.min(a, b)`` is elementwise."""
+    if axis is not None or _is_reduce_arg(b):
+        return _min_reduce(a, axis if axis is not None else b, where)
+    if b is None:
+        raise LoopcError("te.min(a) needs axis= (a reduction) or a second operand (elementwise)")
+    return Min(*_unify(*_pair(a, b)))
+
+
+def if_then_else(cond, t, f) -> Expr:
+    """``t`` where ``cond`` holds, else ``f``; the side not taken is never evaluated."""
+    t, f = _unify(*_pair(t, f))
+    return Select(_as_bool(cond), t, f)
+
+
+def all(*conds) -> Expr:  # noqa: A001
+    if len(conds) == 1 and isinstance(conds[0], (list, tuple)):
+        conds = conds[0]
+    if not conds:
+        return Const(True, "bool")
+    out = _as_bool(conds[0])
+    for c in conds[1:]:
+        out = And(out, _as_bool(c))
+    return out
+
+
+def any(*conds) -> Expr:  # noqa: A001
+    if len(conds) == 1 and isinstance(conds[0], (list, tuple)):
+        conds = conds[0]
+    if not conds:
+        return Const(False, "bool")
+    out = _as_bool(conds[0])
+    for c in conds[1:]:
+        out = Or(out, _as_bool(c))
+    return out
+
+
+def _make_math(fname):
+    def fn(x):
+        e = as_expr(x)
+        if fname == "abs" and not is_float(e.dtype):
+            return Call("abs", (e,), e.dtype)
+        if not is_float(e.dtype):
+            e = Cast("float32", e)
+        return Call(fname, (e,), e.dtype)
+    fn.__name__ = fname
+    fn.__doc__ = f"Elementwise ``{fname}``."
+    return fn
+
+
+exp, log, sqrt, tanh, sigmoid, abs, floor = (_make_math(f) for f in MATH_FUNCS)  # noqa: A001
+
+
+def create_schedule(ops):
+    """A default schedule for one op, tensor, or a list of them (the outputs)."""
+    from ..schedule import Schedule
+    return Schedule(ops)
+
+
+def cast(x, dtype):
+    return as_expr(x).astype(dtype)
+

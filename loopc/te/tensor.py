@@ -1,0 +1,140 @@
+"""Tensors, operations and iteration variables of the tensor-expression DSL."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Tuple
+
+from ..errors import LoopcError
+from .expr import Expr, ExprOp, Reduce, TensorRead, Var, as_expr, walk
+
+
+class IterKind(Enum):
+    DATA_PAR = "data_par"
+    REDUCE = "reduce"
+    THREAD = "thread"
+
+
+@dataclass(frozen=True, eq=False)
+class Range:
+    """``[min, min + extent)``; ints today, expressions once sizes become symbolic."""
+    min: int
+    extent: int
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class IterVar(ExprOp):
+    """An iteration axis: a Var with a domain and a kind. Usable in expressions."""
+    var: Var
+    dom: Range | None
+    kind: IterKind = IterKind.DATA_PAR
+    thread_tag: str = ""
+
+    def _as_expr(self):
+        return self.var
+
+    @property
+    def name(self):
+        return self.var.name
+
+    @property
+    def extent(self):
+        return None if self.dom is None else self.dom.extent
+
+    def __repr__(self):
+        ext = "" if self.dom is None else f", extent={self.dom.extent}"
+        return f"IterVar({self.var.name}{ext}, {self.kind.value})"
+
+
+class Operation:
+    """Base of PlaceholderOp and ComputeOp; an op produces one output tensor."""
+    name: str
+
+    def output(self, index: int = 0) -> "Tensor":
+        if index != 0:
+            raise LoopcError(f"operation {self.name} has one output")
+        return self._output
+
+    @property
+    def input_tensors(self) -> Tuple["Tensor", ...]:
+        return ()
+
+
+class PlaceholderOp(Operation):
+    def __init__(self, name: str, shape: Tuple[int, ...], dtype: str):
+        self.name = name
+        self.shape = shape
+        self.dtype = dtype
+        self._output = Tensor(self)
+
+    def __repr__(self):
+        return f"placeholder({self.name}, shape={self.shape}, dtype={self.dtype})"
+
+
+class ComputeOp(Operation):
+    """``out[axis] = body`` where body may be a top-level Reduce over ``reduce_axis``."""
+
+    def __init__(self, name, axis, body: Expr, dtype: str, tag: str = "", attrs=None):
+        self.name = name
+        self.axis: Tuple[IterVar, ...] = tuple(axis)
+        self.body = body
+        self.dtype = dtype
+        self.shape = tuple(iv.dom.extent for iv in self.axis)
+        self.reduce_axis: Tuple[IterVar, ...] = tuple(body.axes) if isinstance(body, Reduce) else ()
+        self.tag = tag
+        self.attrs = dict(attrs or {})
+        self._output = Tensor(self)
+
+    @property
+    def input_tensors(self):
+        seen = []
+        for n in walk(self.body):
+            if isinstance(n, TensorRead) and all(n.tensor is not t for t in seen):
+                seen.append(n.tensor)
+        return tuple(seen)
+
+    def __repr__(self):
+        return f"compute({self.name}, shape={self.shape}, dtype={self.dtype})"
+
+
+class Tensor:
+    """The output of an operation; ``T[i, j]`` reads it inside a compute body."""
+
+    def __init__(self, op: Operation):
+        self.op = op
+
+    @property
+    def name(self):
+        return self.op.name
+
+    @property
+    def shape(self):
+        return self.op.shape
+
+    @property
+    def dtype(self):
+        return self.op.dtype
+
+    @property
+    def ndim(self):
+        return len(self.op.shape)
+
+    def __getitem__(self, indices):
+        if not isinstance(indices, tuple):
+            indices = (indices,)
+        if len(indices) != self.ndim:
+            raise LoopcError(
+                f"tensor {self.name} has {self.ndim} dimensions {self.shape}, "
+                f"but was indexed with {len(indices)} indices")
+        idx = []
+        for x in indices:
+            e = as_expr(x)
+            if e.dtype not in ("int32", "int64"):
+                raise LoopcError(f"index of {self.name} must be an integer expression, got {e.dtype}")
+            idx.append(e)
+        return TensorRead(self, tuple(idx))
+
+    def __repr__(self):
+        return f"Tensor({self.name}, shape={self.shape}, dtype={self.dtype})"
+
+    __hash__ = object.__hash__

@@ -1,0 +1,1 @@
+"""The operator library, installed as ``loopc.schedules`` (operators arrive with the operator-library issue)."""

@@ -1,0 +1,1 @@
+"""Code generators and target descriptions, installed as ``loopc.targets``."""

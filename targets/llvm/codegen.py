@@ -1,0 +1,611 @@
+"""Loop IR -> LLVM IR with llvmlite's IR builder.
+
+- ``vectorized`` loops of constant extent V are emitted once with V-lane values. An integer
+  that moves by a constant per lane is kept as a ``Ramp(base, stride)``; a load or store at a
+  ramp of stride 1 is one vector access, stride 0 a scalar access (broadcast on use), anything
+  else a gather/scatter. A guard whose condition differs per lane becomes a mask, and every
+  access under it is a masked load/store.
+- ``parallel`` loops are outlined into a function ``body(data, tid, nthreads)`` that runs a
+  static chunk; it is launched through libgomp's ``GOMP_parallel`` (or run once, serially,
+  without libgomp). Nested parallel loops run serially inside the outer one.
+- ``unrolled`` loops were already expanded by lowering.
+- Intermediate buffers are 64-byte aligned: stack when small, ``aligned_alloc`` otherwise.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import llvmlite.ir as ir
+
+from loopc.errors import BuildError
+from loopc.ir.stmt import Allocate, For, ForKind, IfThenElse, LoweredFunc, SeqStmt, Store
+from loopc.te import expr as E
+
+I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
+F32, F64 = ir.FloatType(), ir.DoubleType()
+PTR = ir.PointerType()
+VOID = ir.VoidType()
+LLTYPE = {"float32": F32, "float64": F64, "int32": I32, "int64": I64, "bool": I1}
+MEMTYPE = {**LLTYPE, "bool": I8}
+NBYTES = {"float32": 4, "float64": 8, "int32": 4, "int64": 8, "bool": 1}
+FMF = ("contract",)          # let LLVM fuse a*b+c into one fma
+STACK_LIMIT = 64 * 1024      # intermediates up to this many bytes live on the stack
+ALIGN = 64
+
+
+@dataclass(frozen=True)
+class Ramp:
+    """Lanes ``base + stride*k`` for k in 0..lanes-1 (base is a scalar LLVM value)."""
+    base: ir.Value
+    stride: int
+    lanes: int
+
+
+def _is_vec(v):
+    return isinstance(v, Ramp) or isinstance(v.type, ir.VectorType)
+
+
+class FunctionCodegen:
+    """Emits one LoweredFunc (and its outlined parallel bodies) into an ir.Module."""
+
+    def __init__(self, func: LoweredFunc, module: ir.Module, use_openmp: bool):
+        self.func = func
+        self.module = module
+        self.use_openmp = use_openmp
+        self.env = {}          # Var -> LLVM value or Ramp
+        self.buffers = {}      # Buffer -> ptr
+        self.lanes = None      # vector width inside a vectorized loop
+        self.mask = None       # <lanes x i1> under a per-lane guard
+        self.in_parallel = False
+        self.n_outlined = 0
+        self.heap = []
+
+    # ------------------------------------------------------------------ declarations
+
+    def declare(self, name, ret, args):
+        if name in self.module.globals:
+            return self.module.globals[name]
+        return ir.Function(self.module, ir.FunctionType(ret, args), name)
+
+    def intrinsic(self, base, ty, extra_types=(), ret=None, args=None):
+        suffix = self._mangle(ty)
+        name = f"llvm.{base}.{suffix}" + "".join("." + self._mangle(t) for t in extra_types)
+        return self.declare(name, ret or ty, args if args is not None else [ty])
+
+    @staticmethod
+    def _mangle(ty):
+        if isinstance(ty, ir.VectorType):
+            return f"v{ty.count}{FunctionCodegen._mangle(ty.element)}"
+        if isinstance(ty, ir.PointerType):
+            return "p0"
+        return {F32: "f32", F64: "f64", I32: "i32", I64: "i64", I1: "i1", I8: "i8"}[ty]
+
+    # ------------------------------------------------------------------ entry
+
+    def emit(self):
+        fnty = ir.FunctionType(VOID, [PTR] * len(self.func.params))
+        fn = ir.Function(self.module, fnty, self.func.name)
+        for arg, buf in zip(fn.args, self.func.params):
+            arg.name = buf.name.replace(".", "_")
+            arg.add_attribute("noalias")
+            self.buffers[buf] = arg
+        self.fn = fn
+        self.builder = ir.IRBuilder(fn.append_basic_block("entry"))
+        self.entry_block = fn.entry_basic_block
+        self.stmt(self.func.body)
+        self.builder.ret_void()
+        return fn
+
+    def alloca_entry(self, ty, size=None, align=None):
+        """An alloca in the function's entry block (never inside a loop)."""
+        saved = self.builder.block
+        self.builder.position_at_start(self.entry_block)
+        ptr = self.builder.alloca(ty, size=size)
+        if align:
+            ptr.align = align
+        self.builder.position_at_end(saved)
+        return ptr
+
+    # ------------------------------------------------------------------ statements
+
+    def stmt(self, s):
+        if isinstance(s, SeqStmt):
+            for x in s.stmts:
+                self.stmt(x)
+        elif isinstance(s, For):
+            self.loop(s)
+        elif isinstance(s, IfThenElse):
+            self.if_then_else(s)
+        elif isinstance(s, Store):
+            self.store(s)
+        elif isinstance(s, Allocate):
+            self.allocate(s)
+        else:
+            raise BuildError(f"the LLVM target cannot emit {type(s).__name__}")
+
+    def allocate(self, s: Allocate):
+        buf = s.buffer
+        nbytes = buf.size * NBYTES[buf.dtype]
+        if nbytes <= STACK_LIMIT:
+            ptr = self.alloca_entry(ir.ArrayType(MEMTYPE[buf.dtype], buf.size), align=ALIGN)
+            self.buffers[buf] = ptr
+            self.stmt(s.body)
+            return
+        aligned_alloc = self.declare("aligned_alloc", PTR, [I64, I64])
+        free = self.declare("free", VOID, [PTR])
+        rounded = -(-nbytes // ALIGN) * ALIGN
+        ptr = self.builder.call(aligned_alloc, [I64(ALIGN), I64(rounded)])
+        self.buffers[buf] = ptr
+        self.stmt(s.body)
+        self.builder.call(free, [ptr])
+
+    def loop(self, s: For):
+        if s.kind is ForKind.THREAD_BINDING:
+            raise BuildError(f"loop {s.var.name} is bound to {s.thread_tag}, a GPU thread axis; "
+                             "build this schedule with target='cuda', or remove the bind for the CPU")
+        if s.kind is ForKind.VECTORIZED and self.lanes is None:
+            if not isinstance(s.extent, E.Const):
+                raise BuildError(f"vectorized loop {s.var.name} needs a constant extent")
+            return self.vector_loop(s)
+        if s.kind is ForKind.PARALLEL and not self.in_parallel and self.lanes is None:
+            return self.parallel_loop(s)
+        lo = self.scalar(s.min)
+        hi = self.builder.add(lo, self.scalar(s.extent), flags=["nsw"])
+        self.serial_loop(s.var, lo, hi, lambda: self.stmt(s.body))
+
+    def serial_loop(self, var, lo, hi, body_fn, name=None):
+        b = self.builder
+        name = name or var.name.replace(".", "_")
+        pre = b.block
+        header = b.append_basic_block(f"{name}.header")
+        body = b.append_basic_block(f"{name}.body")
+        exit_ = b.append_basic_block(f"{name}.exit")
+        b.branch(header)
+        b.position_at_end(header)
+        iv = b.phi(lo.type, name=name)
+        iv.add_incoming(lo, pre)
+        b.cbranch(b.icmp_signed("<", iv, hi), body, exit_)
+        b.position_at_end(body)
+        saved = self.env.get(var)
+        self.env[var] = iv
+        body_fn()
+        nxt = b.add(iv, ir.Constant(lo.type, 1), flags=["nsw"])
+        iv.add_incoming(nxt, b.block)
+        b.branch(header)
+        b.position_at_end(exit_)
+        if saved is None:
+            self.env.pop(var, None)
+        else:
+            self.env[var] = saved
+
+    def vector_loop(self, s: For):
+        lanes = s.extent.value
+        self.lanes = lanes
+        self.env[s.var] = Ramp(self.scalar(s.min), 1, lanes)
+        try:
+            self.stmt(s.body)
+        finally:
+            self.lanes = None
+            self.env.pop(s.var, None)
+
+    def if_then_else(self, s: IfThenElse):
+        cond = self.value(s.cond)
+        if _is_vec(cond):
+            cond = self.materialize(cond)
+            saved = self.mask
+            self.mask = cond if saved is None else self.builder.and_(saved, cond)
+            self.stmt(s.then_case)
+            if s.else_case is not None:
+                inv = self.builder.not_(cond)
+                self.mask = inv if saved is None else self.builder.and_(saved, inv)
+                self.stmt(s.else_case)
+            self.mask = saved
+            return
+        b = self.builder
+        if s.else_case is None:
+            with b.if_then(cond):
+                self.stmt(s.then_case)
+        else:
+            with b.if_else(cond) as (then, other):
+                with then:
+                    self.stmt(s.then_case)
+                with other:
+                    self.stmt(s.else_case)
+
+    # ------------------------------------------------------------------ parallel
+
+    def parallel_loop(self, s: For):
+        """Outline the loop into body(data, tid, n) and launch it on all threads."""
+        b = self.builder
+        captured_vars = list(self.env.items())
+        captured_bufs = list(self.buffers.items())
+        values = [v for _, v in captured_vars] + [p for _, p in captured_bufs]
+        struct_ty = ir.LiteralStructType([v.type for v in values] or [I8])
+        data = self.alloca_entry(struct_ty)
+        for n, v in enumerate(values):
+            b.store(v, b.gep(data, [I32(0), I32(n)]))
+        lo = self.scalar(s.min)
+        extent = self.scalar(s.extent)
+
+        self.n_outlined += 1
+        name = f"{self.func.name}.parallel.{self.n_outlined}"
+        body_fn = ir.Function(self.module, ir.FunctionType(VOID, [PTR, I32, I32]), name)
+        body_fn.linkage = "internal"
+        saved = (self.builder, self.fn, self.entry_block, self.env, self.buffers, self.in_parallel)
+        self.fn = body_fn
+        self.builder = ir.IRBuilder(body_fn.append_basic_block("entry"))
+        self.entry_block = body_fn.entry_basic_block
+        self.in_parallel = True
+        bb = self.builder
+        pdata, tid, nthreads = body_fn.args
+        loaded = [bb.load(bb.gep(pdata, [I32(0), I32(n)], source_etype=struct_ty), typ=v.type)
+                  for n, v in enumerate(values)]
+        self.env = {var: val for (var, _), val in zip(captured_vars, loaded)}
+        self.buffers = {buf: val for (buf, _), val in zip(captured_bufs, loaded[len(captured_vars):])}
+        # static schedule: chunk = ceil(extent / n); this thread runs [lo + tid*chunk, min(.., lo+extent))
+        ty = lo.type
+        lo_in = loaded_lo = self._recapture(lo, captured_vars, loaded)
+        ext_in = self._recapture(extent, captured_vars, loaded)
+        n_ = bb.sext(nthreads, ty) if ty != I32 else nthreads
+        t_ = bb.sext(tid, ty) if ty != I32 else tid
+        chunk = bb.sdiv(bb.sub(bb.add(ext_in, n_), ir.Constant(ty, 1)), n_)
+        start = bb.add(loaded_lo, bb.mul(t_, chunk))
+        stop_all = bb.add(lo_in, ext_in)
+        stop = bb.add(start, chunk)
+        stop = bb.select(bb.icmp_signed("<", stop, stop_all), stop, stop_all)
+        self.serial_loop(s.var, start, stop, lambda: self.stmt(s.body))
+        bb.ret_void()
+        (self.builder, self.fn, self.entry_block, self.env, self.buffers, self.in_parallel) = saved
+
+        if self.use_openmp:
+            tramp = self._gomp_trampoline(body_fn)
+            packed_ty = ir.LiteralStructType([PTR, PTR])
+            packed = self.alloca_entry(packed_ty)
+            b.store(b.bitcast(data, PTR), b.gep(packed, [I32(0), I32(0)]))
+            b.store(b.bitcast(body_fn, PTR), b.gep(packed, [I32(0), I32(1)]))
+            gomp = self.declare("GOMP_parallel", VOID, [PTR, PTR, I32, I32])
+            b.call(gomp, [b.bitcast(tramp, PTR), b.bitcast(packed, PTR), I32(0), I32(0)])
+        else:
+            b.call(body_fn, [b.bitcast(data, PTR), I32(0), I32(1)])
+
+    def _recapture(self, value, captured_vars, loaded):
+        """Re-express a loop bound computed in the caller inside the outlined body."""
+        if isinstance(value, ir.Constant):
+            return value
+        for (var, v), new in zip(captured_vars, loaded):
+            if v is value:
+                return new
+        raise BuildError("a parallel loop's bounds must be constants or enclosing loop variables")
+
+    def _gomp_trampoline(self, body_fn):
+        """void tramp(ptr packed) { packed.fn(packed.data, omp_get_thread_num(), omp_get_num_threads()) }"""
+        name = "loopc.gomp_trampoline"
+        if name in self.module.globals:
+            return self.module.globals[name]
+        fn = ir.Function(self.module, ir.FunctionType(VOID, [PTR]), name)
+        fn.linkage = "internal"
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        packed_ty = ir.LiteralStructType([PTR, PTR])
+        data = b.load(b.gep(fn.args[0], [I32(0), I32(0)], source_etype=packed_ty), typ=PTR)
+        target = b.load(b.gep(fn.args[0], [I32(0), I32(1)], source_etype=packed_ty), typ=PTR)
+        tid = b.call(self.declare("omp_get_thread_num", I32, []), [])
+        n = b.call(self.declare("omp_get_num_threads", I32, []), [])
+        b.call(_FnPtr(target, ir.FunctionType(VOID, [PTR, I32, I32])), [data, tid, n])
+        b.ret_void()
+        return fn
+
+    # ------------------------------------------------------------------ stores and loads
+
+    def address(self, buf, index):
+        """A scalar pointer, or a vector of pointers for a gather/scatter."""
+        base = self.buffers[buf]
+        ety = MEMTYPE[buf.dtype]
+        if not _is_vec(index):
+            return self.builder.gep(base, [self.to_i64(index)], source_etype=ety, inbounds=True)
+        vidx = self.materialize(index)
+        b = self.builder
+        lanes = vidx.type.count
+        wide = b.sext(vidx, ir.VectorType(I64, lanes)) if vidx.type.element != I64 else vidx
+        scaled = b.mul(wide, self.splat(I64(NBYTES[buf.dtype]), lanes))
+        baseint = self.splat(b.ptrtoint(base, I64), lanes)
+        return b.inttoptr(b.add(baseint, scaled), ir.VectorType(PTR, lanes))
+
+    def load(self, e: E.Load):
+        index = self.value(e.index)
+        buf = e.buffer
+        ety = MEMTYPE[buf.dtype]
+        b = self.builder
+        if not _is_vec(index) and self.mask is None:
+            v = b.load(self.address(buf, index), typ=ety, align=NBYTES[buf.dtype])
+            return b.trunc(v, I1) if buf.dtype == "bool" else v
+        lanes = self.lanes
+        if not _is_vec(index):
+            return self.guarded_scalar_load(buf, index)
+        vty = ir.VectorType(ety, lanes)
+        mask = self.mask if self.mask is not None else self.splat(I1(1), lanes)
+        if isinstance(index, Ramp) and index.stride == 1:
+            ptr = self.address(buf, index.base)
+            if self.mask is None:
+                v = b.load(ptr, typ=vty, align=NBYTES[buf.dtype])
+            else:
+                fn = self.intrinsic("masked.load", vty, [PTR], args=[PTR, I32, ir.VectorType(I1, lanes), vty])
+                v = b.call(fn, [ptr, I32(NBYTES[buf.dtype]), mask, ir.Constant(vty, None)])
+        else:
+            ptrs = self.address(buf, index)
+            fn = self.intrinsic("masked.gather", vty, [ir.VectorType(PTR, lanes)],
+                                args=[ir.VectorType(PTR, lanes), I32, ir.VectorType(I1, lanes), vty])
+            v = b.call(fn, [ptrs, I32(NBYTES[buf.dtype]), mask, ir.Constant(vty, None)])
+        return b.trunc(v, ir.VectorType(I1, lanes)) if buf.dtype == "bool" else v
+
+    def any_lane(self, mask):
+        lanes = mask.type.count
+        return self.builder.icmp_unsigned("!=", self.builder.bitcast(mask, ir.IntType(lanes)),
+                                          ir.IntType(lanes)(0))
+
+    def guarded_scalar_load(self, buf, index):
+        """A lane-invariant load under a per-lane mask: load once if any lane is active."""
+        b = self.builder
+        ety = MEMTYPE[buf.dtype]
+        with b.if_else(self.any_lane(self.mask)) as (then, other):
+            with then:
+                v = b.load(self.address(buf, index), typ=ety, align=NBYTES[buf.dtype])
+                then_block = b.block
+            with other:
+                other_block = b.block
+        phi = b.phi(ety)
+        phi.add_incoming(v, then_block)
+        phi.add_incoming(ir.Constant(ety, None), other_block)
+        return b.trunc(phi, I1) if buf.dtype == "bool" else phi
+
+    def store(self, s: Store):
+        buf = s.buffer
+        index = self.value(s.index)
+        value = self.value(s.value)
+        b = self.builder
+        ety = MEMTYPE[buf.dtype]
+        if buf.dtype == "bool":
+            value = self.materialize(value) if _is_vec(value) else value
+            value = b.zext(value, ir.VectorType(I8, value.type.count) if _is_vec(value) else I8)
+        if not _is_vec(index) and not _is_vec(value) and self.mask is None:
+            b.store(value, self.address(buf, index), align=NBYTES[buf.dtype])
+            return
+        lanes = self.lanes
+        vty = ir.VectorType(ety, lanes)
+        value = self.broadcast(value, lanes)
+        if not _is_vec(index):
+            # every lane writes the same address: the last lane wins, as in the serial loop
+            last = b.extract_element(value, I32(lanes - 1))
+            if self.mask is None:
+                b.store(last, self.address(buf, index), align=NBYTES[buf.dtype])
+            else:
+                with b.if_then(self.any_lane(self.mask)):
+                    b.store(last, self.address(buf, index), align=NBYTES[buf.dtype])
+            return
+        if isinstance(index, Ramp) and index.stride == 1:
+            ptr = self.address(buf, index.base)
+            if self.mask is None:
+                b.store(value, ptr, align=NBYTES[buf.dtype])
+            else:
+                fn = self.intrinsic("masked.store", vty, [PTR], ret=VOID,
+                                    args=[vty, PTR, I32, ir.VectorType(I1, lanes)])
+                b.call(fn, [value, ptr, I32(NBYTES[buf.dtype]), self.mask])
+            return
+        ptrs = self.address(buf, index)
+        mask = self.mask if self.mask is not None else self.splat(I1(1), lanes)
+        fn = self.intrinsic("masked.scatter", vty, [ir.VectorType(PTR, lanes)], ret=VOID,
+                            args=[vty, ir.VectorType(PTR, lanes), I32, ir.VectorType(I1, lanes)])
+        b.call(fn, [value, ptrs, I32(NBYTES[buf.dtype]), mask])
+
+    # ------------------------------------------------------------------ vector helpers
+
+    def splat(self, scalar, lanes):
+        b = self.builder
+        vty = ir.VectorType(scalar.type, lanes)
+        if isinstance(scalar, ir.Constant):
+            return ir.Constant(vty, [scalar.constant] * lanes)
+        v = b.insert_element(ir.Constant(vty, None), scalar, I32(0))
+        return b.shuffle_vector(v, ir.Constant(vty, None), ir.Constant(ir.VectorType(I32, lanes), [0] * lanes))
+
+    def materialize(self, v):
+        if not isinstance(v, Ramp):
+            return v
+        ty = v.base.type
+        steps = ir.Constant(ir.VectorType(ty, v.lanes), [k * v.stride for k in range(v.lanes)])
+        return self.builder.add(self.splat(v.base, v.lanes), steps)
+
+    def broadcast(self, v, lanes):
+        if isinstance(v, Ramp):
+            return self.materialize(v)
+        if isinstance(v.type, ir.VectorType):
+            return v
+        return self.splat(v, lanes)
+
+    def to_i64(self, v):
+        return v if v.type == I64 else self.builder.sext(v, I64)
+
+    # ------------------------------------------------------------------ expressions
+
+    def scalar(self, e):
+        v = self.value(e)
+        if _is_vec(v):
+            raise BuildError(f"expected a lane-invariant value for {e}")
+        return v
+
+    def value(self, e):
+        if isinstance(e, E.Const):
+            ty = LLTYPE[e.dtype]
+            return ir.Constant(ty, int(e.value) if ty in (I1, I32, I64) else e.value)
+        if isinstance(e, E.Var):
+            if e not in self.env:
+                raise BuildError(f"variable {e.name} is used outside the loop that defines it")
+            return self.env[e]
+        if isinstance(e, E.Load):
+            return self.load(e)
+        if isinstance(e, E.Select):
+            return self.select(e)
+        if isinstance(e, (E.And, E.Or)):
+            a, b = self.value(e.a), self.value(e.b)
+            a, b = self.unify(a, b)
+            return self.builder.and_(a, b) if isinstance(e, E.And) else self.builder.or_(a, b)
+        if isinstance(e, E.Not):
+            return self.builder.not_(self.materialize(self.value(e.a)))
+        if isinstance(e, E.BinaryOp):
+            return self.binary(e)
+        if isinstance(e, E.Cast):
+            return self.cast(self.materialize(self.value(e.value)), e.value.dtype, e.dtype)
+        if isinstance(e, E.Call):
+            return self.call(e)
+        raise BuildError(f"the LLVM target cannot emit {type(e).__name__}")
+
+    def unify(self, a, b):
+        """Make both scalars, or both materialised vectors."""
+        if _is_vec(a) or _is_vec(b):
+            return self.broadcast(a, self.lanes), self.broadcast(b, self.lanes)
+        return a, b
+
+    def binary(self, e):
+        a, b = self.value(e.a), self.value(e.b)
+        dtype = e.a.dtype
+        # keep integer ramps symbolic under + - * const
+        if (isinstance(a, Ramp) or isinstance(b, Ramp)) and E.is_int(dtype):
+            r = self.ramp_arith(e, a, b)
+            if r is not None:
+                return r
+        a, b = self.unify(a, b)
+        bld = self.builder
+        if E.is_float(dtype):
+            if isinstance(e, E.Add): return bld.fadd(a, b, flags=FMF)
+            if isinstance(e, E.Sub): return bld.fsub(a, b, flags=FMF)
+            if isinstance(e, E.Mul): return bld.fmul(a, b, flags=FMF)
+            if isinstance(e, E.Div): return bld.fdiv(a, b)
+            if isinstance(e, E.Min): return bld.select(bld.fcmp_ordered("<", a, b), a, b)
+            if isinstance(e, E.Max): return bld.select(bld.fcmp_ordered(">", a, b), a, b)
+            op = {E.LT: "<", E.LE: "<=", E.EQ: "==", E.NE: "!="}[type(e)]
+            return bld.fcmp_ordered(op, a, b) if op != "!=" else bld.fcmp_unordered(op, a, b)
+        if isinstance(e, E.Add): return bld.add(a, b, flags=["nsw"])
+        if isinstance(e, E.Sub): return bld.sub(a, b, flags=["nsw"])
+        if isinstance(e, E.Mul): return bld.mul(a, b, flags=["nsw"])
+        if isinstance(e, E.FloorDiv): return self.floordiv(a, b)
+        if isinstance(e, E.FloorMod): return self.floormod(a, b)
+        if isinstance(e, E.Min): return bld.select(bld.icmp_signed("<", a, b), a, b)
+        if isinstance(e, E.Max): return bld.select(bld.icmp_signed(">", a, b), a, b)
+        op = {E.LT: "<", E.LE: "<=", E.EQ: "==", E.NE: "!="}[type(e)]
+        return bld.icmp_signed(op, a, b)
+
+    def ramp_arith(self, e, a, b):
+        bld = self.builder
+        lanes = self.lanes
+        if isinstance(e, E.Add):
+            if isinstance(a, Ramp) and isinstance(b, Ramp):
+                return Ramp(bld.add(a.base, b.base, flags=["nsw"]), a.stride + b.stride, lanes)
+            r, s = (a, b) if isinstance(a, Ramp) else (b, a)
+            if not _is_vec(s):
+                return Ramp(bld.add(r.base, s, flags=["nsw"]), r.stride, lanes)
+        if isinstance(e, E.Sub):
+            if isinstance(a, Ramp) and isinstance(b, Ramp):
+                return Ramp(bld.sub(a.base, b.base, flags=["nsw"]), a.stride - b.stride, lanes)
+            if isinstance(a, Ramp) and not _is_vec(b):
+                return Ramp(bld.sub(a.base, b, flags=["nsw"]), a.stride, lanes)
+        if isinstance(e, E.Mul):
+            r, s = (a, b) if isinstance(a, Ramp) else (b, a)
+            if isinstance(s, ir.Constant) and not _is_vec(s):
+                return Ramp(bld.mul(r.base, s, flags=["nsw"]), r.stride * int(s.constant), lanes)
+        return None
+
+    def floordiv(self, a, b):
+        bld = self.builder
+        q = bld.sdiv(a, b)
+        r = bld.srem(a, b)
+        zero = ir.Constant(a.type, None)
+        adjust = bld.and_(bld.icmp_signed("!=", r, zero),
+                          bld.icmp_signed("<", bld.xor(r, b), zero))
+        return bld.sub(q, bld.zext(adjust, a.type))
+
+    def floormod(self, a, b):
+        bld = self.builder
+        r = bld.srem(a, b)
+        zero = ir.Constant(a.type, None)
+        adjust = bld.and_(bld.icmp_signed("!=", r, zero),
+                          bld.icmp_signed("<", bld.xor(r, b), zero))
+        return bld.add(r, bld.select(adjust, b, zero))
+
+    def select(self, e: E.Select):
+        """Only the chosen side is evaluated: per-lane masks in vector code, branches otherwise."""
+        cond = self.value(e.cond)
+        bld = self.builder
+        if self.lanes is not None:
+            cond = self.broadcast(cond, self.lanes)
+            saved = self.mask
+            self.mask = cond if saved is None else bld.and_(saved, cond)
+            t = self.broadcast(self.value(e.t), self.lanes)
+            inv = bld.not_(cond)
+            self.mask = inv if saved is None else bld.and_(saved, inv)
+            f = self.broadcast(self.value(e.f), self.lanes)
+            self.mask = saved
+            return bld.select(cond, t, f)
+        with bld.if_else(cond) as (then, other):
+            with then:
+                t = self.value(e.t)
+                t_block = bld.block
+            with other:
+                f = self.value(e.f)
+                f_block = bld.block
+        phi = bld.phi(t.type)
+        phi.add_incoming(t, t_block)
+        phi.add_incoming(f, f_block)
+        return phi
+
+    def cast(self, v, src, dst):
+        bld = self.builder
+        vec = isinstance(v.type, ir.VectorType)
+        ty = LLTYPE[dst]
+        if vec:
+            ty = ir.VectorType(ty, v.type.count)
+        if src == dst:
+            return v
+        if dst == "bool":
+            zero = ir.Constant(v.type, None)
+            return bld.fcmp_unordered("!=", v, zero) if E.is_float(src) else bld.icmp_signed("!=", v, zero)
+        if src == "bool":
+            return bld.uitofp(v, ty) if E.is_float(dst) else bld.zext(v, ty)
+        if E.is_float(src) and E.is_float(dst):
+            return bld.fpext(v, ty) if dst == "float64" else bld.fptrunc(v, ty)
+        if E.is_float(src):
+            return bld.fptosi(v, ty)
+        if E.is_float(dst):
+            return bld.sitofp(v, ty)
+        return bld.sext(v, ty) if dst == "int64" else bld.trunc(v, ty)
+
+    def call(self, e: E.Call):
+        x = self.materialize(self.value(e.args[0]))
+        bld = self.builder
+        ty = x.type
+        if e.name == "abs" and E.is_int(e.dtype):
+            neg = bld.sub(ir.Constant(ty, None), x)
+            return bld.select(bld.icmp_signed("<", x, ir.Constant(ty, None)), neg, x)
+        if e.name == "sigmoid":
+            ex = bld.call(self.intrinsic("exp", ty), [bld.fneg(x)])
+            one = ir.Constant(ty, [1.0] * ty.count) if isinstance(ty, ir.VectorType) else ir.Constant(ty, 1.0)
+            return bld.fdiv(one, bld.fadd(one, ex))
+        name = {"abs": "fabs"}.get(e.name, e.name)
+        return bld.call(self.intrinsic(name, ty), [x])
+
+
+class _FnPtr:
+    """Lets llvmlite's builder.call take a plain function pointer with a known type."""
+
+    def __init__(self, ptr, fnty):
+        self.ptr = ptr
+        self.function_type = fnty
+        self.type = PTR
+
+    def get_reference(self):
+        return self.ptr.get_reference()
+
+
+def emit_module(func: LoweredFunc, triple: str, data_layout: str, use_openmp: bool) -> ir.Module:
+    module = ir.Module(name=func.name)
+    module.triple = triple
+    module.data_layout = data_layout
+    FunctionCodegen(func, module, use_openmp).emit()
+    return module
