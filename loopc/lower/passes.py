@@ -139,10 +139,32 @@ def from_linear(terms, const, dtype):
     return out
 
 
-def _simplify_node(e):
+def _divmod_linear(e, ranges):
+    """``(q*d + r) // d -> q`` and ``(q*d + r) % d -> r`` when the loop ranges prove 0 <= r < d."""
+    d = e.b.value
+    if d <= 0:
+        return None
+    terms, const = linear_form(e.a)
+    const_q, const_r = divmod(const, d)
+    quotient = {t: c // d for t, c in terms.items() if c % d == 0}
+    rest = {t: c for t, c in terms.items() if c % d != 0}
+    bound = bound_of(from_linear(rest, const_r, e.dtype), ranges)
+    if bound is None or bound[0] < 0 or bound[1] >= d:
+        return None
+    if isinstance(e, E.FloorDiv):
+        return from_linear(quotient, const_q, e.dtype)
+    return from_linear(rest, const_r, e.dtype)
+
+
+def _simplify_node(e, ranges):
     folded = _fold(e)
     if folded is not None:
         return folded
+    if (isinstance(e, (E.FloorDiv, E.FloorMod)) and _is_int(e) and isinstance(e.b, E.Const)
+            and ranges is not None):
+        out = _divmod_linear(e, ranges)
+        if out is not None:
+            return out
     if isinstance(e, (E.Add, E.Sub, E.Mul)) and _is_int(e):
         terms, const = linear_form(e)
         return from_linear(terms, const, e.dtype)
@@ -171,8 +193,9 @@ def _simplify_node(e):
     return None
 
 
-def simplify_expr(e):
-    return E.transform(e, _simplify_node)
+def simplify_expr(e, ranges=None):
+    """Simplify ``e``; ``ranges`` (Var -> (lo, hi) inclusive) enables range-based rewrites."""
+    return E.transform(e, lambda n: _simplify_node(n, ranges))
 
 
 def bound_of(e, ranges):
@@ -215,7 +238,7 @@ def simplify(func: LoweredFunc) -> LoweredFunc:
     loop ranges prove, and drop empty loops."""
     def visit(s, ranges):
         if isinstance(s, For):
-            mn, ext = simplify_expr(s.min), simplify_expr(s.extent)
+            mn, ext = simplify_expr(s.min, ranges), simplify_expr(s.extent, ranges)
             if isinstance(ext, E.Const) and ext.value <= 0:
                 return None
             inner = dict(ranges)
@@ -230,7 +253,7 @@ def simplify(func: LoweredFunc) -> LoweredFunc:
             parts = [p for p in parts if p is not None]
             return seq(*parts) if parts else None
         if isinstance(s, IfThenElse):
-            cond = simplify_expr(s.cond)
+            cond = simplify_expr(s.cond, ranges)
             known = prove(cond, ranges)
             if known is True:
                 return visit(s.then_case, ranges)
@@ -244,9 +267,10 @@ def simplify(func: LoweredFunc) -> LoweredFunc:
                 return IfThenElse(E.Not(cond), other)
             return IfThenElse(cond, then, other)
         if isinstance(s, Store):
-            return Store(s.buffer, simplify_expr(s.index), simplify_expr(s.value))
+            return Store(s.buffer, simplify_expr(s.index, ranges), simplify_expr(s.value, ranges))
         if isinstance(s, TensorStore):
-            return TensorStore(s.tensor, tuple(simplify_expr(i) for i in s.indices), simplify_expr(s.value))
+            return TensorStore(s.tensor, tuple(simplify_expr(i, ranges) for i in s.indices),
+                               simplify_expr(s.value, ranges))
         if isinstance(s, Allocate):
             body = visit(s.body, ranges)
             return None if body is None else Allocate(s.buffer, body)

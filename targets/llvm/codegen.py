@@ -127,7 +127,7 @@ class FunctionCodegen:
         buf = s.buffer
         nbytes = buf.size * NBYTES[buf.dtype]
         if nbytes <= STACK_LIMIT:
-            ptr = self.alloca_entry(ir.ArrayType(MEMTYPE[buf.dtype], buf.size), align=ALIGN)
+            ptr = self.alloca_entry(MEMTYPE[buf.dtype], size=I64(buf.size), align=ALIGN)
             self.buffers[buf] = ptr
             self.stmt(s.body)
             return
@@ -215,45 +215,57 @@ class FunctionCodegen:
     # ------------------------------------------------------------------ parallel
 
     def parallel_loop(self, s: For):
-        """Outline the loop into body(data, tid, n) and launch it on all threads."""
+        """Outline the loop and launch it on all threads.
+
+        kernel(bufs noalias..., vars..., tid, n) runs a static chunk of the iterations;
+        body(data, tid, n) unpacks the captured values from a struct and calls it, so the
+        buffers keep their noalias facts inside the outlined code.
+        """
         b = self.builder
         captured_vars = list(self.env.items())
         captured_bufs = list(self.buffers.items())
-        values = [v for _, v in captured_vars] + [p for _, p in captured_bufs]
+        values = [p for _, p in captured_bufs] + [v for _, v in captured_vars]
         struct_ty = ir.LiteralStructType([v.type for v in values] or [I8])
         data = self.alloca_entry(struct_ty)
         for n, v in enumerate(values):
             b.store(v, b.gep(data, [I32(0), I32(n)]))
-        lo = self.scalar(s.min)
-        extent = self.scalar(s.extent)
 
         self.n_outlined += 1
         name = f"{self.func.name}.parallel.{self.n_outlined}"
-        body_fn = ir.Function(self.module, ir.FunctionType(VOID, [PTR, I32, I32]), name)
-        body_fn.linkage = "internal"
+        kernel = ir.Function(self.module, ir.FunctionType(VOID, [v.type for v in values] + [I32, I32]),
+                             name + ".kernel")
+        kernel.linkage = "internal"
+        for arg in kernel.args[:len(captured_bufs)]:
+            arg.add_attribute("noalias")
         saved = (self.builder, self.fn, self.entry_block, self.env, self.buffers, self.in_parallel)
-        self.fn = body_fn
-        self.builder = ir.IRBuilder(body_fn.append_basic_block("entry"))
-        self.entry_block = body_fn.entry_basic_block
+        self.fn = kernel
+        self.builder = bb = ir.IRBuilder(kernel.append_basic_block("entry"))
+        self.entry_block = kernel.entry_basic_block
         self.in_parallel = True
-        bb = self.builder
-        pdata, tid, nthreads = body_fn.args
-        loaded = [bb.load(bb.gep(pdata, [I32(0), I32(n)], source_etype=struct_ty), typ=v.type)
-                  for n, v in enumerate(values)]
-        self.env = {var: val for (var, _), val in zip(captured_vars, loaded)}
-        self.buffers = {buf: val for (buf, _), val in zip(captured_bufs, loaded[len(captured_vars):])}
-        # static schedule: chunk = ceil(extent / n); this thread runs [lo + tid*chunk, min(.., lo+extent))
+        args = list(kernel.args)
+        self.buffers = {buf: arg for (buf, _), arg in zip(captured_bufs, args)}
+        self.env = {var: arg for (var, _), arg in zip(captured_vars, args[len(captured_bufs):])}
+        tid, nthreads = args[-2], args[-1]
+        # static schedule: chunk = ceil(extent / n); this thread runs [lo + tid*chunk, min(.., lo + extent))
+        lo, extent = self.scalar(s.min), self.scalar(s.extent)
         ty = lo.type
-        lo_in = loaded_lo = self._recapture(lo, captured_vars, loaded)
-        ext_in = self._recapture(extent, captured_vars, loaded)
-        n_ = bb.sext(nthreads, ty) if ty != I32 else nthreads
-        t_ = bb.sext(tid, ty) if ty != I32 else tid
-        chunk = bb.sdiv(bb.sub(bb.add(ext_in, n_), ir.Constant(ty, 1)), n_)
-        start = bb.add(loaded_lo, bb.mul(t_, chunk))
-        stop_all = bb.add(lo_in, ext_in)
+        n_ = nthreads if ty == I32 else bb.sext(nthreads, ty)
+        t_ = tid if ty == I32 else bb.sext(tid, ty)
+        chunk = bb.sdiv(bb.sub(bb.add(extent, n_), ir.Constant(ty, 1)), n_)
+        start = bb.add(lo, bb.mul(t_, chunk))
+        stop_all = bb.add(lo, extent)
         stop = bb.add(start, chunk)
         stop = bb.select(bb.icmp_signed("<", stop, stop_all), stop, stop_all)
         self.serial_loop(s.var, start, stop, lambda: self.stmt(s.body))
+        bb.ret_void()
+
+        body_fn = ir.Function(self.module, ir.FunctionType(VOID, [PTR, I32, I32]), name)
+        body_fn.linkage = "internal"
+        self.builder = bb = ir.IRBuilder(body_fn.append_basic_block("entry"))
+        pdata, tid, nthreads = body_fn.args
+        loaded = [bb.load(bb.gep(pdata, [I32(0), I32(n)], source_etype=struct_ty), typ=v.type)
+                  for n, v in enumerate(values)]
+        bb.call(kernel, loaded + [tid, nthreads])
         bb.ret_void()
         (self.builder, self.fn, self.entry_block, self.env, self.buffers, self.in_parallel) = saved
 
@@ -267,15 +279,6 @@ class FunctionCodegen:
             b.call(gomp, [b.bitcast(tramp, PTR), b.bitcast(packed, PTR), I32(0), I32(0)])
         else:
             b.call(body_fn, [b.bitcast(data, PTR), I32(0), I32(1)])
-
-    def _recapture(self, value, captured_vars, loaded):
-        """Re-express a loop bound computed in the caller inside the outlined body."""
-        if isinstance(value, ir.Constant):
-            return value
-        for (var, v), new in zip(captured_vars, loaded):
-            if v is value:
-                return new
-        raise BuildError("a parallel loop's bounds must be constants or enclosing loop variables")
 
     def _gomp_trampoline(self, body_fn):
         """void tramp(ptr packed) { packed.fn(packed.data, omp_get_thread_num(), omp_get_num_threads()) }"""
