@@ -327,7 +327,7 @@ class FunctionCodegen:
         vty = ir.VectorType(ety, lanes)
         mask = self.mask if self.mask is not None else self.splat(I1(1), lanes)
         if isinstance(index, Ramp) and index.stride == 1:
-            ptr = self.address(buf, index.base)
+            ptr = b.bitcast(self.address(buf, index.base), vty.as_pointer())
             if self.mask is None:
                 v = b.load(ptr, typ=vty, align=NBYTES[buf.dtype])
             else:
@@ -385,7 +385,7 @@ class FunctionCodegen:
                     b.store(last, self.address(buf, index), align=NBYTES[buf.dtype])
             return
         if isinstance(index, Ramp) and index.stride == 1:
-            ptr = self.address(buf, index.base)
+            ptr = b.bitcast(self.address(buf, index.base), vty.as_pointer())
             if self.mask is None:
                 b.store(value, ptr, align=NBYTES[buf.dtype])
             else:
