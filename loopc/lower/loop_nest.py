@@ -1,4 +1,4 @@
-"""Pass 1: schedule -> loop nests (one per stage), with tail guards and reduction init/update.
+"""Pass 1: schedule -> loop nests, with tail guards, reduction init/update and compute_at.
 
 For a reduction stage whose first reduction loop sits at leaf position p:
 
@@ -10,26 +10,32 @@ For a reduction stage whose first reduction loop sits at leaf position p:
 
 Each tail guard (from a split that does not divide) wraps the body just inside the
 innermost loop whose variable it reads.
+
+A stage attached with ``compute_at(consumer, L)`` is emitted at the top of loop L's body,
+over the region the rest of the consumer's iteration reads (bound inference, below), into a
+buffer of that region's constant size; the consumer's reads are shifted into it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Tuple
+
 from ..errors import LoweringError
 from ..ir.stmt import Allocate, Buffer, For, ForKind, IfThenElse, LoweredFunc, TensorStore, seq
-from ..te import expr as E
-from ..te.tensor import ComputeOp, IterKind, PlaceholderOp, Tensor
-from ..schedule.relations import leaf_values
+from ..schedule.relations import leaf_values, propagate_extents
 from ..schedule.stage import AttachKind
+from ..te import expr as E
+from ..te.tensor import IterKind, PlaceholderOp, Tensor
+from .passes import from_linear, linear_form
 
 
-def inline_reads(e: E.Expr, inlined: set) -> E.Expr:
-    """Replace reads of inlined stages by their (recursively inlined) bodies."""
-    def fn(n):
-        if isinstance(n, E.TensorRead) and n.tensor.op in inlined:
-            op = n.tensor.op
-            body = E.substitute(op.body, {iv.var: i for iv, i in zip(op.axis, n.indices)})
-            return inline_reads(body, inlined)
-        return None
-    return E.transform(e, fn)
+@dataclass(frozen=True)
+class Region:
+    """The part of a stage's output computed at an attach point: per data axis an offset
+    (an expression of the enclosing loops) and a constant extent."""
+    offsets: Tuple[E.Expr, ...]
+    extents: Tuple[int, ...]
+    full: Tuple[bool, ...]
 
 
 def _conjoin(conds):
@@ -39,54 +45,171 @@ def _conjoin(conds):
     return out
 
 
-def make_nest(leaves, kinds, body, guards):
+def make_nest(leaves, extents, kinds, bindings, body, guards, attach=None):
     """Loops over ``leaves`` (outer first) around ``body``; each guard sits inside the
-    innermost loop it reads (guards reading none of them wrap the whole nest)."""
+    innermost loop it reads (guards reading none of them wrap the whole nest). ``attach``
+    maps a leaf to [(buffer, stmt)] computed at the top of that loop's body."""
+    attach = attach or {}
     position = {iv.var: n for n, iv in enumerate(leaves)}
     at = {}
     for g in guards:
         depth = max((position[v] for v in E.free_vars(g) if v in position), default=-1)
         at.setdefault(depth, []).append(g)
     for n in range(len(leaves) - 1, -1, -1):
+        iv = leaves[n]
         if n in at:
             body = IfThenElse(_conjoin(at[n]), body)
-        iv = leaves[n]
-        body = For(iv.var, E.Const(0), E.Const(iv.extent), kinds.get(iv, ForKind.SERIAL), body)
+        for buf, nest in reversed(attach.get(iv, ())):
+            body = Allocate(buf, seq(nest, body))
+        kind = kinds.get(iv, ForKind.SERIAL)
+        tag = bindings[iv].thread_tag if iv in bindings else ""
+        body = For(iv.var, E.Const(0), E.Const(extents[iv]), kind, body, tag)
     if -1 in at:
         body = IfThenElse(_conjoin(at[-1]), body)
     return body
 
 
-def stage_nest(stage, inlined: set):
-    """The loop nest that computes one root-attached stage."""
-    op = stage.op
-    leaves = stage.leaf_iter_vars
-    values, guard_pairs = leaf_values(stage.relations, {iv: iv.var for iv in leaves})
-    root_map = {iv.var: values[iv] for iv in stage.root_iter_vars}
-    out_idx = tuple(values[iv] for iv in op.axis)
-    body = inline_reads(op.body, inlined)
-    tensor = op.output(0)
-    guards = [g for g, _ in guard_pairs]
+def _reads_of(expr, op):
+    return [n for n in E.walk(expr) if isinstance(n, E.TensorRead) and n.tensor.op is op]
 
-    if not isinstance(body, E.Reduce):
-        store = TensorStore(tensor, out_idx, E.substitute(body, root_map))
-        return make_nest(leaves, stage.iter_kinds, store, guards)
 
-    red = body
-    source = E.substitute(red.source, root_map)
-    update = TensorStore(tensor, out_idx, red.combine(E.TensorRead(tensor, out_idx), source))
-    if red.condition is not None:
-        update = IfThenElse(E.substitute(red.condition, root_map), update)
-    init = TensorStore(tensor, out_idx, red.identity())
-    p = next(n for n, iv in enumerate(leaves) if iv.kind is IterKind.REDUCE)
-    outer_vars = {iv.var for iv in leaves[:p]}
-    outer_guards = [g for g in guards if E.free_vars(g) <= outer_vars]
-    inner_guards = [g for g in guards if g not in outer_guards]
-    data_guards = [g for g, parent in guard_pairs if parent.kind is not IterKind.REDUCE and g in inner_guards]
-    init_leaves = [iv for iv in leaves[p:] if iv.kind is not IterKind.REDUCE]
-    init_nest = make_nest(init_leaves, stage.iter_kinds, init, data_guards)
-    update_nest = make_nest(leaves[p:], stage.iter_kinds, update, inner_guards)
-    return make_nest(leaves[:p], stage.iter_kinds, seq(init_nest, update_nest), outer_guards)
+def infer_region(op, reads, inner_ranges) -> Region:
+    """Bound inference: the box of ``op``'s output that ``reads`` touch while the loops in
+    ``inner_ranges`` (Var -> (lo, hi)) run and every other variable stays fixed."""
+    offsets, extents, full = [], [], []
+    for d, size in enumerate(op.shape):
+        box = None
+        for read in reads:
+            terms, const = linear_form(read.indices[d])
+            inner = {t: c for t, c in terms.items() if t in inner_ranges}
+            rest = {t: c for t, c in terms.items() if t not in inner_ranges}
+            if any(E.free_vars(t) & inner_ranges.keys() for t in rest):
+                box = None  # a non-linear use of an inner loop: give up on this dimension
+                break
+            lo = const + sum(min(c * inner_ranges[t][0], c * inner_ranges[t][1]) for t, c in inner.items())
+            hi = const + sum(max(c * inner_ranges[t][0], c * inner_ranges[t][1]) for t, c in inner.items())
+            sym = from_linear(rest, 0, read.indices[d].dtype)
+            if box is None:
+                box = [sym, lo, hi]
+            elif E.expr_equal(box[0], sym):
+                box[1], box[2] = min(box[1], lo), max(box[2], hi)
+            else:
+                box = None
+                break
+        if box is None or box[2] - box[1] + 1 >= size:
+            offsets.append(E.Const(0))
+            extents.append(size)
+            full.append(True)
+        else:
+            sym, lo, hi = box
+            offsets.append(sym + lo if lo else sym)
+            extents.append(hi - lo + 1)
+            full.append(False)
+    return Region(tuple(offsets), tuple(extents), tuple(full))
+
+
+class NestBuilder:
+    """Builds the loop nest of every stage; remembers buffers for the flatten pass."""
+
+    def __init__(self, schedule, buffer_map):
+        self.schedule = schedule
+        self.buffer_map = buffer_map
+        self.inlined = {st.op: st for st in schedule.stages if st.attach is AttachKind.INLINE}
+        self.attached = {}
+        for st in schedule.stages:
+            if st.attach is AttachKind.SCOPE:
+                parent, leaf = st.attach_stage, st.attach_ivar
+                if leaf not in parent.leaf_iter_vars:
+                    raise LoweringError(
+                        f"stage '{st.name}' is computed at loop '{leaf.name}' of '{parent.name}', which is no "
+                        f"longer a loop of it (split or fused afterwards); call compute_at again with one of: "
+                        f"{parent._leaf_names()}")
+                if parent.iter_kinds.get(leaf) is ForKind.VECTORIZED:
+                    raise LoweringError(f"stage '{st.name}' is computed inside vectorized loop '{leaf.name}' of "
+                                        f"'{parent.name}'; attach it to an enclosing loop")
+                self.attached.setdefault(parent, {}).setdefault(leaf, []).append(st)
+
+    def body_of(self, stage):
+        """The stage's expression with inlined stages substituted."""
+        def fn(n):
+            if isinstance(n, E.TensorRead) and n.tensor.op in self.inlined:
+                producer = self.inlined[n.tensor.op]
+                return self.body_of_indices(producer, n.indices)
+            return None
+        return E.transform(stage.body, fn)
+
+    def body_of_indices(self, stage, indices):
+        return E.substitute(self.body_of(stage), {iv.var: i for iv, i in zip(stage.op.axis, indices)})
+
+    def stage_nest(self, stage, region: Region | None = None):
+        op = stage.op
+        leaves = stage.leaf_iter_vars
+        root_ext = {iv: iv.extent for iv in stage.root_iter_vars}
+        if region is not None:
+            root_ext.update({iv: ext for iv, ext in zip(op.axis, region.extents)})
+        extents = propagate_extents(stage.relations, root_ext)
+        values, guard_pairs = leaf_values(stage.relations, {iv: iv.var for iv in leaves}, extents)
+        guards = [(g, parent.kind is IterKind.REDUCE) for g, parent in guard_pairs]
+        if region is None:
+            store_idx = tuple(values[iv] for iv in op.axis)
+            global_idx = store_idx
+        else:
+            store_idx = tuple(values[iv] for iv in op.axis)
+            global_idx = tuple(off + v if not (isinstance(off, E.Const) and off.value == 0) else v
+                               for off, v in zip(region.offsets, store_idx))
+            for full, g, size in zip(region.full, global_idx, op.shape):
+                if not full:  # never compute outside the tensor (its inputs may not exist there)
+                    guards.append((E.LE(E.Const(0, g.dtype), g), False))
+                    guards.append((E.LT(g, E.Const(size, g.dtype)), False))
+        root_map = {iv.var: g for iv, g in zip(op.axis, global_idx)}
+        root_map.update({iv.var: values[iv] for iv in stage.reduce_axes})
+        body = E.substitute(self.body_of(stage), root_map)
+
+        attach = {}
+        for leaf, producers in self.attached.get(stage, {}).items():
+            pos = leaves.index(leaf)
+            inner = {iv.var: (0, extents[iv] - 1) for iv in leaves[pos + 1:]}
+            items = []
+            for producer in producers:
+                preg = infer_region(producer.op, _reads_of(body, producer.op), inner)
+                body = self._shift_reads(body, producer.op, preg)
+                buf = Buffer(producer.name, preg.extents, producer.op.dtype, producer.scope)
+                self.buffer_map[producer.op] = buf
+                items.append((buf, self.stage_nest(producer, preg)))
+            attach[leaf] = items
+
+        tensor = op.output(0)
+        kinds, bindings = stage.iter_kinds, stage.bindings
+        if not isinstance(body, E.Reduce):
+            store = TensorStore(tensor, store_idx, body)
+            return make_nest(leaves, extents, kinds, bindings, store, [g for g, _ in guards], attach)
+
+        red = body
+        update = TensorStore(tensor, store_idx, red.combine(E.TensorRead(tensor, store_idx), red.source))
+        if red.condition is not None:
+            update = IfThenElse(red.condition, update)
+        init = TensorStore(tensor, store_idx, red.identity())
+        p = next(n for n, iv in enumerate(leaves) if iv.kind is IterKind.REDUCE)
+        outer_vars = {iv.var for iv in leaves[:p]}
+        outer = [g for g, _ in guards if E.free_vars(g) <= outer_vars]
+        inner_guards = [(g, r) for g, r in guards if all(g is not o for o in outer)]
+        init_leaves = [iv for iv in leaves[p:] if iv.kind is not IterKind.REDUCE]
+        init_nest = make_nest(init_leaves, extents, kinds, bindings, init, [g for g, r in inner_guards if not r])
+        update_nest = make_nest(leaves[p:], extents, kinds, bindings, update, [g for g, _ in inner_guards], attach)
+        return make_nest(leaves[:p], extents, kinds, bindings, seq(init_nest, update_nest), outer, attach)
+
+    @staticmethod
+    def _shift_reads(body, op, region):
+        """``P[i, j]`` -> ``P[i - off_i, j - off_j]``: reads into a region buffer."""
+        if all(region.full):
+            return body
+
+        def fn(n):
+            if isinstance(n, E.TensorRead) and n.tensor.op is op:
+                idx = tuple(i if full else i - off for i, off, full in zip(n.indices, region.offsets, region.full))
+                return E.TensorRead(n.tensor, idx)
+            return None
+        return E.transform(body, fn)
 
 
 def _check_args(schedule, args):
@@ -108,6 +231,10 @@ def _check_args(schedule, args):
     for t in args:
         if t.op not in schedule.ops:
             raise LoweringError(f"'{t.name}' is in args but the scheduled outputs never read it")
+        st = schedule._stage_of.get(t.op)
+        if st is not None and st.attach is not AttachKind.ROOT:
+            raise LoweringError(f"'{t.name}' is in args, so it must be computed in full: "
+                                f"call s[{t.name}].compute_root() (it is {st.attach.value})")
 
 
 def schedule_to_loops(schedule, args, name: str) -> LoweredFunc:
@@ -115,19 +242,16 @@ def schedule_to_loops(schedule, args, name: str) -> LoweredFunc:
     _check_args(schedule, args)
     params = tuple(Buffer(t.name, t.shape, t.dtype) for t in args)
     buffer_map = {t.op: b for t, b in zip(args, params)}
-    inlined = {st.op for st in schedule.stages if st.attach is AttachKind.INLINE}
+    builder = NestBuilder(schedule, buffer_map)
     nests, allocs = [], []
     for st in schedule.stages:
-        if st.attach is AttachKind.INLINE:
-            continue
         if st.attach is not AttachKind.ROOT:
-            raise LoweringError(f"stage '{st.name}' is attached with {st.attach.value}, which this "
-                                "version of loopc cannot lower yet")
+            continue
         if st.op not in buffer_map:
-            buf = Buffer(st.name, st.op.shape, st.op.dtype)
+            buf = Buffer(st.name, st.op.shape, st.op.dtype, st.scope)
             buffer_map[st.op] = buf
             allocs.append(buf)
-        nests.append(stage_nest(st, inlined))
+        nests.append(builder.stage_nest(st))
     body = seq(*nests)
     for buf in reversed(allocs):
         body = Allocate(buf, body)

@@ -233,6 +233,34 @@ def prove(cond, ranges):
     return None
 
 
+def prune_conjuncts(cond, ranges):
+    """Drop the parts of ``a and b and ...`` that the loop ranges prove true."""
+    parts, stack = [], [cond]
+    while stack:
+        c = stack.pop()
+        if isinstance(c, E.And):
+            stack += [c.b, c.a]
+        else:
+            parts.append(c)
+    if len(parts) == 1:
+        return cond
+    kept = []
+    for c in parts:
+        known = prove(c, ranges)
+        if known is False:
+            return E.Const(False, "bool")
+        if known is not True:
+            kept.append(c)
+    if len(kept) == len(parts):
+        return cond
+    if not kept:
+        return E.Const(True, "bool")
+    out = kept[0]
+    for c in kept[1:]:
+        out = E.And(out, c)
+    return out
+
+
 def simplify(func: LoweredFunc) -> LoweredFunc:
     """Fold constants, put integer index math in a canonical linear form, drop guards the
     loop ranges prove, and drop empty loops."""
@@ -253,7 +281,7 @@ def simplify(func: LoweredFunc) -> LoweredFunc:
             parts = [p for p in parts if p is not None]
             return seq(*parts) if parts else None
         if isinstance(s, IfThenElse):
-            cond = simplify_expr(s.cond, ranges)
+            cond = prune_conjuncts(simplify_expr(s.cond, ranges), ranges)
             known = prove(cond, ranges)
             if known is True:
                 return visit(s.then_case, ranges)

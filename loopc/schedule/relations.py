@@ -32,24 +32,41 @@ class Fuse:
     fused: IterVar
 
 
-def leaf_values(relations, leaf_exprs: dict) -> tuple[dict, list]:
+def propagate_extents(relations, root_extents: dict) -> dict:
+    """Extents of every axis, given (possibly narrowed) extents of the root axes."""
+    ext = dict(root_extents)
+    for rel in relations:
+        if isinstance(rel, Split):
+            parent = ext[rel.parent]
+            ext[rel.outer] = -(-parent // rel.factor)
+            ext[rel.inner] = rel.factor
+        else:
+            ext[rel.fused] = ext[rel.outer] * ext[rel.inner]
+    return ext
+
+
+def leaf_values(relations, leaf_exprs: dict, extents: dict | None = None) -> tuple[dict, list]:
     """Given expressions for the leaf axes, the expression of every axis and the tail guards.
 
-    Returns ``(values, guards)``: ``values`` maps each IterVar to its expression, ``guards``
-    holds one ``(condition, parent)`` per inexact split.
+    ``extents`` maps axes to extents (default: each IterVar's own). Returns ``(values, guards)``:
+    ``values`` maps each IterVar to its expression, ``guards`` holds one ``(condition, parent)``
+    per split whose factor does not divide its parent's extent.
     """
+    def extent(iv):
+        return iv.extent if extents is None else extents[iv]
+
     values = dict(leaf_exprs)
     guards = []
     for rel in reversed(relations):
         if isinstance(rel, Split):
             v = values[rel.outer] * rel.factor + values[rel.inner]
             values[rel.parent] = v
-            if not rel.exact:
-                guards.append((v < rel.parent.extent, rel.parent))
+            if extent(rel.outer) * rel.factor != extent(rel.parent):
+                guards.append((v < extent(rel.parent), rel.parent))
         else:
             f = values[rel.fused]
-            values[rel.outer] = f // rel.inner.extent
-            values[rel.inner] = f % rel.inner.extent
+            values[rel.outer] = f // extent(rel.inner)
+            values[rel.inner] = f % extent(rel.inner)
     return values, guards
 
 

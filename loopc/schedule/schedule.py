@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 from ..errors import ScheduleError
+from ..te.expr import TensorRead, walk
 from ..te.tensor import ComputeOp, Operation, PlaceholderOp, Tensor
 from .stage import Stage
 
@@ -72,6 +73,54 @@ class Schedule:
                                 "give every te.compute a unique name=")
         return found[0]
 
+    def _insert_stage(self, op, index) -> Stage:
+        """Add a stage for a new op at position ``index`` (before the stage there)."""
+        st = Stage(op, self)
+        self.stages.insert(index, st)
+        self._stage_of[op] = st
+        self.ops.insert(self.ops.index(self.stages[index + 1].op) if index + 1 < len(self.stages) else len(self.ops), op)
+        return st
+
+    def cache_read(self, tensor, scope, readers):
+        """A copy of ``tensor`` in ``scope`` that ``readers`` read instead; returns the new tensor."""
+        from .rewrites import cache_read
+        return cache_read(self, tensor, scope, readers)
+
+    def cache_write(self, tensor, scope):
+        """Compute ``tensor`` into a ``scope`` buffer, then copy out; returns the new tensor."""
+        from .rewrites import cache_write
+        return cache_write(self, tensor, scope)
+
+    def rfactor(self, tensor, axis, factor_axis=0):
+        """Make reduction loop ``axis`` a data-parallel axis of a new stage; returns its tensor."""
+        from .rewrites import rfactor
+        return rfactor(self, tensor, axis, factor_axis)
+
+    def tensor_by_name(self, name):
+        found = [op for op in self.ops if op.name == name]
+        if len(found) != 1:
+            raise ScheduleError("replay", name, f"{'no' if not found else 'several'} tensors have this name",
+                                "give every tensor a unique name=")
+        return found[0].output(0)
+
+    def readers_of(self, stage) -> list:
+        """The non-inlined stages whose (inlined) bodies read ``stage``'s tensor."""
+        from .stage import AttachKind
+        inlined = {st.op: st for st in self.stages if st.attach is AttachKind.INLINE}
+
+        def reads(body, seen=()):
+            for node in walk(body):
+                if isinstance(node, TensorRead):
+                    op = node.tensor.op
+                    if op is stage.op:
+                        return True
+                    if op in inlined and op not in seen and reads(inlined[op].body, seen + (op,)):
+                        return True
+            return False
+
+        return [st for st in self.stages
+                if st is not stage and st.attach is not AttachKind.INLINE and reads(st.body)]
+
     def _owner_of(self, iv):
         for st in self.stages:
             if iv in st.all_iter_vars:
@@ -102,7 +151,7 @@ class Schedule:
             if prim not in REPLAYABLE:
                 raise ScheduleError("replay", stage.name, f"step {n} names an unknown primitive {prim!r}")
             for key in ("axis", "axes"):
-                if key in args:
+                if key in args and prim not in NAMES_AXES_OF_OTHER_STAGE:
                     args[key] = ([self._axis(stage, a) for a in args[key]] if key == "axes"
                                  else self._axis(stage, args[key]))
             REPLAYABLE[prim](stage, args)
@@ -117,6 +166,8 @@ class Schedule:
         return found[0]
 
 
+NAMES_AXES_OF_OTHER_STAGE = ("compute_at", "cache_read", "cache_write")
+
 REPLAYABLE = {
     "split": lambda st, a: st.split(a["axis"], factor=a.get("factor"), nparts=a.get("nparts")),
     "fuse": lambda st, a: st.fuse(*a["axes"]),
@@ -126,4 +177,16 @@ REPLAYABLE = {
     "parallel": lambda st, a: st.parallel(a["axis"]),
     "compute_inline": lambda st, a: st.compute_inline(),
     "compute_root": lambda st, a: st.compute_root(),
+    "bind": lambda st, a: st.bind(a["axis"], _thread_axis(a["tag"])),
+    "cache_read": lambda st, a: st.schedule.cache_read(st.schedule.tensor_by_name(a["tensor"]), a["scope"],
+                                                       [st.schedule.stage_by_name(r) for r in a["readers"]]),
+    "cache_write": lambda st, a: st.schedule.cache_write(st.op.output(0), a["scope"]),
+    "rfactor": lambda st, a: st.schedule.rfactor(st.op.output(0), a["axis"]),
+    "compute_at": lambda st, a: st.compute_at(st.schedule.stage_by_name(a["parent"]),
+                                              Schedule._axis(st.schedule.stage_by_name(a["parent"]), a["axis"])),
 }
+
+
+def _thread_axis(tag):
+    from ..te import thread_axis
+    return thread_axis(tag)

@@ -10,7 +10,7 @@ from enum import Enum
 
 from ..errors import ScheduleError
 from ..ir.stmt import ForKind
-from ..te.expr import Var
+from ..te.expr import Reduce, Var
 from ..te.tensor import ComputeOp, IterKind, IterVar, Range
 from .relations import Fuse, Split
 
@@ -30,6 +30,8 @@ class Stage:
     def __init__(self, op: ComputeOp, schedule):
         self.op = op
         self.schedule = schedule
+        self.body = op.body        # rewritten by cache_read / cache_write / rfactor / im2col
+        self.scope = "global"      # memory scope of the stage's buffer (set by cache_read/cache_write)
         self.root_iter_vars = list(op.axis) + list(op.reduce_axis)
         self.all_iter_vars = list(self.root_iter_vars)
         self.leaf_iter_vars = list(self.root_iter_vars)
@@ -43,6 +45,10 @@ class Stage:
     @property
     def name(self) -> str:
         return self.op.name
+
+    @property
+    def reduce_axes(self):
+        return tuple(self.body.axes) if isinstance(self.body, Reduce) else ()
 
     @property
     def is_output(self) -> bool:
@@ -266,7 +272,7 @@ class Stage:
         if self.is_output:
             self._fail("compute_inline", "an output stage cannot be inlined (nothing would compute it)",
                        "inline the stages that feed it, not the output")
-        if self.op.reduce_axis:
+        if self.reduce_axes:
             self._fail("compute_inline", "a reduction cannot be inlined into its consumers",
                        "keep it as its own stage (compute_root), or compute_at a consumer loop")
         if self.relations or self.iter_kinds:
@@ -274,6 +280,75 @@ class Stage:
                        "call compute_inline on a fresh stage")
         self.attach, self.attach_stage, self.attach_ivar = AttachKind.INLINE, None, None
         self._record("compute_inline")
+
+    def compute_at(self, parent, iv):
+        """Compute this stage inside loop ``iv`` of its consumer ``parent``, over exactly the
+        region that one iteration of ``iv`` reads (bound inference at lowering).
+
+        before:  for i in range(N): B[i] = A[i] * 2
+                 for i.outer in range(N/4): for i.inner in range(4): C[..] = B[..] + B[.. + 1]
+        after:   for i.outer in range(N/4):
+                   for b in range(5): B_local[b] = A[i.outer*4 + b] * 2     # 4 + 1 halo
+                   for i.inner in range(4): C[..] = B_local[i.inner] + B_local[i.inner + 1]
+        """
+        if not isinstance(parent, Stage):
+            self._fail("compute_at", f"the first argument must be a stage such as s[C], got {parent!r}",
+                       "call s[B].compute_at(s[C], axis_of_C)")
+        if parent.schedule is not self.schedule:
+            self._fail("compute_at", f"stage '{parent.name}' belongs to another schedule")
+        if parent is self:
+            self._fail("compute_at", "a stage cannot be computed inside its own loops")
+        if self.is_output:
+            self._fail("compute_at", "an output stage must be computed at the root",
+                       "attach the stages that feed the output instead")
+        readers = self.schedule.readers_of(self)
+        if parent not in readers:
+            points = "; ".join(f"s[{r.name}] at one of [{r._leaf_names()}]" for r in readers) or "none (nothing reads it)"
+            self._fail("compute_at", f"stage '{parent.name}' does not read '{self.name}', so its loops cannot "
+                       f"hold it. Legal attachment points: {points}",
+                       "attach to a loop of a stage that reads this tensor, or use compute_root()")
+        others = [r for r in readers if r is not parent]
+        if others:
+            self._fail("compute_at", f"'{self.name}' is also read by {', '.join(r.name for r in others)}; a buffer "
+                       f"computed inside a loop of '{parent.name}' would not be there for them",
+                       "compute it at the root, or give each reader its own copy with s.cache_read")
+        leaf = parent._leaf("compute_at", iv)
+        at = parent
+        while at.attach is AttachKind.SCOPE:
+            if at.attach_stage is self:
+                self._fail("compute_at", f"'{parent.name}' is itself computed inside '{self.name}': a cycle",
+                           "compute one of them at the root")
+            at = at.attach_stage
+        if parent.iter_kinds.get(leaf) is ForKind.VECTORIZED:
+            self._fail("compute_at", f"loop '{leaf.name}' of '{parent.name}' is vectorized; a stage cannot be "
+                       "computed inside vector lanes", "attach to an enclosing loop")
+        self.attach, self.attach_stage, self.attach_ivar = AttachKind.SCOPE, parent, leaf
+        self._record("compute_at", parent=parent.name, axis=leaf.name)
+
+    def bind(self, iv, thread_axis):
+        """Bind a loop to a GPU block/thread index (consumed by the CUDA target).
+
+        before:  for i.outer in range(64): for i.inner in range(256): body
+        after:   for i.outer in thread_binding(64, "blockIdx.x"):
+                   for i.inner in thread_binding(256, "threadIdx.x"): body
+        """
+        leaf = self._leaf("bind", iv)
+        if not isinstance(thread_axis, IterVar) or thread_axis.kind is not IterKind.THREAD:
+            self._fail("bind", f"the second argument must be te.thread_axis(...), got {thread_axis!r}",
+                       'pass te.thread_axis("blockIdx.x") or te.thread_axis("threadIdx.x")')
+        if leaf.kind is IterKind.REDUCE:
+            self._fail("bind", f"axis '{leaf.name}' is a reduction axis: threads would race on one output",
+                       "bind data-parallel axes only (rfactor the reduction first)")
+        for other, t in self.bindings.items():
+            if t.thread_tag == thread_axis.thread_tag and other is not leaf:
+                self._fail("bind", f"{thread_axis.thread_tag} is already bound to axis '{other.name}'",
+                           "bind each thread tag once per stage (fuse the loops first)")
+        if self.iter_kinds.get(leaf, ForKind.SERIAL) not in (ForKind.SERIAL, ForKind.THREAD_BINDING):
+            self._fail("bind", f"axis '{leaf.name}' is already {self.iter_kinds[leaf].value}")
+        self.iter_kinds[leaf] = ForKind.THREAD_BINDING
+        self.bindings[leaf] = thread_axis
+        self._record("bind", axis=leaf.name, tag=thread_axis.thread_tag)
+        return leaf
 
     def compute_root(self):
         """Compute this stage in its own loop nest at the top of the function (the default)."""

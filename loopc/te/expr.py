@@ -417,3 +417,25 @@ def walk(e: Expr):
 
 def free_vars(e: Expr) -> set:
     return {n for n in walk(e) if isinstance(n, Var)}
+
+
+def expr_equal(a: Expr, b: Expr) -> bool:
+    """Structural equality (Vars, tensors and buffers by identity)."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, Const):
+        return a.dtype == b.dtype and a.value == b.value
+    if isinstance(a, Var):
+        return False
+    if isinstance(a, (Cast, Call)) and (a.dtype != b.dtype or getattr(a, "name", None) != getattr(b, "name", None)):
+        return False
+    if isinstance(a, TensorRead) and a.tensor is not b.tensor:
+        return False
+    if isinstance(a, Load) and a.buffer is not b.buffer:
+        return False
+    if isinstance(a, Reduce) and (a.combiner != b.combiner or a.axes != b.axes):
+        return False
+    ca, cb = children(a), children(b)
+    return len(ca) == len(cb) and all(expr_equal(x, y) for x, y in zip(ca, cb))
