@@ -62,11 +62,23 @@ def make_nest(leaves, extents, kinds, bindings, body, guards, attach=None):
         for buf, nest in reversed(attach.get(iv, ())):
             body = Allocate(buf, seq(nest, body))
         kind = kinds.get(iv, ForKind.SERIAL)
+        _check_extent(iv, kind, extents[iv])
         tag = bindings[iv].thread_tag if iv in bindings else ""
         body = For(iv.var, E.Const(0), E.Const(extents[iv]), kind, body, tag)
     if -1 in at:
         body = IfThenElse(_conjoin(at[-1]), body)
     return body
+
+
+def _check_extent(iv, kind, extent):
+    """Caps that depend on extents known only after bound inference (see Stage.unroll/vectorize)."""
+    from ..schedule.stage import MAX_UNROLL_EXTENT, MAX_VECTOR_LANES
+    if kind is ForKind.VECTORIZED and extent > MAX_VECTOR_LANES:
+        raise LoweringError(f"vectorized loop '{iv.name}' has extent {extent} here, above the cap of "
+                            f"{MAX_VECTOR_LANES} lanes; split it and vectorize the inner loop")
+    if kind is ForKind.UNROLLED and extent > MAX_UNROLL_EXTENT:
+        raise LoweringError(f"unrolled loop '{iv.name}' has extent {extent} here, above the cap of "
+                            f"{MAX_UNROLL_EXTENT}; split it and unroll the inner loop")
 
 
 def _reads_of(expr, op):

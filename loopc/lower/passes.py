@@ -121,6 +121,35 @@ def linear_form(e):
     return {e: 1}, 0
 
 
+def merge_divmod(terms: dict) -> dict:
+    """``c*(x % m) + c*m*(x // m) -> c*x`` (also with ``x // (a*m)`` standing for ``(x // a) // m``),
+    repeated: how row-major index math of a flattened axis folds back to the axis itself."""
+    terms = dict(terms)
+    changed = True
+    while changed:
+        changed = False
+        for t_mod, c in list(terms.items()):
+            if not (isinstance(t_mod, E.FloorMod) and isinstance(t_mod.b, E.Const) and t_mod.b.value > 0):
+                continue
+            x, m = t_mod.a, t_mod.b.value
+            for t_div, c_div in list(terms.items()):
+                if not (isinstance(t_div, E.FloorDiv) and isinstance(t_div.b, E.Const)) or c_div != c * m:
+                    continue
+                same = t_div.b.value == m and E.expr_equal(t_div.a, x)
+                nested = (isinstance(x, E.FloorDiv) and isinstance(x.b, E.Const)
+                          and t_div.b.value == x.b.value * m and E.expr_equal(t_div.a, x.a))
+                if same or nested:
+                    del terms[t_mod], terms[t_div]
+                    terms[x] = terms.get(x, 0) + c
+                    if terms[x] == 0:
+                        del terms[x]
+                    changed = True
+                    break
+            if changed:
+                break
+    return terms
+
+
 def from_linear(terms, const, dtype):
     out = None
     for t, c in terms.items():
@@ -167,7 +196,7 @@ def _simplify_node(e, ranges):
             return out
     if isinstance(e, (E.Add, E.Sub, E.Mul)) and _is_int(e):
         terms, const = linear_form(e)
-        return from_linear(terms, const, e.dtype)
+        return from_linear(merge_divmod(terms), const, e.dtype)
     if isinstance(e, (E.FloorDiv, E.FloorMod)) and isinstance(e.b, E.Const) and e.b.value == 1:
         return e.a if isinstance(e, E.FloorDiv) else E.Const(0, e.dtype)
     if isinstance(e, (E.Add, E.Sub)) and isinstance(e.b, E.Const) and e.b.value == 0:

@@ -96,6 +96,11 @@ class Schedule:
         from .rewrites import rfactor
         return rfactor(self, tensor, axis, factor_axis)
 
+    def im2col(self, conv):
+        """Rewrite a convolution stage into a patch-matrix stage and a GEMM; returns (col, out)."""
+        from .im2col import im2col
+        return im2col(self, conv)
+
     def tensor_by_name(self, name):
         found = [op for op in self.ops if op.name == name]
         if len(found) != 1:
@@ -182,6 +187,7 @@ REPLAYABLE = {
                                                        [st.schedule.stage_by_name(r) for r in a["readers"]]),
     "cache_write": lambda st, a: st.schedule.cache_write(st.op.output(0), a["scope"]),
     "rfactor": lambda st, a: st.schedule.rfactor(st.op.output(0), a["axis"]),
+    "im2col": lambda st, a: st.schedule.im2col(st.op.output(0)),
     "compute_at": lambda st, a: st.compute_at(st.schedule.stage_by_name(a["parent"]),
                                               Schedule._axis(st.schedule.stage_by_name(a["parent"]), a["axis"])),
 }

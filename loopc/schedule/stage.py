@@ -226,7 +226,8 @@ class Stage:
         after:   body(0); body(1); body(2)
         """
         leaf = self._leaf("unroll", iv)
-        if leaf.extent > MAX_UNROLL_EXTENT:
+        # a stage computed at a consumer's loop gets its extents from bound inference: checked at lowering
+        if self.attach is AttachKind.ROOT and leaf.extent > MAX_UNROLL_EXTENT:
             self._fail("unroll", f"axis '{leaf.name}' has extent {leaf.extent}, above the cap of "
                        f"{MAX_UNROLL_EXTENT} (large unrolls make compile time explode)",
                        f"split it first, e.g. s[{self.name}].split({leaf.name}, factor=8), and unroll the inner loop")
@@ -245,7 +246,7 @@ class Stage:
         if not isinstance(leaf.extent, int):
             self._fail("vectorize", f"axis '{leaf.name}' has extent {leaf.extent}, not a compile-time constant",
                        f"split it by a constant factor and vectorize the inner loop")
-        if leaf.extent > MAX_VECTOR_LANES:
+        if self.attach is AttachKind.ROOT and leaf.extent > MAX_VECTOR_LANES:
             self._fail("vectorize", f"axis '{leaf.name}' has extent {leaf.extent}, above the cap of "
                        f"{MAX_VECTOR_LANES} lanes",
                        f"split it first, e.g. s[{self.name}].split({leaf.name}, factor=16), and vectorize the inner loop")
