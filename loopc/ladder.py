@@ -8,6 +8,7 @@ and ``loopc demo`` check every step against numpy and time it.
     vectorize   the innermost j loop runs as vector lanes
     reorder     a 4x16 register tile: k outside the tile, the tile unrolled into registers
     pack        B copied once into [N/16][K][16] panels, read contiguously
+    write cache the 4x16 tile accumulates in a local buffer (cache_write + compute_at), registers
     parallel    row blocks of C spread over all cores
 """
 from __future__ import annotations
@@ -80,24 +81,46 @@ def step_reorder(M, N, K):
     return s, [A, B, C]
 
 
-def _packed(M, N, K, parallel):
+def step_pack(M, N, K):
     A, B, C, PB = matmul(M, N, K, packed=True)
     s = te.create_schedule(C.op)
-    io = _register_tile(s, C)
-    x, _, z = PB.op.axis
-    s[PB].vectorize(z)
-    if parallel:
-        s[C].parallel(io)
-        s[PB].parallel(x)
+    _register_tile(s, C)
+    s[PB].vectorize(PB.op.axis[2])
     return s, [A, B, C]
 
 
-def step_pack(M, N, K):
-    return _packed(M, N, K, parallel=False)
+def _write_cache(M, N, K, parallel):
+    """The 4x16 tile accumulates in a local buffer (registers after unrolling), then is copied out.
+
+    for i.outer, j.outer:
+      C.local[4, 16] = 0;  for k: C.local[ii, :] += A[.., k] * packedB[.., k, :]   # unrolled ii, vector :
+      C[tile] = C.local
+    """
+    A, B, C, PB = matmul(M, N, K, packed=True)
+    s = te.create_schedule(C.op)
+    CL = s.cache_write(C, "local")
+    io, jo, ii, ji = s[C].tile(C.op.axis[0], C.op.axis[1], TILE_I, TILE_J)
+    s[C].vectorize(ji)
+    s[CL].compute_at(s[C], jo)
+    xi, xj = s[CL].op.axis
+    ko, ki = s[CL].split(s[CL].op.reduce_axis[0], factor=TILE_K)
+    s[CL].reorder(ko, ki, xi, xj)
+    s[CL].unroll(ki)
+    s[CL].unroll(xi)
+    s[CL].vectorize(xj)
+    s[PB].vectorize(PB.op.axis[2])
+    if parallel:
+        s[C].parallel(io)
+        s[PB].parallel(PB.op.axis[0])
+    return s, [A, B, C]
+
+
+def step_write_cache(M, N, K):
+    return _write_cache(M, N, K, parallel=False)
 
 
 def step_parallel(M, N, K):
-    return _packed(M, N, K, parallel=True)
+    return _write_cache(M, N, K, parallel=True)
 
 
 STEPS = (
@@ -106,6 +129,7 @@ STEPS = (
     ("vectorize", step_vectorize),
     ("reorder 4x16 regs", step_reorder),
     ("pack B", step_pack),
+    ("write cache", step_write_cache),
     ("parallel", step_parallel),
 )
 

@@ -3,6 +3,7 @@ the base of GPU code emitters. Every loop kind runs as a plain serial loop here.
 from __future__ import annotations
 
 import keyword
+import math
 import re
 
 from .ir.stmt import Allocate, For, IfThenElse, LoweredFunc, SeqStmt, Store
@@ -42,7 +43,9 @@ class PySourceEmitter:
             if e.dtype == "bool":
                 return repr(bool(e.value))
             if E.is_float(e.dtype):
-                return f"{_CAST[e.dtype]}({float(e.value)!r})"
+                v = float(e.value)
+                text = repr(v) if math.isfinite(v) else f"float('{v!r}')"
+                return f"{_CAST[e.dtype]}({text})"
             return repr(int(e.value))
         if isinstance(e, E.Var):
             return self.name(e, e.name)

@@ -313,7 +313,14 @@ class Stage:
             self._fail("compute_at", f"'{self.name}' is also read by {', '.join(r.name for r in others)}; a buffer "
                        f"computed inside a loop of '{parent.name}' would not be there for them",
                        "compute it at the root, or give each reader its own copy with s.cache_read")
-        leaf = parent._leaf("compute_at", iv)
+        if not (isinstance(iv, IterVar) and iv in parent.leaf_iter_vars):
+            owner = self.schedule._owner_of(iv) if isinstance(iv, IterVar) else None
+            name = iv.name if isinstance(iv, IterVar) else repr(iv)
+            where = (f"belongs to stage '{owner.name}', not to '{parent.name}'" if owner not in (None, parent)
+                     else f"is not a current loop of '{parent.name}'")
+            self._fail("compute_at", f"axis '{name}' {where}",
+                       f"pass one of {parent.name}'s loops: {parent._leaf_names()}")
+        leaf = iv
         at = parent
         while at.attach is AttachKind.SCOPE:
             if at.attach_stage is self:

@@ -1,0 +1,292 @@
+"""compute_at with bound inference, cache_read / cache_write, rfactor and bind — against numpy."""
+import numpy as np
+import pytest
+
+import loopc
+from loopc import te, interp
+
+
+def run_both(s, args, arrays, ref, atol=1e-4, rtol=1e-4):
+    """The reference interpreter and LLVM both agree with ``ref``; the trace replays."""
+    func = loopc.lower(s, args)
+    out = arrays[-1]
+    out[...] = 0
+    interp.run(func, *arrays)
+    np.testing.assert_allclose(out, ref, atol=atol, rtol=rtol)
+    out[...] = 0
+    loopc.build(s, args)(*arrays)
+    np.testing.assert_allclose(out, ref, atol=atol, rtol=rtol)
+    replayed = te.create_schedule(args[-1].op).replay(s.trace_json())
+    assert str(loopc.lower(replayed, args)) == str(func)
+    return func
+
+
+def matmul(M, N, K):
+    A = te.placeholder((M, K), name="A")
+    B = te.placeholder((K, N), name="B")
+    k = te.reduce_axis((0, K), name="k")
+    C = te.compute((M, N), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
+    return A, B, C
+
+
+def rand(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("factor", [4, 7])
+def test_compute_at_stencil_region_includes_halo(factor):
+    n = 37
+    A = te.placeholder((n + 2,), name="A")
+    B = te.compute((n + 2,), lambda i: A[i] * 2.0 + 1.0, name="B")
+    C = te.compute((n,), lambda i: B[i] + B[i + 1] * 3.0 + B[i + 2], name="C")
+    s = te.create_schedule(C.op)
+    io, ii = s[C].split(C.op.axis[0], factor=factor)
+    s[B].compute_at(s[C], io)
+    a = rand(n + 2)
+    b = a * 2 + 1
+    func = run_both(s, [A, C], [a, np.zeros(n, np.float32)], b[:-2] + 3 * b[1:-1] + b[2:])
+    # bound inference: factor outputs need factor + 2 inputs, allocated inside the loop
+    assert f"B = allocate(float32[{factor + 2}]" in str(func)
+
+
+def test_compute_at_innermost_loop_single_element():
+    A = te.placeholder((13, 11), name="A")
+    B = te.compute((13, 11), lambda i, j: te.exp(A[i, j]), name="B")
+    C = te.compute((13, 11), lambda i, j: B[i, j] * 2.0, name="C")
+    s = te.create_schedule(C.op)
+    s[B].compute_at(s[C], C.op.axis[1])
+    a = rand(13, 11)
+    func = run_both(s, [A, C], [a, np.zeros((13, 11), np.float32)], np.exp(a) * 2)
+    assert "B = allocate(float32[1, 1]" in str(func)
+
+
+def test_compute_at_strided_dilated_window():
+    """A pooling-like consumer reads B[2p + 2r] (stride 2, dilation 2): the region spans the window."""
+    n, taps = 11, 3
+    A = te.placeholder((2 * n + 2 * (taps - 1),), name="A")
+    B = te.compute(A.shape, lambda i: A[i] + 1.0, name="B")
+    r = te.reduce_axis((0, taps), name="r")
+    C = te.compute((n,), lambda p: te.max(B[p * 2 + r * 2], axis=r), name="C")
+    s = te.create_schedule(C.op)
+    po, pi = s[C].split(C.op.axis[0], factor=3)
+    s[B].compute_at(s[C], po)
+    a = rand(A.shape[0])
+    b = a + 1
+    ref = np.stack([b[2 * p: 2 * p + 2 * taps - 1: 2] for p in range(n)]).max(axis=1)
+    func = run_both(s, [A, C], [a, np.zeros(n, np.float32)], ref)
+    assert "B = allocate(float32[9]" in str(func)  # 3 outputs: 2*2 + 2*2 + 1
+
+
+def test_compute_at_tiled_matmul_with_guarded_tails():
+    M, N, K = 37, 29, 13
+    A = te.placeholder((M, K), name="A")
+    B = te.placeholder((K, N), name="B")
+    Bc = te.compute((K, N), lambda k, j: B[k, j] * 1.0, name="Bc")
+    k = te.reduce_axis((0, K), name="k")
+    C = te.compute((M, N), lambda i, j: te.sum(A[i, k] * Bc[k, j], axis=k), name="C")
+    s = te.create_schedule(C.op)
+    io, jo, ii, ji = s[C].tile(C.op.axis[0], C.op.axis[1], 8, 8)
+    ko, ki = s[C].split(k, factor=4)
+    s[C].reorder(io, jo, ko, ii, ki, ji)
+    s[C].vectorize(ji)
+    s[Bc].compute_at(s[C], ko)
+    s[Bc].vectorize(s[Bc].op.axis[1])
+    a, b = rand(M, K), rand(K, N, seed=1)
+    func = run_both(s, [A, B, C], [a, b, np.zeros((M, N), np.float32)], a @ b)
+    assert "Bc = allocate(float32[4, 8]" in str(func)
+
+
+def test_compute_root_undoes_compute_at():
+    A = te.placeholder((10,), name="A")
+    B = te.compute((10,), lambda i: A[i] + 1.0, name="B")
+    C = te.compute((10,), lambda i: B[i] * 2.0, name="C")
+    s = te.create_schedule(C.op)
+    fresh = str(loopc.lower(te.create_schedule(C.op), [A, C]))
+    s[B].compute_at(s[C], C.op.axis[0])
+    assert str(loopc.lower(s, [A, C])) != fresh
+    s[B].compute_root()
+    assert str(loopc.lower(s, [A, C])) == fresh
+
+
+def test_cache_write_local_register_block():
+    M, N, K = 37, 29, 13
+    A, B, C = matmul(M, N, K)
+    s = te.create_schedule(C.op)
+    CL = s.cache_write(C, "local")
+    io, jo, ii, ji = s[C].tile(C.op.axis[0], C.op.axis[1], 4, 8)
+    s[C].vectorize(ji)
+    s[CL].compute_at(s[C], jo)
+    xi, xj = s[CL].op.axis
+    ko, ki = s[CL].split(s[CL].op.reduce_axis[0], factor=4)
+    s[CL].reorder(ko, ki, xi, xj)
+    s[CL].unroll(xi)
+    s[CL].vectorize(xj)
+    a, b = rand(M, K), rand(K, N, seed=1)
+    func = run_both(s, [A, B, C], [a, b, np.zeros((M, N), np.float32)], a @ b)
+    text = str(func)
+    assert 'C.local = allocate(float32[4, 8], scope="local")' in text
+    assert "unrolled" not in text  # expanded in the IR
+
+
+def test_cache_read_packs_a_tile():
+    M, N, K = 37, 29, 13
+    A, B, C = matmul(M, N, K)
+    s = te.create_schedule(C.op)
+    AL = s.cache_read(A, "local", [C])
+    io, jo, ii, ji = s[C].tile(C.op.axis[0], C.op.axis[1], 8, 8)
+    s[AL].compute_at(s[C], io)
+    a, b = rand(M, K), rand(K, N, seed=1)
+    func = run_both(s, [A, B, C], [a, b, np.zeros((M, N), np.float32)], a @ b)
+    assert 'A.local = allocate(float32[8, 13], scope="local")' in str(func)
+
+
+def test_packing_compute_stage():
+    """packedB[x, y, z] = B[y, x*bn + z], then C reads packedB — the packed-operand form."""
+    M, N, K, bn = 19, 32, 11, 8
+    A = te.placeholder((M, K), name="A")
+    B = te.placeholder((K, N), name="B")
+    PB = te.compute((N // bn, K, bn), lambda x, y, z: B[y, x * bn + z], name="packedB")
+    k = te.reduce_axis((0, K), name="k")
+    C = te.compute((M, N), lambda i, j: te.sum(A[i, k] * PB[j // bn, k, j % bn], axis=k), name="C")
+    s = te.create_schedule(C.op)
+    io, jo, ii, ji = s[C].tile(C.op.axis[0], C.op.axis[1], 4, bn)
+    s[C].vectorize(ji)
+    s[PB].vectorize(PB.op.axis[2])
+    a, b = rand(M, K), rand(K, N, seed=1)
+    func = run_both(s, [A, B, C], [a, b, np.zeros((M, N), np.float32)], a @ b)
+    assert "//" not in str(func).split("packedB = allocate")[1].split("for i.outer")[1]  # j//bn folded away
+
+
+def test_rfactor_parallel_sum_of_10007():
+    n = 10007
+    X = te.placeholder((n,), name="X")
+    r = te.reduce_axis((0, n), name="r")
+    S = te.compute((1,), lambda i: te.sum(X[r], axis=r), name="S")
+    s = te.create_schedule(S.op)
+    ro, ri = s[S].split(r, factor=16)
+    SF = s.rfactor(S, ro)
+    s[SF].parallel(SF.op.axis[0])
+    x = rand(n)
+    func = run_both(s, [X, S], [x, np.zeros(1, np.float32)], np.array([x.astype(np.float64).sum()]), atol=1e-2)
+    assert "for r.outer in parallel(626):" in str(func)
+
+
+def test_rfactor_inner_axis_vectorized_max():
+    X = te.placeholder((7, 53), name="X")
+    r = te.reduce_axis((0, 53), name="r")
+    M = te.compute((7,), lambda i: te.max(X[i, r], axis=r), name="M")
+    s = te.create_schedule(M.op)
+    ro, ri = s[M].split(r, factor=8)
+    MF = s.rfactor(M, ri)
+    s[MF].reorder(MF.op.axis[1], s[MF].op.reduce_axis[0], MF.op.axis[0])
+    s[MF].vectorize(MF.op.axis[0])
+    x = rand(7, 53)
+    run_both(s, [X, M], [x, np.zeros(7, np.float32)], x.max(axis=1))
+
+
+def test_bind_records_thread_axes_and_cpu_build_refuses():
+    A = te.placeholder((64,), name="A")
+    B = te.compute((64,), lambda i: A[i] + 1.0, name="B")
+    s = te.create_schedule(B.op)
+    bx, tx = s[B].split(B.op.axis[0], factor=16)
+    s[B].bind(bx, te.thread_axis("blockIdx.x"))
+    s[B].bind(tx, te.thread_axis("threadIdx.x"))
+    text = str(loopc.lower(s, [A, B]))
+    assert 'for i.outer in thread_binding(4, "blockIdx.x"):' in text
+    assert 'for i.inner in thread_binding(16, "threadIdx.x"):' in text
+    a = rand(64)
+    b = np.zeros(64, np.float32)
+    interp.run(loopc.lower(s, [A, B]), a, b)  # the interpreter runs bound loops serially
+    np.testing.assert_allclose(b, a + 1)
+    with pytest.raises(loopc.BuildError, match="cuda"):
+        loopc.build(s, [A, B], target="llvm")
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def test_compute_at_errors_name_legal_points():
+    A = te.placeholder((10,), name="A")
+    B = te.compute((10,), lambda i: A[i] + 1.0, name="B")
+    C = te.compute((10,), lambda i: B[i] * 2.0, name="C")
+    D = te.compute((10,), lambda i: C[i] + B[i], name="D")
+    s = te.create_schedule(D.op)
+    with pytest.raises(loopc.ScheduleError, match=r"compute_at on stage 'B'.*also read by"):
+        s[B].compute_at(s[C], C.op.axis[0])
+    with pytest.raises(loopc.ScheduleError, match=r"inside its own loops"):
+        s[B].compute_at(s[B], B.op.axis[0])
+    with pytest.raises(loopc.ScheduleError, match=r"output stage"):
+        s[D].compute_at(s[C], C.op.axis[0])
+    with pytest.raises(loopc.ScheduleError, match=r"stage 'C': axis 'i' belongs to stage 'B', not to 'D'"):
+        s[C].compute_at(s[D], B.op.axis[0])
+
+
+def test_compute_at_lists_attachment_points_for_a_non_reader():
+    A = te.placeholder((10,), name="A")
+    B = te.compute((10,), lambda i: A[i] + 1.0, name="B")
+    C = te.compute((10,), lambda i: B[i] * 2.0, name="C")
+    E = te.compute((10,), lambda i: C[i] * 3.0, name="E")
+    s = te.create_schedule(E.op)
+    with pytest.raises(loopc.ScheduleError) as err:
+        s[B].compute_at(s[E], E.op.axis[0])
+    assert "Legal attachment points: s[C] at one of [i]" in str(err.value)
+
+
+def test_compute_at_cycle_rejected():
+    A = te.placeholder((10,), name="A")
+    B = te.compute((10,), lambda i: A[i] + 1.0, name="B")
+    C = te.compute((10,), lambda i: B[i] * 2.0, name="C")
+    D = te.compute((10,), lambda i: C[i] * 2.0, name="D")
+    s = te.create_schedule(D.op)
+    s[C].compute_at(s[D], D.op.axis[0])
+    s[B].compute_at(s[C], C.op.axis[0])
+    with pytest.raises(loopc.ScheduleError, match="vectorized|cycle|does not read"):
+        s[C].compute_at(s[B], B.op.axis[0])
+
+
+def test_compute_at_vectorized_loop_rejected():
+    A = te.placeholder((16,), name="A")
+    B = te.compute((16,), lambda i: A[i] + 1.0, name="B")
+    C = te.compute((16,), lambda i: B[i] * 2.0, name="C")
+    s = te.create_schedule(C.op)
+    s[C].vectorize(C.op.axis[0])
+    with pytest.raises(loopc.ScheduleError, match="vectorized"):
+        s[B].compute_at(s[C], C.op.axis[0])
+
+
+def test_attach_point_split_afterwards_is_a_clear_error():
+    A = te.placeholder((16,), name="A")
+    B = te.compute((16,), lambda i: A[i] + 1.0, name="B")
+    C = te.compute((16,), lambda i: B[i] * 2.0, name="C")
+    s = te.create_schedule(C.op)
+    s[B].compute_at(s[C], C.op.axis[0])
+    s[C].split(C.op.axis[0], factor=4)
+    with pytest.raises(loopc.LoweringError, match="no longer a loop"):
+        loopc.lower(s, [A, C])
+
+
+def test_cache_and_rfactor_errors():
+    A, B, C = matmul(7, 5, 3)
+    s = te.create_schedule(C.op)
+    with pytest.raises(loopc.ScheduleError, match="unknown scope"):
+        s.cache_read(A, "texture", [C])
+    with pytest.raises(loopc.ScheduleError, match="does not read"):
+        s.cache_read(C, "local", [C])
+    s[C].split(C.op.axis[0], factor=2)
+    with pytest.raises(loopc.ScheduleError, match="before split"):
+        s.cache_write(C, "local")
+    with pytest.raises(loopc.ScheduleError, match="data-parallel, not a reduction"):
+        s.rfactor(C, s[C].leaf_iter_vars[0])
+
+
+def test_bind_errors():
+    A, B, C = matmul(8, 8, 8)
+    s = te.create_schedule(C.op)
+    i, j = C.op.axis
+    with pytest.raises(loopc.ScheduleError, match="reduction axis"):
+        s[C].bind(C.op.reduce_axis[0], te.thread_axis("threadIdx.x"))
+    s[C].bind(i, te.thread_axis("blockIdx.x"))
+    with pytest.raises(loopc.ScheduleError, match="already bound"):
+        s[C].bind(j, te.thread_axis("blockIdx.x"))
+    with pytest.raises(loopc.ScheduleError, match="thread_axis"):
+        s[C].bind(j, j)
