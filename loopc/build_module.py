@@ -11,4 +11,7 @@ def build(schedule, args, target: str = "llvm", name: str = "main"):
     if kind == "llvm":
         from loopc.targets import llvm
         return llvm.build(func, target)
-    raise BuildError(f"unknown target {target!r}; loopc builds for 'llvm' (the host CPU)")
+    if kind == "cuda":
+        from loopc.targets import cuda
+        return cuda.build(func, target)
+    raise BuildError(f"unknown target {target!r}; loopc builds for 'llvm' (the host CPU) and 'cuda'")

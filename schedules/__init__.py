@@ -1,1 +1,123 @@
-"""The operator library, installed as ``loopc.schedules`` (operators arrive with the operator-library issue)."""
+"""The operator library, installed as ``loopc.schedules``: compute declarations, numpy
+references (``loopc.schedules.testing``) and a schedule per target.
+
+    Y = schedules.conv2d_nchw(X, W, stride=1, padding=2)
+    s = schedules.schedule(Y)            # the best known schedule for this workload on this target
+    f = loopc.build(s, [X, W, Y])
+"""
+from __future__ import annotations
+
+import warnings
+
+from loopc import te
+from loopc.errors import LoopcError
+from loopc.schedule import AttachKind
+from loopc.te.tensor import ComputeOp, PlaceholderOp, Tensor
+
+from . import cpu, testing
+from .ops import avg_pool2d, bias_add, conv2d_nchw, dense, log_softmax, matmul, max_pool2d, relu, softmax
+
+__all__ = ["matmul", "dense", "conv2d_nchw", "max_pool2d", "avg_pool2d", "relu", "bias_add", "softmax",
+           "log_softmax", "schedule", "workload_key", "testing", "NoTunedRecordWarning"]
+
+
+class NoTunedRecordWarning(UserWarning):
+    """No tuned schedule exists for a workload on this target: the default template is used."""
+
+
+_warned = set()
+#: tuned-record lookup, installed by loopc.autotune: (workload_key, target) -> trace or None
+tuned_record_lookup = None
+
+
+def workload_key(out: Tensor) -> tuple:
+    """What identifies a workload: the op tag, every input's shape and dtype, and the op's attrs."""
+    op = out.op
+    inputs = tuple((t.shape, t.dtype) for t in _leaf_inputs(op))
+    attrs = tuple(sorted((k, tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in op.attrs.items()))
+    return (op.tag or op.name, inputs, out.dtype, attrs)
+
+
+def _leaf_inputs(op):
+    seen, out = set(), []
+
+    def visit(o):
+        for t in o.input_tensors:
+            if t.op in seen:
+                continue
+            seen.add(t.op)
+            if isinstance(t.op, PlaceholderOp):
+                out.append(t)
+            else:
+                visit(t.op)
+    visit(op)
+    return out
+
+
+def _describe(key):
+    tag, inputs, dtype, attrs = key
+    shapes = ", ".join(f"{'x'.join(map(str, shape))} {dt}" for shape, dt in inputs)
+    extra = "".join(f" {k}={v}" for k, v in attrs)
+    return f"{tag}({shapes}){extra}"
+
+
+def _warn_untuned(key, target):
+    if (key, target) in _warned:
+        return
+    _warned.add((key, target))
+    warnings.warn(f"no tuned schedule for {_describe(key)} on {target}; using the default template. "
+                  f"Tune it with `loopc tune` (see tutorials/05_autotune.py) to make it faster.",
+                  NoTunedRecordWarning, stacklevel=3)
+
+
+_TEMPLATES = {
+    "conv2d_nchw": cpu.schedule_conv2d,
+    "dense": cpu.schedule_dense,
+    "max_pool2d": cpu.schedule_pool,
+    "avg_pool2d": cpu.schedule_pool,
+    "injective": cpu.schedule_injective,
+    "bias_add": cpu.schedule_injective,
+    "softmax": cpu.schedule_rowwise,
+    "log_softmax": cpu.schedule_rowwise,
+}
+
+
+def schedule(outs, target: str = "llvm"):
+    """The best known schedule for ``outs`` on ``target``: a tuned record when one exists,
+    otherwise the target's default template (with a one-time warning naming the workload)."""
+    if isinstance(outs, Tensor):
+        outs = [outs]
+    outs = list(outs)
+    kind = str(target).split()[0]
+    if kind != "llvm":
+        raise LoopcError(f"loopc.schedules has no templates for target {target!r} yet; use 'llvm'")
+    s = te.create_schedule([o.op for o in outs])
+    output_ops = {o.op for o in outs}
+    for stage in list(s.stages):
+        op = stage.op
+        if not isinstance(op, ComputeOp) or stage.attach is not AttachKind.ROOT:
+            continue
+        if op not in output_ops and op.tag in ("injective", "bias_add", "pad"):
+            stage.compute_inline()
+    for stage in list(s.stages):
+        op = stage.op
+        if stage.attach is not AttachKind.ROOT or stage.relations or stage.iter_kinds:
+            continue
+        tag = op.tag
+        if tag in ("matmul",):
+            _apply_tuned_or(s, stage, target, lambda: cpu.schedule_gemm(s, stage, op.input_tensors[1]))
+        elif tag in _TEMPLATES:
+            _apply_tuned_or(s, stage, target, lambda t=tag: _TEMPLATES[t](s, stage))
+        elif tag == "" and stage.op.name.endswith(("_max", "_sum", "_exp")):
+            cpu.schedule_rowwise(s, stage)
+    return s
+
+
+def _apply_tuned_or(s, stage, target, default):
+    key = workload_key(stage.op.output(0))
+    trace = tuned_record_lookup(key, target) if tuned_record_lookup is not None else None
+    if trace is not None:
+        s.replay(trace)
+        return
+    _warn_untuned(key, target)
+    default()

@@ -69,6 +69,100 @@ def substitute_stmt(s, mapping):
     return map_stmt(s, None, lambda e: E.substitute(e, mapping))
 
 
+# --------------------------------------------------------------------------- partition
+
+
+def _guard_conjuncts(s, inner_ranges, out):
+    """Collect (condition, ranges of the loops between) for every IfThenElse conjunct in ``s``."""
+    if isinstance(s, For):
+        ranges = dict(inner_ranges)
+        if isinstance(s.min, E.Const) and isinstance(s.extent, E.Const):
+            ranges[s.var] = (s.min.value, s.min.value + s.extent.value - 1)
+        _guard_conjuncts(s.body, ranges, out)
+    elif isinstance(s, IfThenElse):
+        stack = [s.cond]
+        while stack:
+            c = stack.pop()
+            if isinstance(c, E.And):
+                stack += [c.a, c.b]
+            else:
+                out.append((c, inner_ranges))
+        _guard_conjuncts(s.then_case, inner_ranges, out)
+        if s.else_case is not None:
+            _guard_conjuncts(s.else_case, inner_ranges, out)
+    elif isinstance(s, (SeqStmt,)):
+        for x in s.stmts:
+            _guard_conjuncts(x, inner_ranges, out)
+    elif isinstance(s, Allocate):
+        _guard_conjuncts(s.body, inner_ranges, out)
+
+
+def _split_point(loop, cond, inner_ranges):
+    """The first value of ``loop.var`` from which ``cond`` (``a < b`` or ``a <= b``) may fail,
+    if the guard is ``coef*v + rest < 0`` with coef > 0 and ``rest`` bounded by inner loops."""
+    if not isinstance(cond, (E.LT, E.LE)) or not _is_int(cond.a):
+        return None
+    terms, const = linear_form(E.Sub(cond.a, cond.b))
+    coef = terms.pop(loop.var, 0)
+    if coef <= 0:
+        return None
+    rest_hi = const
+    for t, c in terms.items():
+        if t not in inner_ranges:
+            return None
+        lo, hi = inner_ranges[t]
+        rest_hi += max(c * lo, c * hi)
+    # cond holds for every inner iteration while coef*v + rest_hi < 0 (or <= 0 for LE)
+    limit = -rest_hi if isinstance(cond, E.LT) else -rest_hi + 1
+    return -(-limit // coef)  # smallest v with coef*v >= limit
+
+
+#: loops nested this deep or more are not partitioned again (each partition copies the body)
+MAX_PARTITION_DEPTH = 3
+
+
+def partition_tails(func: LoweredFunc) -> LoweredFunc:
+    """Split a loop whose iterations satisfy its tail guards up to some point into a main
+    part (where ``simplify`` then drops the guards) and a tail part that keeps them.
+
+    before:  for j.outer in range(8):                    # N = 115, factor 16
+               for j.inner in vectorized(16): if j.outer*16 + j.inner < 115: body
+    after:   for j.outer in range(7):  for j.inner in vectorized(16): body
+             for j.outer in range(7, 8): for j.inner in vectorized(16): if ...: body
+    """
+    def visit(s, depth):
+        if isinstance(s, For):
+            body = visit(s.body, depth + 1) if depth < MAX_PARTITION_DEPTH else s.body
+            loop = s if body is s.body else For(s.var, s.min, s.extent, s.kind, body, s.thread_tag)
+            if (loop.kind in (ForKind.SERIAL, ForKind.PARALLEL) and isinstance(loop.min, E.Const)
+                    and isinstance(loop.extent, E.Const)):
+                lo, hi = loop.min.value, loop.min.value + loop.extent.value
+                conds = []
+                _guard_conjuncts(loop.body, {}, conds)
+                points = [p for p in (_split_point(loop, c, r) for c, r in conds) if p is not None]
+                cut = min(points, default=None)
+                if cut is not None and lo < cut < hi:
+                    main = For(loop.var, E.Const(lo), E.Const(cut - lo), loop.kind, loop.body, loop.thread_tag)
+                    # a short tail of a parallel loop is not worth waking the thread team for
+                    tail_kind = ForKind.SERIAL if loop.kind is ForKind.PARALLEL and hi - cut <= 4 else loop.kind
+                    tail = For(loop.var, E.Const(cut), E.Const(hi - cut), tail_kind, loop.body, loop.thread_tag)
+                    return seq(main, tail)
+            return loop
+        if isinstance(s, SeqStmt):
+            parts = [visit(x, depth) for x in s.stmts]
+            return s if all(a is b for a, b in zip(parts, s.stmts)) else seq(*parts)
+        if isinstance(s, IfThenElse):
+            t = visit(s.then_case, depth)
+            e = None if s.else_case is None else visit(s.else_case, depth)
+            return s if (t is s.then_case and e is s.else_case) else IfThenElse(s.cond, t, e)
+        if isinstance(s, Allocate):
+            b = visit(s.body, depth)
+            return s if b is s.body else Allocate(s.buffer, b)
+        return s
+
+    return _with_body(func, visit(func.body, 0))
+
+
 # --------------------------------------------------------------------------- simplify
 
 

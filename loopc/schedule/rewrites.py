@@ -106,6 +106,7 @@ def rfactor(schedule, tensor, axis, factor_axis=0):
     before:  C[i] = sum(A[i, k], k)       with k split into k.outer, k.inner
     after:   C.rf[k.inner, i] = sum(A[i, k.outer*f + k.inner], k.outer)   # k.inner: data-parallel
              C[i] = sum(C.rf[k.inner.v, i], k.inner.v)
+    ``factor_axis`` places the new axis among the output axes (0: first, -1: last).
     """
     stage = schedule[tensor]
     if not isinstance(stage.body, E.Reduce):
@@ -114,8 +115,11 @@ def rfactor(schedule, tensor, axis, factor_axis=0):
     if axis.kind is not IterKind.REDUCE:
         stage._fail("rfactor", f"axis '{axis.name}' is data-parallel, not a reduction loop",
                     "pass a reduction axis (or one split from it)")
-    if factor_axis != 0:
-        stage._fail("rfactor", "only factor_axis=0 is supported", "the new axis comes first")
+    ndim = len(stage.op.axis)
+    if not isinstance(factor_axis, int) or not -ndim - 1 <= factor_axis <= ndim:
+        stage._fail("rfactor", f"factor_axis={factor_axis!r} is not a position in 0..{ndim}",
+                    "0 puts the new axis first, -1 last")
+    factor_axis %= ndim + 1
     red = stage.body
     op = stage.op
     red_leaves = [iv for iv in stage.leaf_iter_vars if iv.kind is IterKind.REDUCE]
@@ -137,11 +141,14 @@ def rfactor(schedule, tensor, axis, factor_axis=0):
         rf_body = E.Reduce(red.combiner, source, tuple(others), cond)
     else:
         rf_body = source if cond is None else E.Select(cond, source, red.identity())
-    rf_op = ComputeOp(f"{stage.name}.rf", (rf_axis,) + data_axes, rf_body, op.dtype)
+    rf_axes = data_axes[:factor_axis] + (rf_axis,) + data_axes[factor_axis:]
+    rf_op = ComputeOp(f"{stage.name}.rf", rf_axes, rf_body, op.dtype)
     rf = rf_op.output(0)
 
     k_rf = IterVar(E.Var(axis.name + ".v"), Range(0, axis.extent), IterKind.REDUCE)
-    stage.body = E.Reduce(red.combiner, E.TensorRead(rf, (k_rf.var,) + tuple(iv.var for iv in op.axis)), (k_rf,))
+    read_idx = [iv.var for iv in op.axis]
+    read_idx.insert(factor_axis, k_rf.var)
+    stage.body = E.Reduce(red.combiner, E.TensorRead(rf, tuple(read_idx)), (k_rf,))
     keep = set(op.axis)
     data_rels = []
     for r in stage.relations:
@@ -154,5 +161,5 @@ def rfactor(schedule, tensor, axis, factor_axis=0):
     stage.all_iter_vars = [iv for iv in stage.all_iter_vars if iv in keep] + [k_rf]
     stage.iter_kinds = {iv: k for iv, k in stage.iter_kinds.items() if iv in keep}
     schedule._insert_stage(rf_op, schedule.stages.index(stage))
-    schedule._record(stage, "rfactor", {"axis": axis.name})
+    schedule._record(stage, "rfactor", {"axis": axis.name, "factor_axis": factor_axis})
     return rf

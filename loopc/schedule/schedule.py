@@ -186,7 +186,7 @@ REPLAYABLE = {
     "cache_read": lambda st, a: st.schedule.cache_read(st.schedule.tensor_by_name(a["tensor"]), a["scope"],
                                                        [st.schedule.stage_by_name(r) for r in a["readers"]]),
     "cache_write": lambda st, a: st.schedule.cache_write(st.op.output(0), a["scope"]),
-    "rfactor": lambda st, a: st.schedule.rfactor(st.op.output(0), a["axis"]),
+    "rfactor": lambda st, a: st.schedule.rfactor(st.op.output(0), a["axis"], a.get("factor_axis", 0)),
     "im2col": lambda st, a: st.schedule.im2col(st.op.output(0)),
     "compute_at": lambda st, a: st.compute_at(st.schedule.stage_by_name(a["parent"]),
                                               Schedule._axis(st.schedule.stage_by_name(a["parent"]), a["axis"])),

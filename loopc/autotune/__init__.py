@@ -1,0 +1,1 @@
+"""AutoTVM-style tuning: templates, config spaces, tuners, measurement, records."""

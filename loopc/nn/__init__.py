@@ -1,0 +1,1 @@
+"""LeNet on loopc kernels: graph, autodiff, runtime, datasets, profiler."""

@@ -1,0 +1,116 @@
+"""Default CPU schedule templates, one per operator tag.
+
+Each ``schedule_<tag>(s, stage)`` edits schedule ``s`` in place for one stage (and the stages
+it owns, such as a padding stage or the im2col patch matrix).
+"""
+from __future__ import annotations
+
+from loopc.schedule import AttachKind
+from loopc.te.expr import Reduce
+
+VEC = 16          # float32 lanes per vector loop: two AVX2 registers, one AVX-512 register
+TILE_ROWS = 4     # rows of a register tile: 4 x 16 floats = 8 AVX2 accumulators
+PAR_MIN_WORK = 1 << 15   # parallelise only loops whose work is worth a thread wake-up
+
+
+def _work(stage):
+    n = 1
+    for iv in stage.root_iter_vars:
+        n *= iv.extent
+    return n
+
+
+def schedule_injective(s, stage):
+    """Outer loops fused and parallel; the innermost split by 16 and vectorized."""
+    axes = list(stage.op.axis)
+    inner = axes[-1]
+    if inner.extent >= 4:
+        _, vi = stage.split(inner, factor=min(VEC, inner.extent))
+        stage.vectorize(vi)
+    if len(axes) > 1 and _work(stage) >= PAR_MIN_WORK:
+        outer = stage.fuse(*axes[:-1]) if len(axes) > 2 else axes[0]
+        stage.parallel(outer)
+
+
+def schedule_gemm(s, stage, b_tensor):
+    """C[i, j] += A[i, k] * B[k, j] with B read through a packed K x 16 panel per column block.
+
+    for j.outer (parallel):
+      B.panel[k, 0:16] = B[k, j.outer*16 : +16]          # cache_read, once per column block
+      for i.outer: for k: for i.inner (unrolled 4): C[i, j.outer*16 + 0:16] += A[i, k] * B.panel[k, 0:16]
+    """
+    C = stage.op.output(0)
+    i, j = stage.op.axis
+    (k,) = stage.reduce_axes
+    panel = s.cache_read(b_tensor, "global", [stage])
+    io, ii = stage.split(i, factor=min(TILE_ROWS, i.extent))
+    jo, ji = stage.split(j, factor=min(VEC, j.extent))
+    stage.reorder(jo, io, k, ii, ji)
+    stage.unroll(ii)
+    stage.vectorize(ji)
+    s[panel].compute_at(stage, jo)
+    s[panel].vectorize(s[panel].op.axis[1])
+    if _work(stage) >= PAR_MIN_WORK and jo.extent > 1:
+        stage.parallel(jo)
+    return C
+
+
+def schedule_dense(s, stage):
+    """Y[i, o] = sum_k X[i, k] * W[o, k]: dot products, vectorized along k by rfactor."""
+    (k,) = stage.reduce_axes
+    if k.extent < 2 * VEC:
+        i, o = stage.op.axis
+        if _work(stage) >= PAR_MIN_WORK:
+            stage.parallel(i)
+        return
+    ko, ki = stage.split(k, factor=VEC)
+    rf = s.rfactor(stage.op.output(0), ki, factor_axis=-1)
+    rf_stage = s[rf]
+    i, o, lanes = rf_stage.op.axis
+    rf_stage.reorder(i, o, rf_stage.reduce_axes[0], lanes)
+    rf_stage.vectorize(lanes)
+    if _work(stage) * VEC >= PAR_MIN_WORK:
+        rf_stage.parallel(i)
+
+
+def schedule_conv2d(s, stage):
+    """im2col, then a GEMM over (k, p*Q + q) with a 4 x 16 register tile."""
+    op = stage.op
+    readers = [st for st in s.stages if st.op.tag == "pad"]
+    col, out = s.im2col(op.output(0))
+    for pad in readers:
+        pad.compute_inline()
+    n, k, p, q = stage.op.axis
+    (crs,) = stage.reduce_axes
+    pq = stage.fuse(p, q)
+    pqo, pqi = stage.split(pq, factor=min(VEC, pq.extent))
+    ko, ki = stage.split(k, factor=min(TILE_ROWS, k.extent))
+    stage.reorder(n, ko, pqo, crs, ki, pqi)
+    stage.unroll(ki)
+    stage.vectorize(pqi)
+    col_stage = s[col]
+    cn, ccrs, cpq = col_stage.op.axis
+    if _work(stage) >= PAR_MIN_WORK:
+        outer = stage.fuse(n, ko)
+        stage.parallel(outer)
+        col_stage.parallel(col_stage.fuse(cn, ccrs))
+
+
+def schedule_pool(s, stage):
+    """Parallel over images x channels; the window loops innermost."""
+    for other in s.stages:
+        if other.op.tag == "pool_sum" and other.attach is AttachKind.ROOT and other is not stage:
+            schedule_pool(s, other)
+    n, c, p, q = stage.op.axis
+    if _work(stage) >= PAR_MIN_WORK:
+        stage.parallel(stage.fuse(n, c))
+
+
+def schedule_rowwise(s, stage):
+    """Softmax pieces: parallel over rows; elementwise stages vectorized along the row."""
+    axes = list(stage.op.axis)
+    if not isinstance(stage.body, Reduce) and axes[-1].extent >= 4:
+        _, vi = stage.split(axes[-1], factor=min(VEC, axes[-1].extent))
+        stage.vectorize(vi)
+    if len(axes) > 1 and _work(stage) >= PAR_MIN_WORK:
+        stage.parallel(axes[0])

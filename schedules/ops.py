@@ -1,0 +1,161 @@
+"""Compute declarations of the operator library (TOPI style; NCHW, numpy row-major order).
+
+Each returns the output tensor; the op carries a ``tag`` and ``attrs`` that
+``loopc.schedules.schedule`` uses to pick a schedule template.
+"""
+from __future__ import annotations
+
+from loopc import te
+from loopc.errors import LoopcError
+
+
+def _pair(v, what):
+    if isinstance(v, int):
+        return v, v
+    if isinstance(v, (tuple, list)) and len(v) == 2 and all(isinstance(x, int) for x in v):
+        return tuple(v)
+    raise LoopcError(f"{what} must be an int or a pair of ints, got {v!r}")
+
+
+def _check_rank(t, rank, op, layout):
+    if len(t.shape) != rank:
+        raise LoopcError(f"{op}: {t.name} has shape {t.shape}; expected {rank} dimensions ({layout})")
+
+
+def matmul(A, B, name="matmul"):
+    """C[i, j] = sum_k A[i, k] * B[k, j]."""
+    _check_rank(A, 2, "matmul", "M, K")
+    _check_rank(B, 2, "matmul", "K, N")
+    (M, K), (K2, N) = A.shape, B.shape
+    if K != K2:
+        raise LoopcError(f"matmul: inner dimensions differ: A{A.shape} @ B{B.shape}")
+    k = te.reduce_axis((0, K), name="k")
+    return te.compute((M, N), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name=name, tag="matmul")
+
+
+def dense(X, W, bias=None, name="dense"):
+    """Y[i, o] = sum_k X[i, k] * W[o, k] (+ bias[o]); W is (out, in) like torch's Linear."""
+    _check_rank(X, 2, "dense", "batch, in")
+    _check_rank(W, 2, "dense", "out, in")
+    (B, K), (O, K2) = X.shape, W.shape
+    if K != K2:
+        raise LoopcError(f"dense: X{X.shape} has {K} features but W{W.shape} expects {K2}")
+    k = te.reduce_axis((0, K), name="k")
+    Y = te.compute((B, O), lambda i, o: te.sum(X[i, k] * W[o, k], axis=k), name=name, tag="dense")
+    if bias is None:
+        return Y
+    if bias.shape != (O,):
+        raise LoopcError(f"dense: bias has shape {bias.shape}, expected ({O},)")
+    return te.compute((B, O), lambda i, o: Y[i, o] + bias[o], name=name + "_bias", tag="bias_add")
+
+
+def conv2d_nchw(X, W, stride=1, padding=0, dilation=1, name="conv2d"):
+    """Y[n, k, p, q] = sum_{c, r, s} Xpad[n, c, p*sh + r*dh, q*sw + s*dw] * W[k, c, r, s]."""
+    _check_rank(X, 4, "conv2d_nchw", "N, C, H, W")
+    _check_rank(W, 4, "conv2d_nchw", "K, C, R, S")
+    sh, sw = _pair(stride, "stride")
+    ph, pw = _pair(padding, "padding")
+    dh, dw = _pair(dilation, "dilation")
+    N, C, H, Wd = X.shape
+    K, C2, R, S = W.shape
+    if C != C2:
+        raise LoopcError(f"conv2d_nchw: X has {C} channels but W{W.shape} expects {C2} (groups=1)")
+    P = (H + 2 * ph - dh * (R - 1) - 1) // sh + 1
+    Q = (Wd + 2 * pw - dw * (S - 1) - 1) // sw + 1
+    if P <= 0 or Q <= 0:
+        raise LoopcError(f"conv2d_nchw: the {R}x{S} filter does not fit the {H}x{Wd} input with this padding")
+    if ph or pw:
+        Xp = te.compute((N, C, H + 2 * ph, Wd + 2 * pw),
+                        lambda n, c, h, w: te.if_then_else(te.all(h >= ph, h < H + ph, w >= pw, w < Wd + pw),
+                                                           X[n, c, h - ph, w - pw], 0.0),
+                        name=name + "_pad", tag="pad")
+    else:
+        Xp = X
+    c = te.reduce_axis((0, C), name="c")
+    r = te.reduce_axis((0, R), name="r")
+    s = te.reduce_axis((0, S), name="s")
+    attrs = {"stride": (sh, sw), "padding": (ph, pw), "dilation": (dh, dw)}
+    return te.compute((N, K, P, Q),
+                      lambda n, k, p, q: te.sum(Xp[n, c, p * sh + r * dh, q * sw + s * dw] * W[k, c, r, s],
+                                                axis=[c, r, s]),
+                      name=name, tag="conv2d_nchw", attrs=attrs)
+
+
+def _pool(X, kernel, stride, padding, kind, name):
+    _check_rank(X, 4, kind, "N, C, H, W")
+    kh, kw = _pair(kernel, "kernel")
+    sh, sw = _pair(kernel if stride is None else stride, "stride")
+    ph, pw = _pair(padding, "padding")
+    N, C, H, W = X.shape
+    P = (H + 2 * ph - kh) // sh + 1
+    Q = (W + 2 * pw - kw) // sw + 1
+    r = te.reduce_axis((0, kh), name="r")
+    s = te.reduce_axis((0, kw), name="s")
+    attrs = {"kernel": (kh, kw), "stride": (sh, sw), "padding": (ph, pw)}
+
+    def window(n, c, p, q, fill):
+        h, w = p * sh + r - ph, q * sw + s - pw
+        if ph or pw:
+            return te.if_then_else(te.all(h >= 0, h < H, w >= 0, w < W), X[n, c, h, w], fill)
+        return X[n, c, h, w]
+
+    if kind == "max_pool2d":
+        return te.compute((N, C, P, Q), lambda n, c, p, q: te.max(window(n, c, p, q, -3.4e38), axis=[r, s]),
+                          name=name, tag=kind, attrs=attrs)
+    total = te.compute((N, C, P, Q), lambda n, c, p, q: te.sum(window(n, c, p, q, 0.0), axis=[r, s]),
+                       name=name + "_sum", tag="pool_sum", attrs=attrs)
+    return te.compute((N, C, P, Q), lambda n, c, p, q: total[n, c, p, q] * (1.0 / (kh * kw)),
+                      name=name, tag=kind, attrs=attrs)
+
+
+def max_pool2d(X, kernel, stride=None, padding=0, name="max_pool2d"):
+    """Max over each kernel window (stride defaults to the kernel, as in PyTorch)."""
+    return _pool(X, kernel, stride, padding, "max_pool2d", name)
+
+
+def avg_pool2d(X, kernel, stride=None, padding=0, name="avg_pool2d"):
+    """Mean over each window, padding counted (PyTorch's count_include_pad=True)."""
+    return _pool(X, kernel, stride, padding, "avg_pool2d", name)
+
+
+def relu(X, name="relu"):
+    return te.compute(X.shape, lambda *i: te.max(X[i], 0.0), name=name, tag="injective")
+
+
+def bias_add(X, b, axis=1, name="bias_add"):
+    """X + b broadcast along ``axis`` (1 = channels of NCHW, or features of (batch, features))."""
+    axis = axis % len(X.shape)
+    if b.shape != (X.shape[axis],):
+        raise LoopcError(f"bias_add: bias has shape {b.shape}, expected ({X.shape[axis]},) for axis {axis} of {X.shape}")
+    return te.compute(X.shape, lambda *i: X[i] + b[i[axis]], name=name, tag="injective")
+
+
+def _reduce_over(X, axis, fn, name):
+    """A tensor over all axes but ``axis``, reducing ``fn(index_with_k)`` over that axis."""
+    ndim = len(X.shape)
+    k = te.reduce_axis((0, X.shape[axis]), name="k")
+    shape = tuple(d for n, d in enumerate(X.shape) if n != axis)
+
+    def body(*i):
+        idx = i[:axis] + (k,) + i[axis:]
+        return fn(idx, k)
+    return te.compute(shape if shape else (1,), body if shape else (lambda _: fn((k,), k)), name=name), ndim
+
+
+def softmax(X, axis=-1, name="softmax"):
+    """exp(x - max) / sum(exp(x - max)) along ``axis``."""
+    axis = axis % len(X.shape)
+    mx, _ = _reduce_over(X, axis, lambda idx, k: te.max(X[idx], axis=k), name + "_max")
+    drop = lambda i: i[:axis] + i[axis + 1:] if len(X.shape) > 1 else (0,)  # noqa: E731
+    e = te.compute(X.shape, lambda *i: te.exp(X[i] - mx[drop(i)]), name=name + "_exp")
+    sm, _ = _reduce_over(e, axis, lambda idx, k: te.sum(e[idx], axis=k), name + "_sum")
+    return te.compute(X.shape, lambda *i: e[i] / sm[drop(i)], name=name, tag="softmax")
+
+
+def log_softmax(X, axis=-1, name="log_softmax"):
+    """x - max - log(sum(exp(x - max))) along ``axis``."""
+    axis = axis % len(X.shape)
+    mx, _ = _reduce_over(X, axis, lambda idx, k: te.max(X[idx], axis=k), name + "_max")
+    drop = lambda i: i[:axis] + i[axis + 1:] if len(X.shape) > 1 else (0,)  # noqa: E731
+    sm, _ = _reduce_over(X, axis, lambda idx, k: te.sum(te.exp(X[idx] - mx[drop(idx)]), axis=k), name + "_sum")
+    return te.compute(X.shape, lambda *i: X[i] - mx[drop(i)] - te.log(sm[drop(i)]), name=name, tag="log_softmax")
