@@ -4,6 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ArgumentError, LoopcError
+import time
+
+from . import profiling
 from .args import check_arguments, written_buffers
 from .timing import time_evaluator
 
@@ -22,6 +25,8 @@ class Module:
         self.written = written_buffers(func)
         self.target = target
         self.build_seconds = build_seconds
+        self.label = func.name     # the profiler's name for this kernel
+        self.flop = 0              # floating-point operations per call, when the builder knows
         self._cfunc = cfunc
         self._keepalive = keepalive
         self._sources = dict(sources)
@@ -40,7 +45,13 @@ class Module:
 
     def __call__(self, *arrays):
         self.check(arrays)
-        self._cfunc(*[a.ctypes.data for a in arrays])
+        if not profiling.recording():
+            self._cfunc(*[a.ctypes.data for a in arrays])
+            return
+        ptrs = [a.ctypes.data for a in arrays]
+        start = time.perf_counter()
+        self._cfunc(*ptrs)
+        profiling.record(self.label, start, time.perf_counter() - start, self.flop)
 
     def get_source(self, fmt: str = "llvm") -> str:
         """``"ir"`` (loopc's loop IR), ``"llvm"`` (optimised LLVM IR) or ``"asm"``."""
