@@ -76,7 +76,12 @@ def _ladder_table(size, repeat):
 
 
 def cmd_bench(args) -> int:
-    _ladder_table(args.size, args.repeat)
+    if args.ladder:
+        _ladder_table(args.size, args.repeat)
+        return 0
+    from loopc import benchsuite
+    print(benchsuite.format_header())
+    benchsuite.run_suite(tuple(args.threads), quick=args.quick, repeat=args.repeat)
     return 0
 
 
@@ -106,12 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("-K", type=int, default=64)
     show.set_defaults(fn=cmd_show)
 
-    for name, fn, help_text, size in (("bench", cmd_bench, "time the GEMM schedule ladder beside numpy", 1024),
+    for name, fn, help_text, size in (("bench", cmd_bench, "time the operator suite (or --ladder) beside numpy/PyTorch", 1024),
                                       ("demo", cmd_demo, "the main job on this machine", 1024)):
         sp = sub.add_parser(name, help=help_text)
-        sp.add_argument("--size", type=int, default=size, help="M = N = K")
+        sp.add_argument("--size", type=int, default=size, help="M = N = K of the GEMM ladder")
         sp.add_argument("--repeat", type=int, default=3)
         sp.set_defaults(fn=fn)
+        if name == "bench":
+            sp.add_argument("--ladder", action="store_true", help="the GEMM schedule ladder instead of the suite")
+            sp.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+            sp.add_argument("--quick", action="store_true", help="small shapes only")
     return p
 
 

@@ -30,8 +30,15 @@ def test_show_prints_each_format():
     assert "gemm" in run_cli("show", "gemm", "--step", "default", "--format", "asm", "-M", "8", "-N", "8", "-K", "8")
 
 
-def test_bench_small_checks_and_reports(capsys):
-    assert cli.main(["bench", "--size", "37", "--repeat", "1"]) == 0
+def test_bench_suite_quick_checks_and_reports(capsys):
+    assert cli.main(["bench", "--quick", "--repeat", "1", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    for row in ("matmul 64^3", "conv N2 C3 13x13", "dense 64x400 -> 120", "max_pool2d", "relu", "softmax"):
+        assert row in out
+
+
+def test_bench_ladder_small_checks_and_reports(capsys):
+    assert cli.main(["bench", "--ladder", "--size", "37", "--repeat", "1"]) == 0
     out = capsys.readouterr().out
     for step in ("default", "tile 32x32", "vectorize", "reorder 4x16 regs", "pack B", "parallel", "numpy"):
         assert step in out
