@@ -18,17 +18,37 @@ def _sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
 
+def _wrap(bits):
+    """Truncate toward zero, then wrap to a two's-complement integer of ``bits`` (like C casts)."""
+    half = 1 << (bits - 1)
+
+    def cast(x):
+        return (int(np.trunc(x)) + half) % (1 << bits) - half
+    return cast
+
+
+def _floordiv(a, b):
+    """Python's // for floats; for integers numpy's convention x // 0 == 0 (no exception)."""
+    if isinstance(a, (float, np.floating)) or isinstance(b, (float, np.floating)):
+        return np.floor(a / b)
+    return 0 if b == 0 else a // b
+
+
+def _floormod(a, b):
+    return 0 if b == 0 else a % b
+
+
 _RUNTIME = {
-    "_f32": np.float32, "_f64": np.float64, "_i32": lambda x: int(np.trunc(x)), "_i64": lambda x: int(np.trunc(x)),
-    "_min": min, "_max": max, "_exp": np.exp, "_log": np.log, "_sqrt": np.sqrt, "_tanh": np.tanh,
-    "_sigmoid": _sigmoid, "_abs": abs, "_floor": np.floor,
+    "_f32": np.float32, "_f64": np.float64, "_i32": _wrap(32), "_i64": _wrap(64),
+    "_min": np.minimum, "_max": np.maximum, "_exp": np.exp, "_log": np.log, "_sqrt": np.sqrt, "_tanh": np.tanh,
+    "_sigmoid": _sigmoid, "_abs": abs, "_floor": np.floor, "_floordiv": _floordiv, "_floormod": _floormod,
     "_alloc": lambda n, dtype: np.zeros(n, dtype=dtype),
 }
 
 
 def to_python(func: LoweredFunc):
     """Compile ``func`` to a Python function taking flat numpy arrays; returns (fn, source)."""
-    emitter = PySourceEmitter()
+    emitter = PySourceEmitter(reserved=_RUNTIME)
     src = emitter.function(func)
     filename = f"<loopc-interp {func.name}>"
     linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
@@ -39,8 +59,8 @@ def to_python(func: LoweredFunc):
 
 def run(func: LoweredFunc, *arrays):
     """Run ``func`` on numpy arrays (outputs written in place), like a built Module."""
-    from .runtime.args import check_arguments
-    check_arguments(func.name, func.params, arrays)
+    from .runtime.args import check_arguments, written_buffers
+    check_arguments(func.name, func.params, arrays, written_buffers(func))
     fn, _ = to_python(func)
     with np.errstate(all="ignore"):
         fn(*[a.reshape(-1) for a in arrays])

@@ -10,15 +10,17 @@ from .ir.stmt import Allocate, For, IfThenElse, LoweredFunc, SeqStmt, Store
 from .te import expr as E
 
 _CMP = {E.LT: "<", E.LE: "<=", E.EQ: "==", E.NE: "!="}
-_ARITH = {E.Add: "+", E.Sub: "-", E.Mul: "*", E.Div: "/", E.FloorDiv: "//", E.FloorMod: "%"}
+_ARITH = {E.Add: "+", E.Sub: "-", E.Mul: "*", E.Div: "/"}
 _CAST = {"float32": "_f32", "float64": "_f64", "int32": "_i32", "int64": "_i64", "bool": "bool"}
 
 
 class Namer:
     """Unique Python identifiers for Vars and Buffers (``i.outer`` -> ``i_outer``)."""
 
-    def __init__(self):
-        self.names, self.taken = {}, set()
+    def __init__(self, reserved=()):
+        import builtins
+        self.names = {}
+        self.taken = set(reserved) | set(dir(builtins))
 
     def __call__(self, obj, hint: str) -> str:
         if obj in self.names:
@@ -35,8 +37,9 @@ class Namer:
 
 
 class PySourceEmitter:
-    def __init__(self, namer=None):
-        self.name = namer or Namer()
+    def __init__(self, namer=None, reserved=()):
+        """``reserved``: names the generated code uses (runtime helpers) that nothing may shadow."""
+        self.name = namer or Namer(reserved)
 
     def expr(self, e) -> str:
         if isinstance(e, E.Const):
@@ -55,6 +58,12 @@ class PySourceEmitter:
             return f"_min({self.expr(e.a)}, {self.expr(e.b)})"
         if isinstance(e, E.Max):
             return f"_max({self.expr(e.a)}, {self.expr(e.b)})"
+        if isinstance(e, (E.FloorDiv, E.FloorMod)):
+            op = "//" if isinstance(e, E.FloorDiv) else "%"
+            if isinstance(e.b, E.Const) and E.is_int(e.dtype) and e.b.value > 0:
+                return f"({self.expr(e.a)} {op} {self.expr(e.b)})"   # index math: plain Python
+            helper = "_floordiv" if op == "//" else "_floormod"      # x // 0 == 0, floats floor(a / b)
+            return f"{helper}({self.expr(e.a)}, {self.expr(e.b)})"
         if type(e) in _ARITH:
             return f"({self.expr(e.a)} {_ARITH[type(e)]} {self.expr(e.b)})"
         if type(e) in _CMP:

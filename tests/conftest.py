@@ -10,12 +10,15 @@ Sizes are primes (7, 13, 29, 37, ...) so that no split factor or tile divides th
 """
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+import textwrap
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
-import pytest
 
 import loopc
 import loopc.interp
@@ -151,9 +154,26 @@ def lowered_text(s, args) -> str:
 
 
 def loop_headers(text: str) -> list:
-    """``[(loop name, kind, extent), ...]`` of every ``for`` line of a printed loop nest."""
-    return [(m.group(1), m.group(2), int(m.group(3)))
-            for m in re.finditer(r"for (\S+) in (\w+)\((\d+)\):", text)]
+    """``[(loop name, kind, min, extent), ...]`` of every ``for`` line of a printed loop nest,
+    in order. ``for x in range(8)`` has min 0; a partitioned tail ``for x in range(3, 3 + 1)``
+    has min 3 and extent 1."""
+    out = []
+    for m in re.finditer(r"for (\S+) in (\w+)\((?:(\d+), \d+ \+ )?(\d+)\):", text):
+        out.append((m.group(1), m.group(2), int(m.group(3) or 0), int(m.group(4))))
+    return out
+
+
+def loop_names(text: str) -> list:
+    """The distinct loop names of a printed nest, in order of first appearance."""
+    return list(dict.fromkeys(name for name, _, _, _ in loop_headers(text)))
+
+
+def loop_kinds(text: str) -> dict:
+    """``{loop name: set of kinds}`` of a printed nest (a partitioned loop may show several)."""
+    kinds = {}
+    for name, kind, _, _ in loop_headers(text):
+        kinds.setdefault(name, set()).add(kind)
+    return kinds
 
 
 # --------------------------------------------------------------------------- workloads
@@ -324,6 +344,29 @@ def elementwise3d(D0=5, D1=7, D2=13) -> Workload:
     return Workload([A, B, Out], lambda a, b: a * np.float32(2) + b - np.float32(1), {"A": A, "B": B, "out": Out})
 
 
+# --------------------------------------------------------------------------- subprocesses
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def run_python(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter (``sys.executable -c``), with this directory on
+    sys.path so it can import conftest. For code that might crash the process."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (TESTS_DIR, env.get("PYTHONPATH", "")) if p)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=TESTS_DIR)
+
+
+def assert_subprocess_ok(proc: subprocess.CompletedProcess, expect_stdout: str | None = None):
+    """The child exited 0 (a negative returncode is the signal that killed it)."""
+    assert proc.returncode == 0, (f"child exited with {proc.returncode} "
+                                  f"(negative: killed by signal {-proc.returncode})\n"
+                                  f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-3000:]}")
+    if expect_stdout is not None:
+        assert expect_stdout in proc.stdout, proc.stdout
+
+
 # --------------------------------------------------------------------------- hardware
 
 
@@ -348,3 +391,8 @@ def has_cpu_flag(flag: str) -> bool:
 
 
 # golden-file options are added below
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", default=False,
+                     help="rewrite the golden files under tests/golden/ from the current output")

@@ -168,7 +168,9 @@ def test_rfactor_parallel_sum_of_10007():
     s[SF].parallel(SF.op.axis[0])
     x = rand(n)
     func = run_both(s, [X, S], [x, np.zeros(1, np.float32)], np.array([x.astype(np.float64).sum()]), atol=1e-2)
-    assert "for r.outer in parallel(626):" in str(func)
+    # 625 full chunks of 16 in parallel; the guarded last chunk partitioned off, serial
+    assert "for r.outer in parallel(625):" in str(func)
+    assert "for r.outer in range(625, 625 + 1):" in str(func)
 
 
 def test_rfactor_inner_axis_vectorized_max():

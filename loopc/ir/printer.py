@@ -15,7 +15,14 @@ _PREC = {E.Or: 1, E.And: 2, E.Not: 3, E.LT: 4, E.LE: 4, E.EQ: 4, E.NE: 4,
          E.Add: 5, E.Sub: 5, E.Mul: 6, E.Div: 6, E.FloorDiv: 6, E.FloorMod: 6}
 
 
-def format_expr(e, prec: int = 0) -> str:
+def format_expr(e, prec: int = 0, names=None) -> str:
+    """``names`` (Var -> display name) disambiguates distinct loops that share a name."""
+    def sub(x, p=0):
+        return format_expr(x, p, names)
+    return _format_expr(e, prec, sub, names or {})
+
+
+def _format_expr(e, prec, format_expr, names) -> str:
     if isinstance(e, E.Const):
         if e.dtype == "bool":
             return "True" if e.value else "False"
@@ -24,7 +31,7 @@ def format_expr(e, prec: int = 0) -> str:
             return text + ("f" if e.dtype == "float32" and text[-1].isdigit() and "inf" not in text else "")
         return str(e.value) + ("i64" if e.dtype == "int64" else "")
     if isinstance(e, E.Var):
-        return e.name
+        return names.get(e, e.name)
     if isinstance(e, (E.Min, E.Max)):
         return f"{type(e).__name__.lower()}({format_expr(e.a)}, {format_expr(e.b)})"
     if isinstance(e, E.BinaryOp):
@@ -52,38 +59,66 @@ def format_expr(e, prec: int = 0) -> str:
     return repr(e)
 
 
-def _loop_header(s: For) -> str:
-    ext = format_expr(s.extent)
-    rng = ext if (isinstance(s.min, E.Const) and s.min.value == 0) else f"{format_expr(s.min)}, {format_expr(s.min)} + {ext}"
+def _loop_header(s: For, names) -> str:
+    ext = format_expr(s.extent, 0, names)
+    lo = format_expr(s.min, 0, names)
+    rng = ext if (isinstance(s.min, E.Const) and s.min.value == 0) else f"{lo}, {lo} + {ext}"
+    var = names.get(s.var, s.var.name)
     fn = {ForKind.SERIAL: "range", ForKind.PARALLEL: "parallel", ForKind.VECTORIZED: "vectorized",
           ForKind.UNROLLED: "unrolled"}.get(s.kind)
     if s.kind is ForKind.THREAD_BINDING:
-        return f"for {s.var.name} in thread_binding({rng}, \"{s.thread_tag}\"):"
-    return f"for {s.var.name} in {fn}({rng}):"
+        return f"for {var} in thread_binding({rng}, \"{s.thread_tag}\"):"
+    return f"for {var} in {fn}({rng}):"
 
 
-def format_stmt(s, indent: int = 0) -> list:
+def format_stmt(s, indent: int = 0, names=None) -> list:
+    names = {} if names is None else names
     pad = "  " * indent
+
+    def fx(e):
+        return format_expr(e, 0, names)
     if isinstance(s, For):
-        return [pad + _loop_header(s)] + format_stmt(s.body, indent + 1)
+        return [pad + _loop_header(s, names)] + format_stmt(s.body, indent + 1, names)
     if isinstance(s, SeqStmt):
-        return [line for x in s.stmts for line in format_stmt(x, indent)]
+        return [line for x in s.stmts for line in format_stmt(x, indent, names)]
     if isinstance(s, IfThenElse):
-        out = [f"{pad}if {format_expr(s.cond)}:"] + format_stmt(s.then_case, indent + 1)
+        out = [f"{pad}if {fx(s.cond)}:"] + format_stmt(s.then_case, indent + 1, names)
         if s.else_case is not None:
-            out += [f"{pad}else:"] + format_stmt(s.else_case, indent + 1)
+            out += [f"{pad}else:"] + format_stmt(s.else_case, indent + 1, names)
         return out
     if isinstance(s, TensorStore):
-        return [f"{pad}{s.tensor.name}[{', '.join(format_expr(i) for i in s.indices)}] = {format_expr(s.value)}"]
+        return [f"{pad}{s.tensor.name}[{', '.join(fx(i) for i in s.indices)}] = {fx(s.value)}"]
     if isinstance(s, Store):
-        return [f"{pad}{s.buffer.name}[{format_expr(s.index)}] = {format_expr(s.value)}"]
+        return [f"{pad}{s.buffer.name}[{fx(s.index)}] = {fx(s.value)}"]
     if isinstance(s, Allocate):
         b = s.buffer
         dims = ", ".join(map(str, b.shape))
-        return [f"{pad}{b.name} = allocate({b.dtype}[{dims}], scope=\"{b.scope}\")"] + format_stmt(s.body, indent)
+        return [f"{pad}{b.name} = allocate({b.dtype}[{dims}], scope=\"{b.scope}\")"] + format_stmt(s.body, indent, names)
     return [pad + repr(s)]
+
+
+def display_names(body) -> dict:
+    """Nested loops whose distinct variables share a name print as ``name#1``, ``name#2``..."""
+    from .stmt import stmt_children
+    names = {}
+
+    def visit(st, scope):
+        if isinstance(st, For):
+            shown = names.get(st.var, st.var.name)
+            n = 0
+            while any(other is not st.var and name == shown for other, name in scope):
+                n += 1
+                shown = f"{st.var.name}#{n}"
+            if shown != st.var.name:
+                names[st.var] = shown
+            scope = scope + [(st.var, shown)]
+        for child in stmt_children(st)[0]:
+            visit(child, scope)
+
+    visit(body, [])
+    return names
 
 
 def format_func(f: LoweredFunc) -> str:
     params = ", ".join(f"{b.name}: {b.dtype}[{', '.join(map(str, b.shape))}]" for b in f.params)
-    return "\n".join([f"def {f.name}({params}):"] + format_stmt(f.body, 1)) + "\n"
+    return "\n".join([f"def {f.name}({params}):"] + format_stmt(f.body, 1, display_names(f.body))) + "\n"

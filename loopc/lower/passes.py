@@ -311,6 +311,13 @@ def _simplify_node(e, ranges):
         return E.Const(not e.a.value, "bool")
     if isinstance(e, E.Select) and isinstance(e.cond, E.Const):
         return e.t if e.cond.value else e.f
+    if isinstance(e, E.Select) and ranges:
+        cond = prune_conjuncts(e.cond, ranges)
+        known = prove(cond, ranges)
+        if known is not None:
+            return e.t if known else e.f
+        if cond is not e.cond:
+            return E.Select(cond, e.t, e.f)
     if isinstance(e, E.Cast) and isinstance(e.value, E.Const):
         return E.Const(e.value.value, e.dtype)
     return None

@@ -161,5 +161,5 @@ def rfactor(schedule, tensor, axis, factor_axis=0):
     stage.all_iter_vars = [iv for iv in stage.all_iter_vars if iv in keep] + [k_rf]
     stage.iter_kinds = {iv: k for iv, k in stage.iter_kinds.items() if iv in keep}
     schedule._insert_stage(rf_op, schedule.stages.index(stage))
-    schedule._record(stage, "rfactor", {"axis": axis.name, "factor_axis": factor_axis})
+    schedule._record(stage, "rfactor", {"axis": stage.name_of(axis), "factor_axis": factor_axis})
     return rf

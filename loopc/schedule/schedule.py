@@ -142,33 +142,69 @@ class Schedule:
         return json.dumps({"version": TRACE_VERSION, "steps": self.trace})
 
     def replay(self, trace) -> "Schedule":
-        """Apply a trace (a JSON string, a dict from trace_json, or a list of steps) to this schedule."""
-        if isinstance(trace, str):
-            trace = json.loads(trace)
-        steps = trace["steps"] if isinstance(trace, dict) else trace
+        """Apply a trace (a JSON string, a dict from trace_json, or a list of steps) to this schedule.
+
+        A malformed trace raises ScheduleError naming the step and what is wrong.
+        """
+        steps = _parse_trace(trace)
         for n, step in enumerate(steps):
-            try:
-                stage = self.stage_by_name(step["stage"])
-                prim, args = step["primitive"], dict(step.get("args", {}))
-            except (KeyError, TypeError) as err:
-                raise ScheduleError("replay", "?", f"step {n} is malformed: {step!r}",
-                                    "replay a trace produced by Schedule.trace_json()") from err
+            stage = self.stage_by_name(step["stage"])
+            prim, args = step["primitive"], dict(step["args"])
             if prim not in REPLAYABLE:
-                raise ScheduleError("replay", stage.name, f"step {n} names an unknown primitive {prim!r}")
-            for key in ("axis", "axes"):
-                if key in args and prim not in NAMES_AXES_OF_OTHER_STAGE:
-                    args[key] = ([self._axis(stage, a) for a in args[key]] if key == "axes"
-                                 else self._axis(stage, args[key]))
-            REPLAYABLE[prim](stage, args)
+                raise ScheduleError("replay", stage.name, f"step {n} names an unknown primitive {prim!r}",
+                                    f"known primitives: {', '.join(sorted(REPLAYABLE))}")
+            try:
+                if prim not in NAMES_AXES_OF_OTHER_STAGE:
+                    if "axis" in args:
+                        args["axis"] = self._axis(stage, args["axis"])
+                    if "axes" in args:
+                        if not isinstance(args["axes"], list):
+                            raise TypeError("'axes' must be a list of axis names")
+                        args["axes"] = [self._axis(stage, a) for a in args["axes"]]
+                REPLAYABLE[prim](stage, args)
+            except ScheduleError:
+                raise
+            except (KeyError, TypeError, ValueError) as err:
+                raise ScheduleError("replay", stage.name, f"step {n} ({prim}) is malformed: {err!r} in {step!r}",
+                                    "replay a trace produced by Schedule.trace_json()") from err
         return self
 
     @staticmethod
     def _axis(stage, name):
-        found = [iv for iv in stage.all_iter_vars if iv.name == name]
+        if not isinstance(name, str):
+            raise TypeError(f"an axis name must be a string, got {name!r}")
+        found = [iv for iv in stage.all_iter_vars if stage.name_of(iv) == name]
         if len(found) != 1:
             raise ScheduleError("replay", stage.name, f"axis {name!r} is {'unknown' if not found else 'ambiguous'}",
                                 "replay onto a fresh schedule of the same compute")
         return found[0]
+
+
+def _parse_trace(trace) -> list:
+    """The list of steps of a trace, each checked for shape; ScheduleError when malformed."""
+    def bad(what):
+        return ScheduleError("replay", "?", f"malformed trace: {what}",
+                             "replay a trace produced by Schedule.trace_json()")
+    if isinstance(trace, (str, bytes)):
+        try:
+            trace = json.loads(trace)
+        except json.JSONDecodeError as err:
+            raise bad(f"not JSON ({err})") from err
+    if isinstance(trace, dict):
+        version = trace.get("version", TRACE_VERSION)
+        if version != TRACE_VERSION:
+            raise bad(f"trace version {version!r}; this loopc reads version {TRACE_VERSION}")
+        if "steps" not in trace:
+            raise bad("no 'steps' list")
+        trace = trace["steps"]
+    if not isinstance(trace, list):
+        raise bad(f"expected a list of steps, got {type(trace).__name__}")
+    for n, step in enumerate(trace):
+        if not (isinstance(step, dict) and isinstance(step.get("stage"), str)
+                and isinstance(step.get("primitive"), str) and isinstance(step.get("args", {}), dict)):
+            raise bad(f"step {n} is not {{'stage': str, 'primitive': str, 'args': dict}}: {step!r}")
+        step.setdefault("args", {})
+    return trace
 
 
 NAMES_AXES_OF_OTHER_STAGE = ("compute_at", "cache_read", "cache_write")

@@ -6,6 +6,7 @@ step to the schedule's trace. Lowering reads the data; nothing here builds loops
 """
 from __future__ import annotations
 
+import numbers
 from enum import Enum
 
 from ..errors import ScheduleError
@@ -41,6 +42,19 @@ class Stage:
         self.attach = AttachKind.ROOT
         self.attach_stage = None
         self.attach_ivar = None
+        self._names = {}           # IterVar -> name unique in this stage (what traces record)
+        for iv in self.root_iter_vars:
+            self.name_of(iv)
+
+    def name_of(self, iv) -> str:
+        """The axis's name, made unique within the stage (``rv``, ``rv#1``, ...) for traces."""
+        if iv not in self._names:
+            taken = set(self._names.values())
+            name, n = iv.name, 1
+            while name in taken:
+                name, n = f"{iv.name}#{n}", n + 1
+            self._names[iv] = name
+        return self._names[iv]
 
     @property
     def name(self) -> str:
@@ -88,10 +102,10 @@ class Stage:
         return ", ".join(iv.name for iv in self.leaf_iter_vars)
 
     def _int_arg(self, primitive, what, value, axis):
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value <= 0:
             self._fail(primitive, f"{what}={value!r} for axis '{axis.name}' must be a positive int",
                        f"pass {what} >= 1")
-        return value
+        return int(value)
 
     def _check_attached_ok(self, primitive):
         if self.attach is AttachKind.INLINE:
@@ -99,12 +113,13 @@ class Stage:
                        f"call s[{self.name}].compute_root() first, or drop the compute_inline")
 
     def _new_axis(self, name, extent, kind) -> IterVar:
-        taken = {iv.name for iv in self.all_iter_vars}
+        taken = set(self._names.values()) | {iv.name for iv in self.all_iter_vars}
         base, n = name, 1
         while name in taken:
             name, n = f"{base}{n}", n + 1
         iv = IterVar(Var(name), Range(0, extent), kind)
         self.all_iter_vars.append(iv)
+        self._names[iv] = name
         return iv
 
     def _record(self, primitive, **args):
@@ -135,12 +150,12 @@ class Stage:
         else:
             outer_ext = self._int_arg("split", "nparts", nparts, parent)
             f = -(-extent // outer_ext)
-        outer = self._new_axis(parent.name + ".outer", outer_ext, parent.kind)
-        inner = self._new_axis(parent.name + ".inner", f, parent.kind)
+        outer = self._new_axis(self.name_of(parent) + ".outer", outer_ext, parent.kind)
+        inner = self._new_axis(self.name_of(parent) + ".inner", f, parent.kind)
         self.relations.append(Split(parent, outer, inner, f))
         pos = self.leaf_iter_vars.index(parent)
         self.leaf_iter_vars[pos:pos + 1] = [outer, inner]
-        self._record("split", axis=parent.name, factor=factor, nparts=nparts)
+        self._record("split", axis=self.name_of(parent), factor=factor, nparts=nparts)
         return outer, inner
 
     def tile(self, x_parent, y_parent, x_factor, y_factor):
@@ -151,8 +166,15 @@ class Stage:
 
         Returns (x_outer, y_outer, x_inner, y_inner).
         """
-        xo, xi = self.split(x_parent, factor=x_factor)
-        yo, yi = self.split(y_parent, factor=y_factor)
+        # check everything first, so that a bad argument leaves the stage untouched
+        self._check_attached_ok("tile")
+        x, y = self._leaf("tile", x_parent), self._leaf("tile", y_parent)
+        if x is y:
+            self._fail("tile", f"both axes are '{x.name}'", "tile two different loops")
+        self._int_arg("tile", "x_factor", x_factor, x)
+        self._int_arg("tile", "y_factor", y_factor, y)
+        xo, xi = self.split(x, factor=x_factor)
+        yo, yi = self.split(y, factor=y_factor)
         self.reorder(xo, yo, xi, yi)
         return xo, yo, xi, yi
 
@@ -175,16 +197,19 @@ class Stage:
                        "reorder them next to each other first, or pass them outer to inner")
         kinds = {iv.kind for iv in ivs}
         if len(kinds) > 1:
-            self._fail("fuse", "cannot fuse a reduction axis with a data-parallel axis",
+            red = ", ".join(iv.name for iv in ivs if iv.kind is IterKind.REDUCE)
+            data = ", ".join(iv.name for iv in ivs if iv.kind is not IterKind.REDUCE)
+            self._fail("fuse", f"cannot fuse reduction axis {red} with data-parallel axis {data}",
                        "fuse reduction axes only with reduction axes")
         fused = ivs[0]
         for iv in ivs[1:]:
-            new = self._new_axis(f"{fused.name}.{iv.name}.fused" if not fused.name.endswith(".fused")
-                                 else f"{fused.name[:-6]}.{iv.name}.fused", fused.extent * iv.extent, iv.kind)
+            fname, iname = self.name_of(fused), self.name_of(iv)
+            new = self._new_axis(f"{fname}.{iname}.fused" if not fname.endswith(".fused")
+                                 else f"{fname[:-6]}.{iname}.fused", fused.extent * iv.extent, iv.kind)
             self.relations.append(Fuse(fused, iv, new))
             fused = new
         self.leaf_iter_vars[pos[0]:pos[-1] + 1] = [fused]
-        self._record("fuse", axes=[iv.name for iv in ivs])
+        self._record("fuse", axes=[self.name_of(iv) for iv in ivs])
         return fused
 
     def reorder(self, *axes):
@@ -206,7 +231,7 @@ class Stage:
         slots = sorted(self.leaf_iter_vars.index(iv) for iv in ivs)
         for slot, iv in zip(slots, ivs):
             self.leaf_iter_vars[slot] = iv
-        self._record("reorder", axes=[iv.name for iv in ivs])
+        self._record("reorder", axes=[self.name_of(iv) for iv in ivs])
 
     def _annotate(self, primitive, iv, kind):
         self._check_attached_ok(primitive)
@@ -216,7 +241,7 @@ class Stage:
             self._fail(primitive, f"axis '{iv.name}' is already {old.value}",
                        "annotate each loop once (split it to combine kinds)")
         self.iter_kinds[iv] = kind
-        self._record(primitive, axis=iv.name)
+        self._record(primitive, axis=self.name_of(iv))
         return iv
 
     def unroll(self, iv):
@@ -331,7 +356,7 @@ class Stage:
             self._fail("compute_at", f"loop '{leaf.name}' of '{parent.name}' is vectorized; a stage cannot be "
                        "computed inside vector lanes", "attach to an enclosing loop")
         self.attach, self.attach_stage, self.attach_ivar = AttachKind.SCOPE, parent, leaf
-        self._record("compute_at", parent=parent.name, axis=leaf.name)
+        self._record("compute_at", parent=parent.name, axis=parent.name_of(leaf))
 
     def bind(self, iv, thread_axis):
         """Bind a loop to a GPU block/thread index (consumed by the CUDA target).
@@ -355,7 +380,7 @@ class Stage:
             self._fail("bind", f"axis '{leaf.name}' is already {self.iter_kinds[leaf].value}")
         self.iter_kinds[leaf] = ForKind.THREAD_BINDING
         self.bindings[leaf] = thread_axis
-        self._record("bind", axis=leaf.name, tag=thread_axis.thread_tag)
+        self._record("bind", axis=self.name_of(leaf), tag=thread_axis.thread_tag)
         return leaf
 
     def compute_root(self):

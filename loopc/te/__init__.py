@@ -191,7 +191,7 @@ def _make_math(fname):
         if fname == "abs" and not is_float(e.dtype):
             return Call("abs", (e,), e.dtype)
         if not is_float(e.dtype):
-            e = Cast("float32", e)
+            e = e.astype("float32")
         return Call(fname, (e,), e.dtype)
     fn.__name__ = fname
     fn.__doc__ = f"Elementwise ``{fname}``."

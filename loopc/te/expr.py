@@ -64,6 +64,9 @@ class ExprOp:
     def __rmod__(self, o): return _arith(FloorMod, o, self)
     def __neg__(self):
         e = as_expr(self)
+        if e.dtype == "bool":
+            raise LoopcError("unary minus of a boolean expression; use ~x for logical not, "
+                             "or x.astype('int32') first")
         return Sub(Const(0, e.dtype), e)
     def __lt__(self, o): return _compare(LT, self, o)
     def __le__(self, o): return _compare(LE, self, o)

@@ -481,15 +481,17 @@ class FunctionCodegen:
             if isinstance(e, E.Sub): return bld.fsub(a, b, flags=FMF)
             if isinstance(e, E.Mul): return bld.fmul(a, b, flags=FMF)
             if isinstance(e, E.Div): return bld.fdiv(a, b)
-            if isinstance(e, E.Min): return bld.select(bld.fcmp_ordered("<", a, b), a, b)
-            if isinstance(e, E.Max): return bld.select(bld.fcmp_ordered(">", a, b), a, b)
+            if isinstance(e, E.FloorDiv): return bld.call(self.intrinsic("floor", a.type), [bld.fdiv(a, b)])
+            # NaN-propagating, like numpy's maximum/minimum
+            if isinstance(e, E.Min): return bld.call(self.intrinsic("minimum", a.type, args=[a.type, a.type]), [a, b])
+            if isinstance(e, E.Max): return bld.call(self.intrinsic("maximum", a.type, args=[a.type, a.type]), [a, b])
             op = {E.LT: "<", E.LE: "<=", E.EQ: "==", E.NE: "!="}[type(e)]
             return bld.fcmp_ordered(op, a, b) if op != "!=" else bld.fcmp_unordered(op, a, b)
         if isinstance(e, E.Add): return bld.add(a, b, flags=["nsw"])
         if isinstance(e, E.Sub): return bld.sub(a, b, flags=["nsw"])
         if isinstance(e, E.Mul): return bld.mul(a, b, flags=["nsw"])
-        if isinstance(e, E.FloorDiv): return self.floordiv(a, b)
-        if isinstance(e, E.FloorMod): return self.floormod(a, b)
+        if isinstance(e, (E.FloorDiv, E.FloorMod)):
+            return self.safe_divmod(e, a, b)
         if isinstance(e, E.Min): return bld.select(bld.icmp_signed("<", a, b), a, b)
         if isinstance(e, E.Max): return bld.select(bld.icmp_signed(">", a, b), a, b)
         op = {E.LT: "<", E.LE: "<=", E.EQ: "==", E.NE: "!="}[type(e)]
@@ -514,6 +516,18 @@ class FunctionCodegen:
             if isinstance(s, ir.Constant) and not _is_vec(s):
                 return Ramp(bld.mul(r.base, s, flags=["nsw"]), r.stride * int(s.constant), lanes)
         return None
+
+    def safe_divmod(self, e, a, b):
+        """Integer // and % with numpy's convention x // 0 == x % 0 == 0: a zero divisor (in any
+        lane, including masked-off ones) never traps."""
+        fn = self.floordiv if isinstance(e, E.FloorDiv) else self.floormod
+        if isinstance(e.b, E.Const) and e.b.value != 0:
+            return fn(a, b)
+        bld = self.builder
+        zero = ir.Constant(b.type, None)
+        one = ir.Constant(b.type, [1] * b.type.count) if isinstance(b.type, ir.VectorType) else ir.Constant(b.type, 1)
+        is_zero = bld.icmp_signed("==", b, zero)
+        return bld.select(is_zero, zero, fn(a, bld.select(is_zero, one, b)))
 
     def floordiv(self, a, b):
         bld = self.builder
