@@ -14,11 +14,19 @@ from loopc.errors import LoopcError
 from loopc.schedule import AttachKind
 from loopc.te.tensor import ComputeOp, PlaceholderOp, Tensor
 
-from . import cpu, testing
+from . import cpu, cpu_grad, testing
+from .grad import (bias_backward, conv2d_backward_data, conv2d_backward_weight, dense_backward_data,
+                   dense_backward_weight, log_softmax_backward, max_pool2d_backward, nll_loss, nll_loss_backward,
+                   relu_backward)
 from .ops import avg_pool2d, bias_add, conv2d_nchw, dense, log_softmax, matmul, max_pool2d, relu, softmax
+from .optim import adadelta, sgd_momentum
 
 __all__ = ["matmul", "dense", "conv2d_nchw", "max_pool2d", "avg_pool2d", "relu", "bias_add", "softmax",
-           "log_softmax", "schedule", "workload_key", "testing", "NoTunedRecordWarning"]
+           "log_softmax", "schedule", "workload_key", "testing", "NoTunedRecordWarning",
+           # backward ops (grad.py) and optimizer updates (optim.py)
+           "conv2d_backward_data", "conv2d_backward_weight", "dense_backward_data", "dense_backward_weight",
+           "bias_backward", "max_pool2d_backward", "relu_backward", "nll_loss", "nll_loss_backward",
+           "log_softmax_backward", "sgd_momentum", "adadelta"]
 
 
 class NoTunedRecordWarning(UserWarning):
@@ -79,6 +87,7 @@ _TEMPLATES = {
     "bias_add": cpu.schedule_injective,
     "softmax": cpu.schedule_rowwise,
     "log_softmax": cpu.schedule_rowwise,
+    **cpu_grad.TEMPLATES,     # backward ops and optimizer updates
 }
 
 

@@ -1,0 +1,627 @@
+"""GPU check of loopc's CUDA target: every CUDA op against numpy, then sgemm against cuBLAS.
+
+One script, for the first (and every) run on a machine with an NVIDIA GPU; no network, under
+five minutes on an H100. Sections, each of which prints its error and lets the others run:
+
+1. environment: GPU model, compute capability, numba / numba-cuda / torch / cupy versions;
+2. ops: elementwise add and relu, matmul (naive, shared tiles, shared + register tiles, odd
+   sizes with tails), dense with bias (two kernels), direct conv2d, max pooling, softmax (four
+   kernels), a block-shared stage with a per-block reduction; each against numpy in float64,
+   with its kernel time;
+3. arrays: numba device arrays, PyTorch CUDA tensors and CuPy arrays passed in place (through
+   ``__cuda_array_interface__``), argument checks on device arrays, PTX;
+4. sgemm: 1024, 2048, 4096 — loopc's tiled matmul (a few tile configurations, the best kept)
+   against ``torch.matmul`` in FP32 with TF32 off (cuBLAS), in GFLOP/s.
+
+It prints a table at the end and, with ``--out FILE``, writes the numbers as JSON; it writes
+nothing else. ``--sim`` runs the same logic in numba's CUDA simulator on tiny sizes (no GPU
+needed; timings meaningless) to check the script itself.
+
+    python benchmarks/gpu_check.py [--out gpu_check.json]
+    python benchmarks/gpu_check.py --sim
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+import warnings
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def bootstrap_imports():
+    """Import loopc, also from a source checkout that was never ``pip install``-ed (the
+    ``loopc.targets`` package lives in ``targets/`` at the top of the repository)."""
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    import loopc
+    try:
+        import loopc.targets.cuda  # noqa: F401
+    except ImportError:
+        loopc.__path__.append(ROOT)        # loopc.targets -> ROOT/targets, loopc.schedules -> ROOT/schedules
+        import loopc.targets.cuda  # noqa: F401
+    return loopc
+
+
+if not hasattr(np, "row_stack"):
+    # numba-cuda 0.30 registers an overload for np.row_stack, which numpy 2.5 removed: without
+    # this alias no kernel compiles there (seen on the H100 image: numpy 2.5, numba-cuda 0.30.4)
+    np.row_stack = np.vstack
+
+loopc = bootstrap_imports()
+from loopc import te  # noqa: E402
+from loopc.targets import cuda as cuda_target  # noqa: E402
+from loopc.targets.cuda import schedules  # noqa: E402
+
+RESULTS = {"sections": {}, "ops": [], "arrays": [], "sgemm": [], "errors": []}
+T0 = time.time()
+DEADLINE = 270.0   # seconds: later sgemm configurations are skipped after this
+
+
+@contextlib.contextmanager
+def section(name):
+    print(f"\n==== {name}", flush=True)
+    t = time.time()
+    try:
+        yield
+        RESULTS["sections"][name] = {"ok": True, "seconds": round(time.time() - t, 2)}
+    except Exception as err:  # keep going: one broken section must not hide the others
+        traceback.print_exc()
+        RESULTS["sections"][name] = {"ok": False, "seconds": round(time.time() - t, 2),
+                                     "error": f"{type(err).__name__}: {err}"}
+        RESULTS["errors"].append(f"{name}: {type(err).__name__}: {err}")
+    print(f"---- {name}: {time.time() - t:.1f} s", flush=True)
+
+
+def rand(rng, *shape):
+    return rng.uniform(-1, 1, size=shape).astype(np.float32)
+
+
+def rel_err(got, want):
+    want = np.asarray(want, dtype=np.float64)
+    got = np.asarray(got, dtype=np.float64)
+    if not np.all(np.isfinite(got)):
+        return float("inf")
+    return float(np.linalg.norm(got - want) / max(np.linalg.norm(want), 1e-30))
+
+
+# --------------------------------------------------------------------------- 1. environment
+
+
+def environment(sim):
+    from numba import cuda
+    import numba
+    env = {"python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
+           "simulator": sim}
+    try:
+        from importlib.metadata import version
+        env["numba-cuda"] = version("numba-cuda")
+    except Exception:
+        env["numba-cuda"] = "not installed (numba's built-in CUDA target)"
+    if not sim:
+        dev = cuda.get_current_device()
+        name = dev.name.decode() if isinstance(dev.name, bytes) else str(dev.name)
+        env.update({"gpu": name, "compute_capability": list(dev.compute_capability),
+                    "multiprocessors": dev.MULTIPROCESSOR_COUNT})
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
+                                  "--format=csv,noheader"], capture_output=True, text=True, timeout=20)
+            env["nvidia-smi"] = out.stdout.strip()
+        except Exception as err:
+            env["nvidia-smi"] = f"unavailable: {err}"
+    else:
+        env["gpu"] = "numba CUDA simulator"
+    for mod in ("torch", "cupy"):
+        try:
+            m = __import__(mod)
+            env[mod] = m.__version__
+            if mod == "torch":
+                env["torch.cuda"] = bool(m.cuda.is_available())
+        except Exception as err:
+            env[mod] = f"unavailable ({type(err).__name__})"
+    RESULTS["environment"] = env
+    for k, v in env.items():
+        print(f"  {k:<20s} {v}")
+
+
+# --------------------------------------------------------------------------- 2. ops
+
+
+def matmul_tensors(M, N, K):
+    A = te.placeholder((M, K), name="A")
+    B = te.placeholder((K, N), name="B")
+    k = te.reduce_axis((0, K), name="k")
+    C = te.compute((M, N), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
+    return A, B, C
+
+
+def op_add(n, sim):
+    A = te.placeholder((n, n), name="A")
+    B = te.placeholder((n, n), name="B")
+    C = te.compute((n, n), lambda i, j: A[i, j] + B[i, j], name="C")
+    s = te.create_schedule(C.op)
+    schedules.elementwise(s, C, threads=64 if sim else 256)
+    return s, [A, B, C], lambda a, b: a.astype(np.float64) + b, 3 * n * n * 4, "bytes"
+
+
+def op_relu(n, sim):
+    A = te.placeholder((n, n), name="A")
+    C = te.compute((n, n), lambda i, j: te.max(A[i, j], 0.0), name="C")
+    s = te.create_schedule(C.op)
+    schedules.elementwise(s, C, threads=64 if sim else 256)
+    return s, [A, C], lambda a: np.maximum(a, 0).astype(np.float64), 2 * n * n * 4, "bytes"
+
+
+def op_matmul_naive(M, N, K, sim):
+    A, B, C = matmul_tensors(M, N, K)
+    s = te.create_schedule(C.op)
+    by, bx, ty, tx = s[C].tile(C.op.axis[0], C.op.axis[1], 8 if sim else 16, 8 if sim else 16)
+    for ax, tag in ((by, "blockIdx.y"), (bx, "blockIdx.x"), (ty, "threadIdx.y"), (tx, "threadIdx.x")):
+        s[C].bind(ax, te.thread_axis(tag))
+    return s, [A, B, C], lambda a, b: a.astype(np.float64) @ b, 2 * M * N * K, "flop"
+
+
+def op_matmul_shared(M, N, K, sim):
+    """Shared tiles at the reduction loop, accumulation in C (no register tile)."""
+    A, B, C = matmul_tensors(M, N, K)
+    t = 8 if sim else 16
+    s = te.create_schedule(C.op)
+    AS = s.cache_read(A, "shared", [C])
+    BS = s.cache_read(B, "shared", [C])
+    by, bx, ty, tx = s[C].tile(C.op.axis[0], C.op.axis[1], t, t)
+    ko, ki = s[C].split(C.op.reduce_axis[0], factor=t)
+    s[C].reorder(by, bx, ko, ty, tx, ki)
+    for ax, tag in ((by, "blockIdx.y"), (bx, "blockIdx.x"), (ty, "threadIdx.y"), (tx, "threadIdx.x")):
+        s[C].bind(ax, te.thread_axis(tag))
+    for S in (AS, BS):
+        s[S].compute_at(s[C], ko)
+        ay, ax = s[S].op.axis
+        s[S].bind(s[S].split(ay, factor=t)[1], te.thread_axis("threadIdx.y"))
+        s[S].bind(s[S].split(ax, factor=t)[1], te.thread_axis("threadIdx.x"))
+    return s, [A, B, C], lambda a, b: a.astype(np.float64) @ b, 2 * M * N * K, "flop"
+
+
+def op_matmul_tiled(M, N, K, sim, auto=False):
+    """The library GEMM: fixed tiles with the flat cooperative fetch, or schedules.matmul_config."""
+    A, B, C = matmul_tensors(M, N, K)
+    if sim:
+        s = schedules.matmul(A, B, C, block=(16, 16), thread=(2, 2), k_tile=8, fetch="2d" if auto else "fuse")
+    elif auto:
+        s = schedules.matmul(A, B, C)
+    else:
+        s = schedules.matmul(A, B, C, block=(64, 64), thread=(4, 4), k_tile=8, fetch="fuse")
+    return s, [A, B, C], lambda a, b: a.astype(np.float64) @ b, 2 * M * N * K, "flop"
+
+
+def op_dense_bias(batch, n_in, n_out, sim):
+    """Y = X @ W^T + b: a GEMM kernel (W read transposed) and a bias kernel."""
+    X = te.placeholder((batch, n_in), name="X")
+    W = te.placeholder((n_out, n_in), name="W")
+    bias = te.placeholder((n_out,), name="bias")
+    k = te.reduce_axis((0, n_in), name="k")
+    D = te.compute((batch, n_out), lambda i, j: te.sum(X[i, k] * W[j, k], axis=k), name="D")
+    Y = te.compute((batch, n_out), lambda i, j: D[i, j] + bias[j], name="Y")
+    s = te.create_schedule(Y.op)
+    if sim:
+        schedules.matmul(X, W, D, block=(16, 16), thread=(2, 2), k_tile=8, s=s)
+    else:
+        schedules.matmul(X, W, D, block=(64, 64), thread=(4, 4), k_tile=8, s=s)
+    schedules.elementwise(s, Y, threads=64 if sim else 256)
+    return (s, [X, W, bias, Y], lambda x, w, b: x.astype(np.float64) @ w.T + b,
+            2 * batch * n_in * n_out, "flop")
+
+
+def op_conv2d(N, C, H, F, sim):
+    Wd = H
+    X = te.placeholder((N, C, H, Wd), name="X")
+    Wt = te.placeholder((F, C, 3, 3), name="W")
+    P = te.compute((N, C, H + 2, Wd + 2),
+                   lambda n, c, y, x: te.if_then_else(te.all(y >= 1, y < H + 1, x >= 1, x < Wd + 1),
+                                                      X[n, c, y - 1, x - 1], 0.0), name="pad")
+    rc = te.reduce_axis((0, C), name="rc")
+    ry = te.reduce_axis((0, 3), name="ry")
+    rx = te.reduce_axis((0, 3), name="rx")
+    Y = te.compute((N, F, H, Wd), lambda n, f, y, x: te.sum(P[n, rc, y + ry, x + rx] * Wt[f, rc, ry, rx],
+                                                             axis=[rc, ry, rx]), name="conv")
+    s = te.create_schedule(Y.op)
+    s[P].compute_inline()
+    schedules.elementwise(s, Y, threads=64 if sim else 256)
+
+    def ref(x, w):
+        xp = np.zeros((N, C, H + 2, Wd + 2))
+        xp[:, :, 1:H + 1, 1:Wd + 1] = x
+        out = np.zeros((N, F, H, Wd))
+        for r in range(3):
+            for q in range(3):
+                out += np.einsum("nchw,fc->nfhw", xp[:, :, r:r + H, q:q + Wd], w[:, :, r, q])
+        return out
+    return s, [X, Wt, Y], ref, 2 * N * F * H * Wd * C * 9, "flop"
+
+
+def op_maxpool(N, C, H, sim):
+    X = te.placeholder((N, C, H, H), name="X")
+    OH = (H - 3) // 2 + 1
+    ry = te.reduce_axis((0, 3), name="ry")
+    rx = te.reduce_axis((0, 3), name="rx")
+    P = te.compute((N, C, OH, OH), lambda n, c, y, x: te.max(X[n, c, y * 2 + ry, x * 2 + rx], axis=[ry, rx]),
+                   name="pool")
+    s = te.create_schedule(P.op)
+    schedules.elementwise(s, P, threads=64 if sim else 256)
+
+    def ref(x):
+        out = np.full((N, C, OH, OH), -np.inf)
+        for r in range(3):
+            for q in range(3):
+                out = np.maximum(out, x[:, :, r:r + 2 * (OH - 1) + 1:2, q:q + 2 * (OH - 1) + 1:2])
+        return out
+    return s, [X, P], ref, (N * C * H * H + N * C * OH * OH) * 4, "bytes"
+
+
+def op_softmax(M, N, sim):
+    X = te.placeholder((M, N), name="X")
+    k1 = te.reduce_axis((0, N), name="k1")
+    mx = te.compute((M,), lambda i: te.max(X[i, k1], axis=k1), name="rowmax")
+    ex = te.compute((M, N), lambda i, j: te.exp(X[i, j] - mx[i]), name="expo")
+    k2 = te.reduce_axis((0, N), name="k2")
+    sm = te.compute((M,), lambda i: te.sum(ex[i, k2], axis=k2), name="rowsum")
+    out = te.compute((M, N), lambda i, j: ex[i, j] / sm[i], name="softmax")
+    s = te.create_schedule(out.op)
+    t = 64 if sim else 256
+    for T in (mx, sm):
+        schedules.elementwise(s, T, threads=t)
+    for T in (ex, out):
+        schedules.elementwise(s, T, threads=t)
+
+    def ref(x):
+        e = np.exp(x.astype(np.float64) - x.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    return s, [X, out], ref, 2 * M * N * 4, "bytes"
+
+
+def op_block_reduce(M, N, sim):
+    """B = 2A staged per block in shared memory by all threads; the row sum on thread 0."""
+    A = te.placeholder((M, N), name="A")
+    Bs = te.compute((M, N), lambda i, j: A[i, j] * 2.0, name="B")
+    k = te.reduce_axis((0, N), name="k")
+    S = te.compute((M,), lambda i: te.sum(Bs[i, k], axis=k), name="S")
+    s = te.create_schedule(S.op)
+    s[S].bind(S.op.axis[0], te.thread_axis("blockIdx.x"))
+    s[Bs].compute_at(s[S], S.op.axis[0])
+    _, tx = s[Bs].split(s[Bs].op.axis[1], factor=16 if sim else 128)
+    s[Bs].bind(tx, te.thread_axis("threadIdx.x"))
+    return s, [A, S], lambda a: 2 * a.astype(np.float64).sum(axis=1), M * N * 4, "bytes"
+
+
+def op_list(sim):
+    if sim:
+        return [("add 16x16", lambda: op_add(16, sim)),
+                ("relu 16x16", lambda: op_relu(16, sim)),
+                ("matmul naive 13x11x7", lambda: op_matmul_naive(13, 11, 7, sim)),
+                ("matmul shared 13x11x7", lambda: op_matmul_shared(13, 11, 7, sim)),
+                ("matmul tiled 19x19x13", lambda: op_matmul_tiled(19, 19, 13, sim)),
+                ("matmul auto 19x21x13", lambda: op_matmul_tiled(19, 21, 13, sim, auto=True)),
+                ("dense+bias 5x17x9", lambda: op_dense_bias(5, 17, 9, sim)),
+                ("conv2d 1x2x5x5 f3", lambda: op_conv2d(1, 2, 5, 3, sim)),
+                ("maxpool 1x2x9x9", lambda: op_maxpool(1, 2, 9, sim)),
+                ("softmax 4x13", lambda: op_softmax(4, 13, sim)),
+                ("block reduce 3x40", lambda: op_block_reduce(3, 40, sim))]
+    return [("add 4096x4096", lambda: op_add(4096, sim)),
+            ("relu 4096x4096", lambda: op_relu(4096, sim)),
+            ("matmul naive 1024^3", lambda: op_matmul_naive(1024, 1024, 1024, sim)),
+            ("matmul shared 1024^3", lambda: op_matmul_shared(1024, 1024, 1024, sim)),
+            ("matmul shared 257x131x67", lambda: op_matmul_shared(257, 131, 67, sim)),
+            ("matmul tiled 1024^3", lambda: op_matmul_tiled(1024, 1024, 1024, sim)),
+            ("matmul auto 1000x999x997", lambda: op_matmul_tiled(1000, 999, 997, sim, auto=True)),
+            ("matmul auto 2500x1999x777", lambda: op_matmul_tiled(2500, 1999, 777, sim, auto=True)),
+            ("dense+bias 64x800x500", lambda: op_dense_bias(64, 800, 500, sim)),
+            ("conv2d 8x16x32x32 f32", lambda: op_conv2d(8, 16, 32, 32, sim)),
+            ("maxpool 32x16x65x65", lambda: op_maxpool(32, 16, 65, sim)),
+            ("softmax 4096x1000", lambda: op_softmax(4096, 1000, sim)),
+            ("block reduce 1024x4096", lambda: op_block_reduce(1024, 4096, sim))]
+
+
+def run_op(name, make, sim, rng):
+    row = {"op": name}
+    RESULTS["ops"].append(row)
+    t = time.time()
+    s, args, ref, work, unit = make()
+    f = loopc.build(s, args, target="cuda", name="op")
+    row["kernels"] = len(f.launches)
+    n_in = len(args) - 1
+    inputs = [rand(rng, *t_.shape) for t_ in args[:n_in]]
+    out = np.full(args[-1].shape, np.nan, dtype=np.float32)
+    f(*inputs, out)
+    row["compile_and_first_run_s"] = round(time.time() - t, 2)
+    row["rel_err"] = rel_err(out, ref(*inputs))
+    row["ok"] = row["rel_err"] < 1e-5
+    if not sim:
+        sec = f.time_evaluator(number=10, repeat=3, min_repeat_ms=20)(*inputs, out).median
+        row["ms"] = sec * 1e3
+        row["rate"] = work / sec / 1e9
+        row["unit"] = "GFLOP/s" if unit == "flop" else "GB/s"
+    rate = f"{row['ms']:9.3f} ms {row['rate']:9.1f} {row['unit']}" if "ms" in row else ""
+    print(f"  {name:<28s} {'ok ' if row['ok'] else 'BAD'} rel.err {row['rel_err']:.1e}  "
+          f"{row['kernels']} kernel(s)  {rate}", flush=True)
+
+
+# --------------------------------------------------------------------------- 3. arrays
+
+
+def arrays_check(sim, rng):
+    from numba import cuda
+    n = 19 if sim else 257
+    A, B, C = matmul_tensors(n, n, 13 if sim else 67)
+    block = ((16, 16), (2, 2)) if sim else ((64, 64), (4, 4))
+    s = schedules.matmul(A, B, C, block=block[0], thread=block[1], k_tile=8)
+    f = loopc.build(s, [A, B, C], target="cuda")
+    a, b = rand(rng, *A.shape), rand(rng, *B.shape)
+    want = a.astype(np.float64) @ b
+
+    def record(kind, got):
+        err = rel_err(got, want)
+        RESULTS["arrays"].append({"kind": kind, "rel_err": err, "ok": err < 1e-5})
+        print(f"  {kind:<34s} {'ok ' if err < 1e-5 else 'BAD'} rel.err {err:.1e}", flush=True)
+
+    dc = cuda.device_array(C.shape, np.float32)
+    f(cuda.to_device(a), cuda.to_device(b), dc)
+    record("numba device arrays", dc.copy_to_host())
+    c = np.zeros(C.shape, np.float32)
+    f(cuda.to_device(a), b, c)
+    record("mixed numba device + numpy", c)
+    try:
+        f(cuda.to_device(a), cuda.to_device(b), cuda.device_array((n, n + 1), np.float32))
+        record("shape check on a device array", np.zeros_like(want) * np.nan)
+    except loopc.ArgumentError as err:
+        print(f"  shape check on a device array      ok  ({str(err)[:70]}...)")
+    if sim:
+        print("  torch / cupy CUDA arrays: skipped in the simulator")
+        return f
+    try:
+        import torch
+        if torch.cuda.is_available():
+            ta, tb = torch.from_numpy(a).cuda(), torch.from_numpy(b).cuda()
+            tc = torch.empty(C.shape, device="cuda")
+            f(ta, tb, tc)
+            torch.cuda.synchronize()
+            record("torch CUDA tensors (in place)", tc.cpu().numpy())
+            try:
+                f(ta, tb, torch.empty(C.shape[::-1], device="cuda").t())
+                record("torch non-contiguous refused", np.zeros_like(want) * np.nan)
+            except loopc.ArgumentError:
+                print("  torch non-contiguous output        ok  (ArgumentError)")
+        else:
+            print("  torch: no CUDA")
+    except ImportError:
+        print("  torch: not installed")
+    try:
+        import cupy
+        ca, cb = cupy.asarray(a), cupy.asarray(b)
+        cc = cupy.empty(C.shape, dtype=cupy.float32)
+        f(ca, cb, cc)
+        cupy.cuda.runtime.deviceSynchronize()
+        record("cupy arrays (in place)", cupy.asnumpy(cc))
+    except ImportError:
+        print("  cupy: not installed")
+    ptx = f.get_source("ptx")
+    RESULTS["ptx_lines"] = ptx.count("\n")
+    print(f"  get_source('ptx'): {ptx.count(chr(10))} lines, {ptx.count('fma.rn.f32')} fma.rn.f32, "
+          f"{ptx.count('ld.shared')} ld.shared, {ptx.count('ld.local')} ld.local")
+    return f
+
+
+# --------------------------------------------------------------------------- 4. sgemm
+
+#: (block BM, BN), (thread TM, TN), BK, unroll the k-tile, cooperative fetch of the shared tiles
+CONFIGS = [((64, 64), (4, 4), 8, True, "fuse"), ((64, 64), (4, 4), 16, True, "2d"),
+           ((128, 64), (8, 8), 16, False, "2d"), ((128, 128), (8, 8), 8, False, "fuse"),
+           ((128, 128), (8, 8), 16, False, "2d"), ((128, 128), (8, 8), 32, False, "2d")]
+SIM_CONFIGS = [((16, 16), (2, 2), 8, False, "fuse"), ((16, 16), (2, 4), 4, True, "2d")]
+KEEP = 2   # configurations carried from the first (largest) size to the others
+
+
+def time_torch(torch, a, b, c, number=10, repeat=3):
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    torch.matmul(a, b, out=c)
+    torch.cuda.synchronize()
+    out = []
+    for _ in range(repeat):
+        start.record()
+        for _ in range(number):
+            torch.matmul(a, b, out=c)
+        end.record()
+        end.synchronize()
+        out.append(start.elapsed_time(end) / 1e3 / number)
+    return float(np.median(out))
+
+
+def sgemm_one(n, cfg, sim, arrays, want):
+    (bm, bn), (tm, tn), bk, unroll, fetch = cfg
+    A, B, C = matmul_tensors(n, n, n)
+    s = schedules.matmul(A, B, C, block=(bm, bn), thread=(tm, tn), k_tile=bk, unroll_k=unroll, fetch=fetch)
+    t = time.time()
+    f = loopc.build(s, [A, B, C], target="cuda", name="sgemm")
+    a, b, c = arrays
+    f(a, b, c)
+    compile_s = time.time() - t
+    got = c.copy_to_host() if hasattr(c, "copy_to_host") else (c.cpu().numpy() if hasattr(c, "cpu") else c)
+    err = rel_err(got, want)
+    sec = None
+    if not sim:
+        sec = f.time_evaluator(number=10, repeat=3)(a, b, c).median
+    return err, sec, compile_s
+
+
+def sgemm(sim, rng):
+    from numba import cuda
+    sizes = [32] if sim else [4096, 1024, 2048]     # every configuration at 4096, the best ones after
+    configs = SIM_CONFIGS if sim else CONFIGS
+    torch = None
+    if not sim:
+        try:
+            import torch as _torch
+            if _torch.cuda.is_available():
+                torch = _torch
+                torch.backends.cuda.matmul.allow_tf32 = False
+                torch.backends.cudnn.allow_tf32 = False
+        except ImportError:
+            pass
+    ranked = list(configs)
+    for n in sizes:
+        a, b = rand(rng, n, n), rand(rng, n, n)
+        if torch is not None:
+            ta, tb = torch.from_numpy(a).cuda(), torch.from_numpy(b).cuda()
+            tc = torch.empty((n, n), device="cuda")
+            want = (ta.double() @ tb.double()).cpu().numpy()
+            arrays = (ta, tb, tc)
+            base = time_torch(torch, ta, tb, tc)
+            base_gflops = 2 * n ** 3 / base / 1e9
+            print(f"  n={n:<5d} torch.matmul FP32 (TF32 off)  {base * 1e3:8.3f} ms {base_gflops:9.1f} GFLOP/s",
+                  flush=True)
+        else:
+            want = a.astype(np.float64) @ b
+            arrays = (cuda.to_device(a), cuda.to_device(b), cuda.device_array((n, n), np.float32))
+            base, base_gflops = None, None
+        rows = []
+        for cfg in ranked:
+            if time.time() - T0 > DEADLINE:
+                print(f"  n={n}: time budget reached, skipping {cfg}")
+                continue
+            row = {"n": n, "block": list(cfg[0]), "thread": list(cfg[1]), "k_tile": cfg[2], "unroll_k": cfg[3],
+                   "fetch": cfg[4], "cublas_gflops": base_gflops}
+            RESULTS["sgemm"].append(row)
+            try:
+                err, sec, compile_s = sgemm_one(n, cfg, sim, arrays, want)
+            except Exception as err_:
+                row["error"] = f"{type(err_).__name__}: {err_}"
+                print(f"  n={n:<5d} {cfg}: {row['error']}")
+                continue
+            row.update(rel_err=err, ok=err < 1e-4, compile_s=round(compile_s, 2))
+            text = f"  n={n:<5d} loopc {str(cfg):<44s} rel.err {err:.1e}"
+            if sec is not None:
+                row["ms"] = sec * 1e3
+                row["gflops"] = 2 * n ** 3 / sec / 1e9
+                text += f" {sec * 1e3:8.3f} ms {row['gflops']:9.1f} GFLOP/s"
+                if base_gflops:
+                    row["vs_cublas"] = row["gflops"] / base_gflops
+                    text += f" {100 * row['vs_cublas']:5.1f}% of cuBLAS"
+            print(text, flush=True)
+            rows.append((row.get("gflops", 0.0), cfg))
+        if not sim and rows and n == sizes[0]:
+            ranked = [cfg for _, cfg in sorted(rows, key=lambda r: -r[0])][:KEEP]
+
+
+# --------------------------------------------------------------------------- main
+
+
+def summary():
+    print("\n================ summary")
+    env = RESULTS.get("environment", {})
+    print(f"GPU: {env.get('gpu', '?')}  cc {env.get('compute_capability', '?')}  numba {env.get('numba')}  "
+          f"numba-cuda {env.get('numba-cuda')}  torch {env.get('torch')}")
+    print(f"\n{'op':<30s} {'ok':<4s} {'rel.err':>9s} {'ms':>9s} {'rate':>10s}")
+    for r in RESULTS["ops"]:
+        ms = f"{r['ms']:9.3f}" if "ms" in r else f"{'-':>9s}"
+        rate = f"{r['rate']:7.1f} {r['unit']}" if "rate" in r else ""
+        ok = "yes" if r.get("ok") else "NO"
+        print(f"{r['op']:<30s} {ok:<4s} {r.get('rel_err', float('nan')):9.1e} {ms} {rate}")
+    for r in RESULTS["arrays"]:
+        print(f"{r['kind']:<30s} {'yes' if r['ok'] else 'NO':<4s} {r['rel_err']:9.1e}")
+    best = {}
+    for r in RESULTS["sgemm"]:
+        if "gflops" in r and r.get("ok") and r["gflops"] > best.get(r["n"], {}).get("gflops", 0):
+            best[r["n"]] = r
+    if best:
+        print(f"\n{'sgemm n':<8s} {'loopc GFLOP/s':>14s} {'cuBLAS GFLOP/s':>15s} {'ratio':>7s}  best config")
+        for n, r in sorted(best.items()):
+            cub = r.get("cublas_gflops")
+            ratio = f"{100 * r['gflops'] / cub:6.1f}%" if cub else "     -"
+            cubs = f"{cub:15.1f}" if cub else f"{'-':>15s}"
+            print(f"{n:<8d} {r['gflops']:14.1f} {cubs} {ratio}  block {r['block']} thread {r['thread']} "
+                  f"k {r['k_tile']} unroll {r['unroll_k']} fetch {r['fetch']}")
+    bad = [r["op"] for r in RESULTS["ops"] if not r.get("ok")] + \
+          [r["kind"] for r in RESULTS["arrays"] if not r["ok"]] + \
+          [f"sgemm {r['n']} {r['block']}" for r in RESULTS["sgemm"] if "rel_err" in r and not r["ok"]]
+    states = ", ".join(f"{k}={'ok' if v['ok'] else 'FAILED'}" for k, v in RESULTS["sections"].items())
+    print(f"\nsections: {states}")
+    print(f"wrong results: {', '.join(bad) if bad else 'none'}")
+    print(f"errors: {len(RESULTS['errors'])}; total {time.time() - T0:.1f} s")
+    for e in RESULTS["errors"]:
+        print(f"  {e}")
+
+
+def smoke_or_reexec(sim):
+    """Compile and run a one-line kernel. If numba cannot find libNVVM and a CUDA toolkit sits
+    in /usr/local/cuda, run the script again with CUDA_HOME pointing there."""
+    A = te.placeholder((64,), name="A")
+    B = te.compute((64,), lambda i: A[i] + 1.0, name="B")
+    s = te.create_schedule(B.op)
+    schedules.elementwise(s, B, threads=32)
+    f = loopc.build(s, [A, B], target="cuda", name="smoke")
+    a, b = np.arange(64, dtype=np.float32), np.zeros(64, np.float32)
+    try:
+        f(a, b)
+    except Exception as err:
+        if (not sim and "CUDA_HOME" not in os.environ and os.path.isdir("/usr/local/cuda")
+                and "LOOPC_GPU_CHECK_RETRY" not in os.environ):
+            print(f"  the smoke kernel failed ({type(err).__name__}: {err}); retrying with CUDA_HOME=/usr/local/cuda")
+            env = dict(os.environ, CUDA_HOME="/usr/local/cuda", LOOPC_GPU_CHECK_RETRY="1")
+            sys.exit(subprocess.run([sys.executable, os.path.abspath(__file__), *sys.argv[1:]], env=env).returncode)
+        raise
+    assert np.array_equal(b, a + 1), "the smoke kernel computed a wrong result"
+    print("  smoke kernel ok")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sim", action="store_true", help="numba's CUDA simulator, tiny sizes (no GPU needed)")
+    ap.add_argument("--out", help="write the results as JSON to this file")
+    args = ap.parse_args()
+    if args.sim and os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
+        env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+        sys.exit(subprocess.run([sys.executable, os.path.abspath(__file__), *sys.argv[1:]], env=env).returncode)
+    sim = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+    warnings.filterwarnings("ignore", module="numba")
+    warnings.filterwarnings("ignore", message=".*(under-utilization|Grid size|Host array).*")
+    rng = np.random.default_rng(0)
+    with section("environment"):
+        environment(sim)
+        smoke_or_reexec(sim)
+    if not sim and not cuda_target.gpu_available():
+        print("\nno CUDA GPU found by numba: run with --sim to check the script in the simulator")
+        RESULTS["errors"].append("no CUDA GPU")
+    else:
+        with section("ops"):
+            for name, make in op_list(sim):
+                try:
+                    run_op(name, make, sim, rng)
+                except Exception as err:
+                    traceback.print_exc()
+                    text = f"{type(err).__name__}: {err}"
+                    if not (RESULTS["ops"] and RESULTS["ops"][-1].get("op") == name):
+                        RESULTS["ops"].append({"op": name})
+                    RESULTS["ops"][-1].update(ok=False, error=text)
+                    RESULTS["errors"].append(f"op {name}: {text}")
+        with section("arrays"):
+            arrays_check(sim, rng)
+        with section("sgemm"):
+            sgemm(sim, rng)
+    summary()
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(RESULTS, fh, indent=1, default=str)
+        print(f"wrote {args.out}")
+    return 0 if not RESULTS["errors"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,425 @@
+"""Kernel plan -> numba CUDA Python source, built on the reference interpreter's emitter.
+
+The source holds one ``@cuda.jit`` function per kernel and a host function, named like the
+loopc function, that launches them in order:
+
+    @cuda.jit
+    def add_kernel0(A, B):
+        i_outer = cuda.blockIdx.x            # a loop bound to blockIdx.x is the block index
+        i_inner = cuda.threadIdx.x
+        if i_outer*64 + i_inner < 100:       # the tail guard from the loop IR
+            B[i_outer*64 + i_inner] = A[i_outer*64 + i_inner] + _f32(1.0)
+
+    def add(A, B):
+        add_kernel0[(2,), (64,)](A, B)
+
+How statements map:
+
+- a loop bound to a hardware index becomes ``var = cuda.threadIdx.x`` (+ ``if var < extent:``
+  when another loop of the kernel binds a larger extent to the same index); other loops stay
+  ``for`` loops (vectorized ones too; unrolled ones were unrolled by lowering);
+- buffers allocated in the kernel are declared at its top: ``cuda.shared.array`` or
+  ``cuda.local.array`` (flat, constant size);
+- ``cuda.syncthreads()`` goes between a write of a shared buffer and a later read of it (and
+  before a write that a read of the previous loop iteration must see first); it is never placed
+  under a condition: an ``if`` around code that needs a barrier is pushed down to the stores
+  inside it, and a shared buffer's cooperative load runs on every thread that takes part in
+  it, whatever guards the consumer's code;
+- a store that sits outside some of the kernel's bound loops (all threads would run it) runs on
+  thread 0 of those indices only (``if cuda.threadIdx.y == 0:``): a reduction update at block
+  level, say, must run once, not once per thread. Stores to per-thread arrays run everywhere.
+"""
+from __future__ import annotations
+
+from loopc.errors import BuildError
+from loopc.ir.stmt import Allocate, For, IfThenElse, SeqStmt, Store, walk_stmt
+from loopc.pysource import Namer, PySourceEmitter
+from loopc.te import expr as E
+
+from .kernels import HW_TAGS, THREAD_TAGS, is_hw_loop
+
+DTYPE_NAMES = {"float32": "float32", "float64": "float64", "int32": "int32", "int64": "int64", "bool": "boolean"}
+CAST = {"float32": "_f32", "float64": "_f64", "int32": "_i32", "int64": "_i64", "bool": "bool"}
+MATH = {"exp": "math.exp", "log": "math.log", "sqrt": "math.sqrt", "tanh": "math.tanh", "floor": "math.floor"}
+
+#: Python precedence (higher binds tighter) and spelling of the binary operators
+_OPS = {E.Or: (1, " or "), E.And: (2, " and "), E.LT: (4, " < "), E.LE: (4, " <= "), E.EQ: (4, " == "),
+        E.NE: (4, " != "), E.Add: (5, " + "), E.Sub: (5, " - "), E.Mul: (6, "*"), E.Div: (6, " / "),
+        E.FloorDiv: (6, " // "), E.FloorMod: (6, " % ")}
+
+#: names the generated source uses; loop and buffer names never take them
+RESERVED = {"_u", "cuda", "math", "numba", "range", "min", "max", "abs", "bool", "int", "float", "_INF", "_NAN",
+            *DTYPE_NAMES.values(), *CAST.values()}
+
+
+def namespace() -> dict:
+    """The globals the generated source runs with (numba.cuda must already be imported)."""
+    import math
+
+    import numba
+    from numba import cuda
+    ns = {"cuda": cuda, "math": math, "_INF": math.inf, "_NAN": math.nan,
+          "_u": numba.uint64, "_f32": numba.float32, "_f64": numba.float64, "_i32": numba.int32, "_i64": numba.int64}
+    for dtype, name in DTYPE_NAMES.items():
+        ns[name] = getattr(numba, "boolean" if dtype == "bool" else dtype)
+    return ns
+
+
+class CUDAEmitter(PySourceEmitter):
+    """Emits the kernels of a :class:`~.kernels.Plan` and the host function that launches them."""
+
+    def __init__(self, plan):
+        namer = Namer()
+        namer.taken |= RESERVED
+        super().__init__(namer)
+        self.plan = plan
+        self.kernel = None
+        self.kernel_names = [self.name(("kernel", k.index), f"{plan.func.name}_kernel{k.index}")
+                             for k in plan.kernels]
+        self.host_name = self.name(plan.func, plan.func.name)
+        self.globals = set(namer.taken)
+
+    def _fresh_names(self):
+        """Each function gets its own names (``i`` in every kernel), never a global's."""
+        namer = Namer()
+        namer.taken |= self.globals
+        self.name = namer
+
+    # ------------------------------------------------------------------ expressions
+
+    def expr(self, e, prec: int = 0) -> str:
+        """Python source of ``e``, parenthesised only where precedence needs it."""
+        op = _OPS.get(type(e))
+        if op is not None:
+            p, sym = op
+            if isinstance(e, E.CmpOp) and not isinstance(e, (E.And, E.Or)):
+                left, right = self.expr(e.a, p + 1), self.expr(e.b, p + 1)  # no chained comparisons
+            else:
+                left, right = self.expr(e.a, p), self.expr(e.b, p + 1)
+            text = f"{left}{sym}{right}"
+            return f"({text})" if p < prec else text
+        if isinstance(e, E.Not):
+            text = f"not {self.expr(e.a, 3)}"
+            return f"({text})" if 3 < prec else text
+        if isinstance(e, E.Select):
+            text = f"{self.expr(e.t, 1)} if {self.expr(e.cond, 1)} else {self.expr(e.f, 1)}"
+            return f"({text})" if prec > 0 else text
+        if isinstance(e, E.Const) and E.is_float(e.dtype) and not (abs(e.value) < float("inf")):
+            v = e.value
+            text = "_NAN" if v != v else ("_INF" if v > 0 else "-_INF")
+            return f"{CAST[e.dtype]}({text})"
+        if isinstance(e, E.Load):
+            return f"{self.name(e.buffer, e.buffer.name)}[{self.subscript(e.buffer, e.index)}]"
+        if isinstance(e, (E.Min, E.Max)):
+            # a select, not builtin min/max: numba types those through a jitted overload, which
+            # cannot be compiled to PTX on a machine without a GPU
+            a, b = self.expr(e.a, 5), self.expr(e.b, 5)
+            text = f"{a} if {a} {'>' if isinstance(e, E.Max) else '<'} {b} else {b}"
+            return f"({text})" if prec > 0 else text
+        if isinstance(e, E.Call):
+            args = [self.expr(a) for a in e.args]
+            if e.name in MATH:
+                return f"{MATH[e.name]}({', '.join(args)})"
+            if e.name == "abs":
+                return f"abs({args[0]})"
+            if e.name == "sigmoid":
+                one = f"{CAST[e.dtype]}(1.0)"
+                return f"({one} / ({one} + math.exp(-{args[0]})))"
+            raise BuildError(f"the CUDA target has no intrinsic {e.name!r}")
+        return super().expr(e)
+
+    def subscript(self, buf, index) -> str:
+        """An array subscript: unsigned, so that numba skips Python's negative-index wraparound
+        (a select per access); a constant stays a literal."""
+        idx = self.index(buf, index)
+        if isinstance(idx, E.Const):
+            return str(idx.value)
+        return f"_u({self.expr(idx)})"
+
+    def index(self, buf, index):
+        decl = self.kernel.arrays.get(buf) if self.kernel is not None else None
+        if decl is not None and decl.privatization is not None:
+            from loopc.lower.passes import simplify_expr
+            return simplify_expr(decl.privatization.index(index))
+        return index
+
+    # ------------------------------------------------------------------ analysis helpers
+
+    def _shared(self, buf) -> bool:
+        return self.kernel.storage(buf) == "shared"
+
+    def _rw(self, s):
+        """(shared buffers read, shared buffers written) anywhere in ``s``; the read of a
+        reduction update (``X[i] = X[i] + ...``) does not count as a read."""
+        key = id(s)
+        if key not in self._rw_cache:
+            reads, writes = set(), set()
+            for n in walk_stmt(s):
+                exprs = ()
+                if isinstance(n, Store):
+                    if self._shared(n.buffer):
+                        writes.add(n.buffer)
+                    exprs = (n.index, n.value)
+                elif isinstance(n, IfThenElse):
+                    exprs = (n.cond,)
+                elif isinstance(n, For):
+                    exprs = (n.min, n.extent)
+                for x in exprs:
+                    for ld in E.walk(x):
+                        if isinstance(ld, E.Load) and self._shared(ld.buffer):
+                            rmw = (isinstance(n, Store) and ld.buffer is n.buffer
+                                   and E.expr_equal(ld.index, n.index))
+                            if not rmw:
+                                reads.add(ld.buffer)
+            self._rw_cache[key] = (reads, writes)
+        return self._rw_cache[key]
+
+    def _compound(self, s) -> bool:
+        """Whether ``s`` needs a barrier inside: it allocates a shared buffer, or both writes
+        and reads one."""
+        key = id(s)
+        if key not in self._compound_cache:
+            has_alloc = any(isinstance(n, Allocate) and self._shared(n.buffer) for n in walk_stmt(s))
+            reads, writes = self._rw(s)
+            self._compound_cache[key] = has_alloc or bool(reads & writes)
+        return self._compound_cache[key]
+
+    # ------------------------------------------------------------------ guards of stores
+
+    def _store_guard(self, buf, frames) -> tuple:
+        """The conditions a store to ``buf`` needs under ``frames`` (scope entries, outer first):
+        pushed-down conditions, and ``index == 0`` for the hardware indices no loop around it binds."""
+        kind = self.kernel.storage(buf)
+        start = 0
+        if kind == "shared":
+            start = next(n for n, f in enumerate(frames) if f[0] == "alloc" and f[1] is buf)
+        conds = [f[1] for f in frames[start:] if f[0] == "cond"]
+        if kind == "local":
+            return tuple(conds)
+        present = {f[1] for f in frames[start:] if f[0] == "hw"}
+        wanted = [t for t in (THREAD_TAGS if kind == "shared" else HW_TAGS) if t in self.kernel.launch]
+        return tuple(conds) + tuple(f"cuda.{t} == 0" for t in wanted if t not in present)
+
+    def _signatures(self, s, frames) -> set:
+        out = set()
+
+        def visit(n, fr):
+            if isinstance(n, Store):
+                out.add(self._store_guard(n.buffer, fr))
+            elif isinstance(n, For):
+                visit(n.body, fr + [("hw", n.thread_tag)] if is_hw_loop(n) else fr)
+            elif isinstance(n, SeqStmt):
+                for x in n.stmts:
+                    visit(x, fr)
+            elif isinstance(n, IfThenElse):
+                visit(n.then_case, fr)
+                if n.else_case is not None:
+                    visit(n.else_case, fr)
+            elif isinstance(n, Allocate):
+                visit(n.body, fr + [("alloc", n.buffer)])
+
+        visit(s, list(frames))
+        return out
+
+    # ------------------------------------------------------------------ statements
+
+    def _hw_header(self, s, ind, out) -> int:
+        """``var = cuda.threadIdx.x`` (and its guard); returns the body's indentation."""
+        pad = "    " * ind
+        v = self.name(s.var, s.var.name)
+        lo = s.min.value
+        out.append(f"{pad}{v} = cuda.{s.thread_tag}" + (f" + {lo}" if lo else ""))
+        if s.extent.value < self.kernel.launch[s.thread_tag]:
+            out.append(f"{pad}if {v} < {lo + s.extent.value}:")
+            return ind + 1
+        return ind
+
+    def _loop_header(self, s) -> str:
+        v = self.name(s.var, s.var.name)
+        if isinstance(s.min, E.Const) and s.min.value == 0:
+            return f"for {v} in range({self.expr(s.extent)}):"
+        lo = self.expr(s.min)
+        return f"for {v} in range({lo}, {lo} + {self.expr(s.extent)}):"
+
+    def _block(self, emit, s, ind, out):
+        """Emit ``s`` at ``ind``; an empty block gets ``pass``."""
+        n = len(out)
+        emit(s, ind, out)
+        if len(out) == n:
+            out.append("    " * ind + "pass")
+
+    def plain(self, s, ind, out):
+        """A statement that needs no barrier and no pushed-down guard."""
+        pad = "    " * ind
+        if isinstance(s, For):
+            if is_hw_loop(s):
+                inner = self._hw_header(s, ind, out)
+                self._block(self.plain, s.body, inner, out)
+            else:
+                out.append(pad + self._loop_header(s))
+                self._block(self.plain, s.body, ind + 1, out)
+        elif isinstance(s, SeqStmt):
+            for x in s.stmts:
+                self.plain(x, ind, out)
+        elif isinstance(s, IfThenElse):
+            out.append(f"{pad}if {self.expr(s.cond)}:")
+            self._block(self.plain, s.then_case, ind + 1, out)
+            if s.else_case is not None:
+                out.append(f"{pad}else:")
+                self._block(self.plain, s.else_case, ind + 1, out)
+        elif isinstance(s, Allocate):
+            self.plain(s.body, ind, out)       # declared at the top of the kernel
+        elif isinstance(s, Store):
+            idx = self.subscript(s.buffer, s.index)
+            out.append(f"{pad}{self.name(s.buffer, s.buffer.name)}[{idx}] = {self.expr(s.value)}")
+        else:
+            raise BuildError(f"the CUDA target cannot emit {type(s).__name__}")
+
+    def guarded(self, s, ind, out, frames):
+        """Emit barrier-free ``s`` with the guards its stores need, as few ``if``s as possible."""
+        sigs = self._signatures(s, frames)
+        if len(sigs) <= 1:
+            guard = next(iter(sigs), ())
+            if guard:
+                out.append("    " * ind + f"if {' and '.join(guard)}:")
+                self._block(self.plain, s, ind + 1, out)
+            else:
+                self.plain(s, ind, out)
+            return
+        pad = "    " * ind
+        if isinstance(s, SeqStmt):
+            for x in s.stmts:
+                self.guarded(x, ind, out, frames)
+        elif isinstance(s, Allocate):
+            self.guarded(s.body, ind, out, frames + [("alloc", s.buffer)])
+        elif isinstance(s, For) and is_hw_loop(s):
+            inner = self._hw_header(s, ind, out)
+            self.guarded(s.body, inner, out, frames + [("hw", s.thread_tag)])
+        elif isinstance(s, For):
+            out.append(pad + self._loop_header(s))
+            self.guarded(s.body, ind + 1, out, frames)
+        elif isinstance(s, IfThenElse):
+            out.append(f"{pad}if {self.expr(s.cond)}:")
+            self._block(lambda x, i, o: self.guarded(x, i, o, frames), s.then_case, ind + 1, out)
+            if s.else_case is not None:
+                out.append(f"{pad}else:")
+                self._block(lambda x, i, o: self.guarded(x, i, o, frames), s.else_case, ind + 1, out)
+        else:  # pragma: no cover - a Store has one signature
+            raise BuildError(f"cannot guard {type(s).__name__}")
+
+    def atomic(self, s, ind, out):
+        """A statement with no barrier inside: a barrier before it if it touches a shared
+        buffer that another thread may still be writing (or reading, for a write)."""
+        reads, writes = self._rw(s)
+        if (reads | writes) & self.dirty_w or writes & self.dirty_r:
+            out.append("    " * ind + "cuda.syncthreads()")
+            self.dirty_r, self.dirty_w = set(), set()
+        self.dirty_r |= reads
+        self.dirty_w |= writes
+        self.guarded(s, ind, out, self.scope)
+
+    def stmt(self, s, ind, out):
+        if not self._compound(s):
+            self.atomic(s, ind, out)
+            return
+        pad = "    " * ind
+        if isinstance(s, SeqStmt):
+            for x in s.stmts:
+                self.stmt(x, ind, out)
+        elif isinstance(s, Allocate):
+            self.scope.append(("alloc", s.buffer))
+            self.stmt(s.body, ind, out)
+            self.scope.pop()
+        elif isinstance(s, IfThenElse):
+            if s.else_case is not None:
+                raise BuildError("the CUDA target cannot emit an if/else whose branches need a barrier")
+            self.scope.append(("cond", self.expr(s.cond)))
+            self.stmt(s.then_case, ind, out)
+            self.scope.pop()
+        elif isinstance(s, For) and is_hw_loop(s):
+            v = self.name(s.var, s.var.name)
+            lo = s.min.value
+            out.append(f"{pad}{v} = cuda.{s.thread_tag}" + (f" + {lo}" if lo else ""))
+            pushed = [("hw", s.thread_tag)]
+            if s.extent.value < self.kernel.launch[s.thread_tag]:
+                pushed.append(("cond", f"{v} < {lo + s.extent.value}"))
+            self.scope.extend(pushed)
+            self.stmt(s.body, ind, out)
+            del self.scope[-len(pushed):]
+        elif isinstance(s, For):
+            if not (isinstance(s.extent, E.Const) and s.extent.value == 1):
+                # iteration 2 starts with what iteration 1 left unsynchronised
+                saved = (set(self.dirty_r), set(self.dirty_w))
+                self.stmt(s.body, ind + 1, [])
+                self.dirty_r, self.dirty_w = saved[0] | self.dirty_r, saved[1] | self.dirty_w
+            out.append(pad + self._loop_header(s))
+            self.stmt(s.body, ind + 1, out)
+        else:  # pragma: no cover
+            raise BuildError(f"the CUDA target cannot emit {type(s).__name__}")
+
+    # ------------------------------------------------------------------ kernels and host
+
+    def kernel_source(self, k) -> list:
+        self.kernel = k
+        self.scope = []
+        self.dirty_r, self.dirty_w = set(), set()
+        self._rw_cache, self._compound_cache = {}, {}
+        self._fresh_names()
+        args = [self.name(b, b.name) for b in k.args]
+        name = self.kernel_names[k.index]
+        out = ["@cuda.jit", f"def {name}({', '.join(args)}):"]
+        for decl in k.arrays.values():
+            b = decl.buffer
+            note = f"  # {decl.note}" if decl.note else ""
+            out.append(f"    {self.name(b, b.name)} = cuda.{decl.kind}.array({decl.size}, "
+                       f"{DTYPE_NAMES[b.dtype]}){note}")
+        self._block(self.stmt, k.body, 1, out)
+        self.kernel = None
+        return out
+
+    def host_source(self) -> list:
+        self._fresh_names()
+        params = [self.name(b, b.name) for b in self.plan.func.params]
+        extra = [self.name(b, b.name) for b in self.plan.intermediates]
+        out = [f"def {self.host_name}({', '.join(params + extra)}):"]
+        for b in self.plan.intermediates:
+            if b.scope != "global":
+                out.append(f"    # {b.name}: scope '{b.scope}' at the root lives in global memory "
+                           "(compute_at a consumer's loop to keep it on chip)")
+        for k in self.plan.kernels:
+            args = ", ".join(self.name(b, b.name) for b in k.args)
+            out.append(f"    {self.kernel_names[k.index]}[{_dims(k.grid)}, {_dims(k.block)}]({args})")
+        if not self.plan.kernels:
+            out.append("    pass")
+        return out
+
+    def module(self) -> str:
+        func = self.plan.func
+        lines = [f"# numba CUDA kernels generated by loopc for {func.name}("
+                 f"{', '.join(b.name for b in func.params)})"]
+        for k in self.plan.kernels:
+            lines.append(f"# {self.kernel_names[k.index]}: computes {k.stage}; grid {k.grid}, block {k.block}, "
+                         f"shared {k.shared_bytes} B, local {k.local_bytes} B per thread")
+        for k in self.plan.kernels:
+            lines.append("")
+            lines.append("")
+            lines.extend(self.kernel_source(k))
+        lines.append("")
+        lines.append("")
+        lines.extend(self.host_source())
+        return "\n".join(lines) + "\n"
+
+
+def _dims(dims) -> str:
+    """(4, 1, 1) -> '(4,)'; (2, 2, 1) -> '(2, 2)'."""
+    dims = list(dims)
+    while len(dims) > 1 and dims[-1] == 1:
+        dims.pop()
+    return f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(map(str, dims))})"
+
+
+def generate(plan) -> tuple:
+    """(source, host function name, kernel names)."""
+    em = CUDAEmitter(plan)
+    src = em.module()
+    return src, em.host_name, list(em.kernel_names)
