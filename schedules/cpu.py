@@ -14,8 +14,9 @@ PAR_MIN_WORK = 1 << 15   # parallelise only loops whose work is worth a thread w
 
 
 def _work(stage):
+    """Output elements of the stage (its data-parallel iterations)."""
     n = 1
-    for iv in stage.root_iter_vars:
+    for iv in stage.op.axis:
         n *= iv.extent
     return n
 
@@ -73,27 +74,44 @@ def schedule_dense(s, stage):
         rf_stage.parallel(i)
 
 
+def _row_tile(extent, choices=(6, 4, 3, 2)):
+    """A register-tile height that divides ``extent`` (no guard in the inner loop), else 4."""
+    for t in choices:
+        if extent % t == 0:
+            return t
+    return min(TILE_ROWS, extent)
+
+
 def schedule_conv2d(s, stage):
-    """im2col, then a GEMM over (k, p*Q + q) with a 4 x 16 register tile."""
+    """im2col, with the patch matrix built one 16-column panel at a time inside the GEMM.
+
+    for n (parallel):
+      for pq.outer:                                     # 16 output pixels
+        col[crs, 0:16] = X[n, c, p*sh + r*dh, q*sw + s*dw]      # compute_at: a packed panel
+        for k.outer: for crs: for k.inner (unrolled): Y[n, k, pq.outer*16 + 0:16] += W[k, crs] * col[crs, 0:16]
+    """
     op = stage.op
-    readers = [st for st in s.stages if st.op.tag == "pad"]
-    col, out = s.im2col(op.output(0))
-    for pad in readers:
+    pads = [st for st in s.stages if st.op.tag == "pad"]
+    col, _ = s.im2col(op.output(0))
+    for pad in pads:
         pad.compute_inline()
     n, k, p, q = stage.op.axis
     (crs,) = stage.reduce_axes
     pq = stage.fuse(p, q)
     pqo, pqi = stage.split(pq, factor=min(VEC, pq.extent))
-    ko, ki = stage.split(k, factor=min(TILE_ROWS, k.extent))
-    stage.reorder(n, ko, pqo, crs, ki, pqi)
+    ko, ki = stage.split(k, factor=_row_tile(k.extent))
+    stage.reorder(n, pqo, ko, crs, ki, pqi)
     stage.unroll(ki)
     stage.vectorize(pqi)
     col_stage = s[col]
-    cn, ccrs, cpq = col_stage.op.axis
-    if _work(stage) >= PAR_MIN_WORK:
-        outer = stage.fuse(n, ko)
-        stage.parallel(outer)
-        col_stage.parallel(col_stage.fuse(cn, ccrs))
+    col_stage.compute_at(stage, pqo)
+    # the panel is a gather (scalar copies beat emulated vector gathers on AVX2); splitting its
+    # (c, r, s) row index back into three loops turns the index's // and % into plain sums
+    R, S_ = op.input_tensors[1].shape[2:]
+    c_ax, rs_ax = col_stage.split(col_stage.op.axis[1], factor=R * S_)
+    col_stage.split(rs_ax, factor=S_)
+    if _work(stage) * crs.extent >= PAR_MIN_WORK:
+        stage.parallel(n if n.extent > 1 else pqo)
 
 
 def schedule_pool(s, stage):

@@ -26,7 +26,7 @@ from ..schedule.relations import leaf_values, propagate_extents
 from ..schedule.stage import AttachKind
 from ..te import expr as E
 from ..te.tensor import IterKind, PlaceholderOp, Tensor
-from .passes import from_linear, linear_form
+from .passes import canonical_linear, from_linear
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def infer_region(op, reads, inner_ranges) -> Region:
     for d, size in enumerate(op.shape):
         box = None
         for read in reads:
-            terms, const = linear_form(read.indices[d])
+            terms, const = canonical_linear(read.indices[d])
             inner = {t: c for t, c in terms.items() if t in inner_ranges}
             rest = {t: c for t, c in terms.items() if t not in inner_ranges}
             if any(E.free_vars(t) & inner_ranges.keys() for t in rest):

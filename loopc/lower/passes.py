@@ -244,6 +244,18 @@ def merge_divmod(terms: dict) -> dict:
     return terms
 
 
+def canonical_linear(e):
+    """``linear_form`` after folding div/mod pairs back (``(f // Q)*Q + f % Q -> f``) and
+    expanding what they uncover, until nothing changes."""
+    terms, const = linear_form(e)
+    while True:
+        merged = merge_divmod(terms)
+        if merged == terms:
+            return terms, const
+        terms, extra = linear_form(from_linear(merged, 0, e.dtype))
+        const += extra
+
+
 def from_linear(terms, const, dtype):
     out = None
     for t, c in terms.items():
