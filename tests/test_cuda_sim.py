@@ -44,6 +44,25 @@ def matmul_shared_schedule(M=19, N=19, K=13, block=(16, 16), thread=(2, 2), k_ti
     return s, [A, B, C]
 
 
+def classic_shared_schedule(M=64, N=64, K=32):
+    """Per-thread 4x4 accumulators (cache_write local at threadIdx.x), A tiles in shared memory
+    loaded at the accumulator's reduction loop: bound inference must size them per block."""
+    A, B, C = matmul_tensors(M, N, K)
+    s = te.create_schedule(C.op)
+    AS = s.cache_read(A, "shared", [C])
+    CL = s.cache_write(C, "local")
+    by, bx, ti, tj = s[C].tile(C.op.axis[0], C.op.axis[1], 32, 32)
+    ty, _ = s[C].split(ti, nparts=8)
+    tx, _ = s[C].split(tj, nparts=8)
+    s[C].reorder(by, bx, ty, tx)
+    for ax, tag in ((by, "blockIdx.y"), (bx, "blockIdx.x"), (ty, "threadIdx.y"), (tx, "threadIdx.x")):
+        s[C].bind(ax, te.thread_axis(tag))
+    s[CL].compute_at(s[C], tx)
+    ko, _ = s[CL].split(s[CL].op.reduce_axis[0], factor=8)
+    s[AS].compute_at(s[CL], ko)
+    return s, [A, B, C]
+
+
 def matmul_global_accumulate_schedule(M=19, N=21, K=13, tile=16, k_tile=8):
     """Shared tiles at the output's reduction loop; the thread loops sit inside it and each
     thread accumulates straight into C (the CUDA guide's first shared-memory GEMM)."""
@@ -233,6 +252,13 @@ def case_matmul_global_accumulate():
     f, _ = _run(s, args, [a, b], a.astype(np.float64) @ b)
     src = f.get_source("cuda")
     assert src.count("cuda.syncthreads()") >= 2
+
+
+def case_classic_shared_tiles_per_block():
+    _require_simulator()
+    s, args = classic_shared_schedule(M=32, N=32, K=16)
+    a, b = _rand(32, 16), _rand(16, 32, seed=1)
+    _run(s, args, [a, b], a.astype(np.float64) @ b)
 
 
 def case_conv2d():

@@ -153,7 +153,11 @@ class NestBuilder:
     def body_of_indices(self, stage, indices):
         return E.substitute(self.body_of(stage), {iv.var: i for iv, i in zip(stage.op.axis, indices)})
 
-    def stage_nest(self, stage, region: Region | None = None):
+    def stage_nest(self, stage, region: Region | None = None, threads=None):
+        """The nest of ``stage`` (over ``region`` when attached). ``threads`` maps the variables of
+        enclosing loops bound to threadIdx.* to their ranges: a "shared" producer is computed
+        for the whole thread block, so its region spans them."""
+        threads = threads or {}
         op = stage.op
         leaves = stage.leaf_iter_vars
         root_ext = {iv: iv.extent for iv in stage.root_iter_vars}
@@ -181,13 +185,17 @@ class NestBuilder:
         for leaf, producers in self.attached.get(stage, {}).items():
             pos = leaves.index(leaf)
             inner = {iv.var: (0, extents[iv] - 1) for iv in leaves[pos + 1:]}
+            here = dict(threads)
+            here.update({iv.var: (0, extents[iv] - 1) for iv in leaves[:pos + 1]
+                         if iv in stage.bindings and stage.bindings[iv].thread_tag.startswith("threadIdx")})
             items = []
             for producer in producers:
-                preg = infer_region(producer.op, _reads_of(body, producer.op), inner)
+                span = {**inner, **here} if producer.scope == "shared" else inner
+                preg = infer_region(producer.op, _reads_of(body, producer.op), span)
                 body = self._shift_reads(body, producer.op, preg)
                 buf = Buffer(producer.name, preg.extents, producer.op.dtype, producer.scope)
                 self.buffer_map[producer.op] = buf
-                items.append((buf, self.stage_nest(producer, preg)))
+                items.append((buf, self.stage_nest(producer, preg, here)))
             attach[leaf] = items
 
         tensor = op.output(0)
