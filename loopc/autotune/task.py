@@ -1,0 +1,220 @@
+"""Templates and tasks.
+
+    @autotune.template("matmul")
+    def matmul(M, N, K):
+        cfg = autotune.get_config()
+        ...define knobs, build the compute, apply the knobs...
+        return s, [A, B, C]
+
+    task = autotune.create_task("matmul", (1024, 1024, 1024))
+    print(task.config_space)
+
+A template's positional arguments are its *workload*: they must be JSON values (ints, floats,
+strings, bools, None, and lists/tuples of them), since records store them. Templates must live
+at the top level of an importable module or of the script being run: measurement workers
+import them by name (a script is imported too, so keep its work under
+``if __name__ == "__main__":``).
+"""
+from __future__ import annotations
+
+import functools
+import json
+import math
+
+from ..errors import LoopcError
+from ..te import expr as E
+from ..te.tensor import ComputeOp, PlaceholderOp
+from .dispatcher import ApplyConfig, DispatchContext, resolve_target, run_template
+from .space import ConfigEntity, ConfigSpace
+
+_TEMPLATES = {}
+
+
+# --------------------------------------------------------------------------- workloads
+
+
+def _normalize(value, where):
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int) or (hasattr(value, "dtype") and getattr(value.dtype, "kind", "") in "iu"
+                                  and getattr(value, "ndim", 1) == 0):
+        return int(value)
+    if isinstance(value, float) or (hasattr(value, "dtype") and getattr(value.dtype, "kind", "") == "f"
+                                    and getattr(value, "ndim", 1) == 0):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return tuple(_normalize(v, where) for v in value)
+    raise LoopcError(f"{where}: argument {value!r} ({type(value).__name__}) is not a JSON value; a template's "
+                     "arguments are its workload and must be ints, floats, strings, bools, None or lists of them")
+
+
+def make_workload(name, args) -> tuple:
+    """``(template name, args)`` with lists turned into tuples: hashable and JSON-serialisable."""
+    return (str(name), _normalize(tuple(args), f"template {name!r}"))
+
+
+def workload_key(workload) -> str:
+    """A canonical string of a workload (records match on it)."""
+    name, args = workload
+    return json.dumps([name, _normalize(tuple(args), f"workload {name!r}")], separators=(",", ":"))
+
+
+def workload_from_json(data) -> tuple:
+    if not (isinstance(data, (list, tuple)) and len(data) == 2 and isinstance(data[0], str)
+            and isinstance(data[1], (list, tuple))):
+        raise LoopcError(f"not a workload (expected [template name, [args...]]): {data!r}")
+    return make_workload(data[0], data[1])
+
+
+# --------------------------------------------------------------------------- templates
+
+
+def template(name, reference=None):
+    """Register a tunable template ``func(*args) -> (schedule, tensors)`` under ``name``.
+
+    ``reference(*inputs) -> outputs`` (NumPy) optionally gives the expected outputs for
+    ``check_correctness``; without it the reference is the template's default schedule.
+    """
+    if not isinstance(name, str) or not name:
+        raise LoopcError(f"@autotune.template needs a non-empty name, got {name!r}")
+
+    def decorate(func):
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            if kwargs:
+                raise LoopcError(f"template {name!r} takes positional arguments only (they are the workload)")
+            return run_template(wrapper, make_workload(name, args), args)
+
+        wrapper.template_name = name
+        wrapper.reference = reference
+        old = _TEMPLATES.get(name)
+        if old is not None and (old.__module__, old.__qualname__) != (wrapper.__module__, wrapper.__qualname__):
+            raise LoopcError(f"a template named {name!r} is already registered by {old.__module__}.{old.__qualname__}; "
+                             "give this one another name")
+        _TEMPLATES[name] = wrapper
+        return wrapper
+
+    return decorate
+
+
+def get_template(name):
+    if name not in _TEMPLATES:
+        known = ", ".join(sorted(_TEMPLATES)) or "none"
+        raise LoopcError(f"no template named {name!r} is registered (known: {known}); define it with "
+                         "@autotune.template(name) and import its module first")
+    return _TEMPLATES[name]
+
+
+def list_templates():
+    return sorted(_TEMPLATES)
+
+
+class _CollectSpace(DispatchContext):
+    """The template's ``cfg`` is the ConfigSpace being collected."""
+
+    def __init__(self, space):
+        super().__init__()
+        self.space = space
+
+    def query(self, workload, template):
+        return self.space
+
+
+def collect_space(template, args) -> ConfigSpace:
+    space = ConfigSpace()
+    with _CollectSpace(space):
+        template(*args)
+    return space
+
+
+# --------------------------------------------------------------------------- flop counting
+
+_FLOAT_OPS = (E.Add, E.Sub, E.Mul, E.Div, E.Min, E.Max)
+
+
+def _ops(expr) -> int:
+    n = 0
+    for node in E.walk(expr):
+        if isinstance(node, _FLOAT_OPS) and E.is_float(node.dtype):
+            n += 1
+        elif isinstance(node, E.Call):
+            n += 1
+    return n
+
+
+def estimate_flop(tensors) -> int:
+    """Floating-point operations of the compute ops behind ``tensors`` (TVM's compute_flop):
+    per output element, the arithmetic nodes of the body, plus one per reduction step."""
+    from ..schedule import post_order_ops
+    total = 0
+    outs = [t.op for t in tensors if not isinstance(t.op, PlaceholderOp)]
+    for op in post_order_ops(outs):
+        if not isinstance(op, ComputeOp):
+            continue
+        points = math.prod(op.shape)
+        body = op.body
+        if isinstance(body, E.Reduce):
+            steps = math.prod(iv.extent for iv in body.axes)
+            total += points * steps * (_ops(body.source) + 1)
+        else:
+            total += points * _ops(body)
+    return int(total)
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+class Task:
+    """A template applied to one workload and target: what a tuner searches."""
+
+    def __init__(self, name, args, target="llvm"):
+        self.name = name
+        self.template = get_template(name)
+        self.args = make_workload(name, args)[1]
+        self.target = target
+        space = ConfigSpace()
+        with _CollectSpace(space):
+            out = self.template(*self.args)
+        s, tensors = _check_output(name, out)
+        self.config_space = space
+        self.flop = int(space.flop) if space.flop else estimate_flop(tensors)
+        if self.flop <= 0:
+            self.flop = 1
+
+    @property
+    def workload(self) -> tuple:
+        """``(template name, args)``; JSON-serialisable."""
+        return (self.name, self.args)
+
+    @property
+    def target_string(self) -> str:
+        """The full target string (CPU name and features) on this machine."""
+        return resolve_target(self.target)
+
+    def instantiate(self, config):
+        """Run the template with ``config`` (a ConfigEntity, its JSON, or an index); returns
+        ``(schedule, tensors)``."""
+        if isinstance(config, int):
+            config = self.config_space.get(config)
+        elif isinstance(config, dict):
+            config = ConfigEntity.from_json(config)
+        with ApplyConfig(config):
+            return _check_output(self.name, self.template(*self.args))
+
+    def __repr__(self):
+        return (f"Task(name={self.name!r}, args={self.args!r}, target={self.target!r}, "
+                f"configs={len(self.config_space)}, flop={self.flop})")
+
+
+def _check_output(name, out):
+    if not (isinstance(out, (tuple, list)) and len(out) == 2 and isinstance(out[1], (list, tuple))):
+        raise LoopcError(f"template {name!r} must return (schedule, [tensors...]), got {type(out).__name__}")
+    s, tensors = out
+    if not any(not isinstance(t.op, PlaceholderOp) for t in tensors):
+        raise LoopcError(f"template {name!r} returned no computed (output) tensor among its tensors")
+    return s, list(tensors)
+
+
+def create_task(name, args=(), target="llvm") -> Task:
+    """The task of template ``name`` on workload ``args`` for ``target``."""
+    return Task(name, args, target)
