@@ -57,21 +57,32 @@ def schedule_gemm(s, stage, b_tensor):
 
 
 def schedule_dense(s, stage):
-    """Y[i, o] = sum_k X[i, k] * W[o, k]: dot products, vectorized along k by rfactor."""
+    """Y[i, o] = sum_k X[i, k] * W[o, k]: both operands contiguous along k, so k runs in 8 vector
+    lanes (rfactor) and a 4 x 3 block of (i, o) dot products shares each loaded vector.
+
+    for i.outer, o.outer:
+      for k.outer: for i.inner (4), o.inner (3) unrolled: Y.rf[i, o, 0:8] += X[i, k:k+8] * W[o, k:k+8]
+    Y[i, o] = sum(Y.rf[i, o, 0:8])
+    """
     (k,) = stage.reduce_axes
-    if k.extent < 2 * VEC:
+    lanes = VEC // 2
+    if k.extent < 2 * lanes:
         i, o = stage.op.axis
         if _work(stage) >= PAR_MIN_WORK:
             stage.parallel(i)
         return
-    ko, ki = stage.split(k, factor=VEC)
+    _, ki = stage.split(k, factor=lanes)
     rf = s.rfactor(stage.op.output(0), ki, factor_axis=-1)
     rf_stage = s[rf]
-    i, o, lanes = rf_stage.op.axis
-    rf_stage.reorder(i, o, rf_stage.reduce_axes[0], lanes)
-    rf_stage.vectorize(lanes)
-    if _work(stage) * VEC >= PAR_MIN_WORK:
-        rf_stage.parallel(i)
+    i, o, lane = rf_stage.op.axis
+    io, ii = rf_stage.split(i, factor=_row_tile(i.extent, (4, 2)))
+    oo, oi = rf_stage.split(o, factor=_row_tile(o.extent, (3, 2)))
+    rf_stage.reorder(io, oo, rf_stage.reduce_axes[0], ii, oi, lane)
+    rf_stage.unroll(ii)
+    rf_stage.unroll(oi)
+    rf_stage.vectorize(lane)
+    if _work(stage) * k.extent >= 4 * PAR_MIN_WORK:
+        rf_stage.parallel(io)
 
 
 def _row_tile(extent, choices=(6, 4, 3, 2)):
