@@ -116,11 +116,13 @@ def schedule_conv2d(s, stage):
     stage.vectorize(pqi)
     col_stage = s[col]
     col_stage.compute_at(stage, pqo)
-    # the panel is a gather (scalar copies beat emulated vector gathers on AVX2); splitting its
-    # (c, r, s) row index back into three loops turns the index's // and % into plain sums
+    # splitting the panel's (c, r, s) row index back into three loops turns its // and % into
+    # plain sums; the 16 pixels of a row run as vector lanes (a gather, but a compact loop
+    # nest: LLVM's unroller would otherwise take ~1 s to expand the scalar copy)
     R, S_ = op.input_tensors[1].shape[2:]
-    c_ax, rs_ax = col_stage.split(col_stage.op.axis[1], factor=R * S_)
+    _, rs_ax = col_stage.split(col_stage.op.axis[1], factor=R * S_)
     col_stage.split(rs_ax, factor=S_)
+    col_stage.vectorize(col_stage.op.axis[2])
     if _work(stage) * crs.extent >= PAR_MIN_WORK:
         stage.parallel(n if n.extent > 1 else pqo)
 
