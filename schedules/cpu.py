@@ -11,6 +11,7 @@ from loopc.te.expr import Reduce
 VEC = 16          # float32 lanes per vector loop: two AVX2 registers, one AVX-512 register
 TILE_ROWS = 4     # rows of a register tile: 4 x 16 floats = 8 AVX2 accumulators
 PAR_MIN_WORK = 1 << 15   # parallelise only loops whose work is worth a thread wake-up
+COL_IMAGE_BYTES = 256 * 1024   # a per-image im2col matrix up to this size stays in L2
 
 
 def _work(stage):
@@ -115,14 +116,23 @@ def schedule_conv2d(s, stage):
     stage.unroll(ki)
     stage.vectorize(pqi)
     col_stage = s[col]
-    col_stage.compute_at(stage, pqo)
-    # splitting the panel's (c, r, s) row index back into three loops turns its // and % into
-    # plain sums; the 16 pixels of a row run as vector lanes (a gather, but a compact loop
-    # nest: LLVM's unroller would otherwise take ~1 s to expand the scalar copy)
     R, S_ = op.input_tensors[1].shape[2:]
+    Q = q.extent
+    per_image = crs.extent * pq.extent * 4 <= COL_IMAGE_BYTES and Q <= 32
+    # splitting the patch row index (c, r, s) back into three loops turns its // and % into sums
     _, rs_ax = col_stage.split(col_stage.op.axis[1], factor=R * S_)
     col_stage.split(rs_ax, factor=S_)
-    col_stage.vectorize(col_stage.op.axis[2])
+    if per_image:
+        # small images: one patch matrix per image, built a whole output row q at a time —
+        # the input row is contiguous there, so each copy is a plain vector load
+        col_stage.compute_at(stage, n)
+        _, qv = col_stage.split(col_stage.op.axis[2], factor=Q)
+        col_stage.vectorize(qv)
+    else:
+        # large images: a 16-pixel panel per block, a vector gather (a compact loop nest: LLVM's
+        # unroller would otherwise take ~1 s to expand a scalar copy)
+        col_stage.compute_at(stage, pqo)
+        col_stage.vectorize(col_stage.op.axis[2])
     if _work(stage) * crs.extent >= PAR_MIN_WORK:
         stage.parallel(n if n.extent > 1 else pqo)
 
