@@ -23,14 +23,18 @@ def _work(stage):
 
 
 def schedule_injective(s, stage):
-    """Outer loops fused and parallel; the innermost split by 16 and vectorized."""
+    """All axes fused into one flat loop (row-major: the index folds back to the flat offset),
+    split into 16-lane vectors; the outer part parallel when the tensor is large.
+
+    for f.outer in parallel(size / 16): for f.inner in vectorized(16): Y[f] = g(X[f])
+    """
     axes = list(stage.op.axis)
-    inner = axes[-1]
-    if inner.extent >= 4:
-        _, vi = stage.split(inner, factor=min(VEC, inner.extent))
-        stage.vectorize(vi)
-    if len(axes) > 1 and _work(stage) >= PAR_MIN_WORK:
-        outer = stage.fuse(*axes[:-1]) if len(axes) > 2 else axes[0]
+    flat = stage.fuse(*axes) if len(axes) > 1 else axes[0]
+    if flat.extent < 4:
+        return
+    outer, vi = stage.split(flat, factor=min(VEC, flat.extent))
+    stage.vectorize(vi)
+    if _work(stage) >= PAR_MIN_WORK:
         stage.parallel(outer)
 
 

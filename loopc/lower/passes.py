@@ -301,8 +301,8 @@ def _simplify_node(e, ranges):
         if out is not None:
             return out
     if isinstance(e, (E.Add, E.Sub, E.Mul)) and _is_int(e):
-        terms, const = linear_form(e)
-        return from_linear(merge_divmod(terms), const, e.dtype)
+        terms, const = canonical_linear(e)
+        return from_linear(terms, const, e.dtype)
     if isinstance(e, (E.FloorDiv, E.FloorMod)) and isinstance(e.b, E.Const) and e.b.value == 1:
         return e.a if isinstance(e, E.FloorDiv) else E.Const(0, e.dtype)
     if isinstance(e, (E.Add, E.Sub)) and isinstance(e.b, E.Const) and e.b.value == 0:
