@@ -4,20 +4,11 @@ import pytest
 
 import loopc
 from loopc import te, interp
+from loopc.schedules import testing
 
 
 def conv_ref(x, w, stride, pad, dil):
-    N, C, H, W = x.shape
-    K, _, R, S = w.shape
-    P = (H + 2 * pad - dil * (R - 1) - 1) // stride + 1
-    Q = (W + 2 * pad - dil * (S - 1) - 1) // stride + 1
-    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    y = np.zeros((N, K, P, Q))
-    for r in range(R):
-        for s in range(S):
-            patch = xp[:, :, r * dil: r * dil + stride * (P - 1) + 1: stride, s * dil: s * dil + stride * (Q - 1) + 1: stride]
-            y += np.einsum("ncpq,kc->nkpq", patch, w[:, :, r, s])
-    return y
+    return testing.conv2d_nchw(x.astype(np.float64), w.astype(np.float64), stride, pad, dil)
 
 
 def conv(N, C, H, W, K, R, S, stride, pad, dil, padding="select"):
