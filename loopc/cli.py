@@ -198,12 +198,16 @@ def _add_lenet(sub):
 
 
 TUNERS = ("model", "ga", "random", "grid")
+LIBRARY_OPS = ("matmul", "dense", "conv2d_nchw")     # loopc.autotune.library: templates of loopc.schedules
+OP_ALIASES = {"conv2d": "conv2d_nchw"}
 
 
 def cmd_tune(args) -> int:
-    """Tune a registered template (today: the built-in ``gemm``) and log every measurement."""
+    """Tune a registered template (the built-in ``gemm``, or the operator library's ``matmul``,
+    ``dense``, ``conv2d_nchw``) and log every measurement."""
     from loopc import autotune
     from loopc.autotune.dispatcher import target_key
+    args.op = OP_ALIASES.get(args.op, args.op)
     if args.op not in autotune.list_templates():
         try:                      # the operator library registers its templates when imported
             import loopc.schedules  # noqa: F401
@@ -230,12 +234,15 @@ def cmd_tune(args) -> int:
         return 1
     r = max(best, key=lambda r: r.gflops)
     print(f"best: {r.gflops:.2f} GFLOP/s ({r.cost * 1e3:.3f} ms), config {r.config_entity()}")
+    if args.op in LIBRARY_OPS:
+        print(f"schedules.schedule uses it inside `with autotune.apply_history_best({args.log!r}):`")
     return 0
 
 
 def _add_tune(sub):
     tune = sub.add_parser("tune", help="tune a template's knobs and log the measurements (JSON Lines)")
-    tune.add_argument("op", help="a registered template (built in: gemm)")
+    tune.add_argument("op", help="a registered template (built in: gemm; the operator library's matmul (M N K), "
+                                 "dense (batch in out), conv2d_nchw or conv2d (N C H W K R S stride padding))")
     tune.add_argument("--shape", type=int, nargs="+", required=True, help="the template's arguments, e.g. M N K")
     tune.add_argument("--trials", type=int, default=64)
     tune.add_argument("--tuner", choices=TUNERS, default="model")

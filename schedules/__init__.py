@@ -122,11 +122,60 @@ def schedule(outs, target: str = "llvm"):
     return s
 
 
+def _install_lookup():
+    """Import loopc.autotune's library templates once: they install ``tuned_record_lookup``."""
+    global _lookup_tried
+    if tuned_record_lookup is None and not _lookup_tried:
+        _lookup_tried = True
+        try:
+            import loopc.autotune.library  # noqa: F401 - installs the hook
+        except ImportError:     # pragma: no cover - the autotuner is part of loopc
+            pass
+
+
+_lookup_tried = False
+_TENSOR_ARGS = ("tensor", "readers", "parent")    # trace arguments that name tensors or stages
+
+
+def _retarget_trace(trace, stage):
+    """A trace recorded on a template's graph, with its op names (``trace["names"]``, producers
+    first) renamed to those of ``stage``'s graph (same structure, other tensor names)."""
+    from loopc.schedule import post_order_ops
+    names = trace.get("names") if isinstance(trace, dict) else None
+    if not names:
+        return trace
+    ours = [op.name for op in post_order_ops([stage.op])]
+    if len(ours) != len(names):
+        return trace
+    mapping = {a: b for a, b in zip(names, ours) if a != b}
+    if not mapping:
+        return trace
+
+    def rename(v):
+        if isinstance(v, str):
+            if v in mapping:
+                return mapping[v]
+            head, dot, tail = v.partition(".")
+            if dot and head in mapping:          # derived stages: conv2d.col, B.global, dense.rf
+                return mapping[head] + dot + tail
+            return v
+        if isinstance(v, list):
+            return [rename(x) for x in v]
+        return v
+
+    steps = []
+    for st in trace["steps"]:
+        args = {k: (rename(v) if k in _TENSOR_ARGS else v) for k, v in st.get("args", {}).items()}
+        steps.append({**st, "stage": rename(st["stage"]), "args": args})
+    return {**trace, "steps": steps}
+
+
 def _apply_tuned_or(s, stage, target, default):
     key = workload_key(stage.op.output(0))
+    _install_lookup()
     trace = tuned_record_lookup(key, target) if tuned_record_lookup is not None else None
     if trace is not None:
-        s.replay(trace)
+        s.replay(_retarget_trace(trace, stage))
         return
     _warn_untuned(key, target)
     default()

@@ -38,7 +38,7 @@ def schedule_injective(s, stage):
         stage.parallel(outer)
 
 
-def schedule_gemm(s, stage, b_tensor):
+def schedule_gemm(s, stage, b_tensor, *, tile_rows=TILE_ROWS, vec=VEC, k_tile=0, parallel=True):
     """C[i, j] += A[i, k] * B[k, j] with B read through a packed K x 16 panel per column block.
 
     for j.outer (parallel):
@@ -49,19 +49,24 @@ def schedule_gemm(s, stage, b_tensor):
     i, j = stage.op.axis
     (k,) = stage.reduce_axes
     panel = s.cache_read(b_tensor, "global", [stage])
-    io, ii = stage.split(i, factor=min(TILE_ROWS, i.extent))
-    jo, ji = stage.split(j, factor=min(VEC, j.extent))
-    stage.reorder(jo, io, k, ii, ji)
+    io, ii = stage.split(i, factor=min(tile_rows, i.extent))
+    jo, ji = stage.split(j, factor=min(vec, j.extent))
+    if k_tile and k_tile < k.extent:
+        # k blocked: a k_tile x vec slice of the panel stays in L1 across the row blocks
+        ko, ki = stage.split(k, factor=k_tile)
+        stage.reorder(jo, ko, io, ki, ii, ji)
+    else:
+        stage.reorder(jo, io, k, ii, ji)
     stage.unroll(ii)
     stage.vectorize(ji)
     s[panel].compute_at(stage, jo)
     s[panel].vectorize(s[panel].op.axis[1])
-    if _work(stage) >= PAR_MIN_WORK and jo.extent > 1:
+    if parallel and _work(stage) >= PAR_MIN_WORK and jo.extent > 1:
         stage.parallel(jo)
     return C
 
 
-def schedule_dense(s, stage):
+def schedule_dense(s, stage, *, lanes=VEC // 2, i_tiles=(4, 2), o_tiles=(3, 2), parallel=True):
     """Y[i, o] = sum_k X[i, k] * W[o, k]: both operands contiguous along k, so k runs in 8 vector
     lanes (rfactor) and a 4 x 3 block of (i, o) dot products shares each loaded vector.
 
@@ -70,23 +75,22 @@ def schedule_dense(s, stage):
     Y[i, o] = sum(Y.rf[i, o, 0:8])
     """
     (k,) = stage.reduce_axes
-    lanes = VEC // 2
     if k.extent < 2 * lanes:
         i, o = stage.op.axis
-        if _work(stage) >= PAR_MIN_WORK:
+        if parallel and _work(stage) >= PAR_MIN_WORK:
             stage.parallel(i)
         return
     _, ki = stage.split(k, factor=lanes)
     rf = s.rfactor(stage.op.output(0), ki, factor_axis=-1)
     rf_stage = s[rf]
     i, o, lane = rf_stage.op.axis
-    io, ii = rf_stage.split(i, factor=_row_tile(i.extent, (4, 2)))
-    oo, oi = rf_stage.split(o, factor=_row_tile(o.extent, (3, 2)))
+    io, ii = rf_stage.split(i, factor=_row_tile(i.extent, tuple(i_tiles)))
+    oo, oi = rf_stage.split(o, factor=_row_tile(o.extent, tuple(o_tiles)))
     rf_stage.reorder(io, oo, rf_stage.reduce_axes[0], ii, oi, lane)
     rf_stage.unroll(ii)
     rf_stage.unroll(oi)
     rf_stage.vectorize(lane)
-    if _work(stage) * k.extent >= 4 * PAR_MIN_WORK:
+    if parallel and _work(stage) * k.extent >= 4 * PAR_MIN_WORK:
         rf_stage.parallel(io)
 
 
@@ -98,7 +102,7 @@ def _row_tile(extent, choices=(6, 4, 3, 2)):
     return min(TILE_ROWS, extent)
 
 
-def schedule_conv2d(s, stage):
+def schedule_conv2d(s, stage, *, vec=VEC, k_tiles=(6, 4, 3, 2), per_image=None, parallel=True):
     """im2col, with the patch matrix built one 16-column panel at a time inside the GEMM.
 
     for n (parallel):
@@ -114,15 +118,16 @@ def schedule_conv2d(s, stage):
     n, k, p, q = stage.op.axis
     (crs,) = stage.reduce_axes
     pq = stage.fuse(p, q)
-    pqo, pqi = stage.split(pq, factor=min(VEC, pq.extent))
-    ko, ki = stage.split(k, factor=_row_tile(k.extent))
+    pqo, pqi = stage.split(pq, factor=min(vec, pq.extent))
+    ko, ki = stage.split(k, factor=_row_tile(k.extent, tuple(k_tiles)))
     stage.reorder(n, pqo, ko, crs, ki, pqi)
     stage.unroll(ki)
     stage.vectorize(pqi)
     col_stage = s[col]
     R, S_ = op.input_tensors[1].shape[2:]
     Q = q.extent
-    per_image = crs.extent * pq.extent * 4 <= COL_IMAGE_BYTES and Q <= 32
+    if per_image is None:     # the default: by the size of the per-image patch matrix
+        per_image = crs.extent * pq.extent * 4 <= COL_IMAGE_BYTES and Q <= 32
     # splitting the patch row index (c, r, s) back into three loops turns its // and % into sums
     _, rs_ax = col_stage.split(col_stage.op.axis[1], factor=R * S_)
     col_stage.split(rs_ax, factor=S_)
@@ -137,7 +142,7 @@ def schedule_conv2d(s, stage):
         # unroller would otherwise take ~1 s to expand a scalar copy)
         col_stage.compute_at(stage, pqo)
         col_stage.vectorize(col_stage.op.axis[2])
-    if _work(stage) * crs.extent >= PAR_MIN_WORK:
+    if parallel and _work(stage) * crs.extent >= PAR_MIN_WORK:
         stage.parallel(n if n.extent > 1 else pqo)
 
 

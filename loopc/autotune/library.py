@@ -1,0 +1,236 @@
+"""Autotune templates for the operator library (``loopc.schedules``), and the tuned-record hook.
+
+Templates (their workloads are what ``loopc tune`` takes as ``--shape``):
+
+    matmul       (M, N, K)                                 schedules.matmul
+    dense        (batch, in, out)                          schedules.dense
+    conv2d_nchw  (N, C, H, W, K, R, S, stride, padding)    schedules.conv2d_nchw
+
+Each declares its tensors with the library's compute functions (so the stage names are the
+ones ``schedules.schedule`` sees) and applies the default CPU template of schedules/cpu.py with
+its constants turned into knobs; each knob's first choice is today's default.
+
+The hook (``loopc.schedules.tuned_record_lookup``) maps a library workload to a template
+workload and returns the schedule trace of the best record for this CPU: first from an active
+``with autotune.apply_history_best(log):``, then from the records shipped with the package
+(``loopc/schedules/tuned/<llvm cpu name>.jsonl``). Records tuned on another CPU (name or
+features) are not applied: one AutotuneWarning per workload says so.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+
+from .. import te
+from .dispatcher import ApplyConfig, ApplyHistoryBest, AutotuneWarning, current_context, get_config, resolve_target, \
+    target_key
+from .task import get_template, template, workload_key
+
+import loopc.schedules as _S
+from loopc.schedules import cpu as _cpu
+
+_DTYPE = "float32"
+
+
+# --------------------------------------------------------------------------- templates
+
+
+def _names(s, out):
+    """Op names of ``out``'s graph, producers first (placeholders included): what the hook
+    uses to rename a trace onto a graph whose tensors are named differently."""
+    from loopc.schedule import post_order_ops
+    return [op.name for op in post_order_ops([out.op])]
+
+
+@template("matmul")
+def matmul(M, N, K):
+    """``schedules.matmul(A[M, K], B[K, N])`` with schedules/cpu.py's schedule_gemm."""
+    cfg = get_config()
+    cfg.define_knob("tile_rows", [r for r in (4, 2, 6, 8) if r <= M] or [M])
+    cfg.define_knob("vec", [16, 8])
+    cfg.define_knob("k_tile", [k for k in (0, 128, 256) if k < K])
+    cfg.define_knob("parallel", [1, 0])
+    cfg.add_flop(2 * M * N * K)
+    A = te.placeholder((M, K), dtype=_DTYPE, name="A")
+    B = te.placeholder((K, N), dtype=_DTYPE, name="B")
+    C = _S.matmul(A, B)
+    s = te.create_schedule([C.op])
+    _cpu.schedule_gemm(s, s[C], B, tile_rows=cfg["tile_rows"].val, vec=cfg["vec"].val,
+                       k_tile=cfg["k_tile"].val, parallel=bool(cfg["parallel"].val))
+    return s, [A, B, C]
+
+
+@template("dense")
+def dense(batch, in_features, out_features):
+    """``schedules.dense(X[batch, in], W[out, in])`` with schedule_dense (0 = the default tile)."""
+    cfg = get_config()
+    cfg.define_knob("lanes", [8, 16])
+    cfg.define_knob("tile_i", [0, 1, 2, 4, 8])
+    cfg.define_knob("tile_o", [0, 1, 2, 4, 5])
+    cfg.define_knob("parallel", [1, 0])
+    cfg.add_flop(2 * batch * in_features * out_features)
+    X = te.placeholder((batch, in_features), dtype=_DTYPE, name="X")
+    W = te.placeholder((out_features, in_features), dtype=_DTYPE, name="W")
+    Y = _S.dense(X, W)
+    s = te.create_schedule([Y.op])
+    ti, to = cfg["tile_i"].val, cfg["tile_o"].val
+    _cpu.schedule_dense(s, s[Y], lanes=cfg["lanes"].val, i_tiles=(ti,) if ti else (4, 2),
+                        o_tiles=(to,) if to else (3, 2), parallel=bool(cfg["parallel"].val))
+    return s, [X, W, Y]
+
+
+@template("conv2d_nchw")
+def conv2d_nchw(N, C, H, W, K, R, S, stride, padding):
+    """``schedules.conv2d_nchw`` (im2col) with schedule_conv2d; per_image 0 = by size."""
+    cfg = get_config()
+    cfg.define_knob("vec", [16, 8])
+    cfg.define_knob("tile_k", [0, 2, 4, 8])
+    cfg.define_knob("per_image", [0, 1, 2])       # 0: by the patch matrix's size, 1: per image, 2: per panel
+    cfg.define_knob("parallel", [1, 0])
+    X = te.placeholder((N, C, H, W), dtype=_DTYPE, name="X")
+    Wt = te.placeholder((K, C, R, S), dtype=_DTYPE, name="W")
+    Y = _S.conv2d_nchw(X, Wt, stride=stride, padding=padding)
+    s = te.create_schedule([Y.op])
+    for st in list(s.stages):          # as schedules.schedule does before the template
+        if st.op is not Y.op and st.op.tag in ("injective", "bias_add", "pad"):
+            st.compute_inline()
+    tk, pi = cfg["tile_k"].val, cfg["per_image"].val
+    _cpu.schedule_conv2d(s, s[Y], vec=cfg["vec"].val, k_tiles=(tk,) if tk else (6, 4, 3, 2),
+                         per_image=None if pi == 0 else pi == 1, parallel=bool(cfg["parallel"].val))
+    return s, [X, Wt, Y]
+
+
+LIBRARY_TEMPLATES = ("matmul", "dense", "conv2d_nchw")
+
+
+# --------------------------------------------------------------------------- workloads
+
+
+def library_workload(key):
+    """The template workload ``(name, args)`` of a ``schedules.workload_key``, or None."""
+    try:
+        tag, inputs, dtype, attrs = key
+        attrs = dict(attrs)
+        if dtype != _DTYPE or any(dt != _DTYPE for _, dt in inputs):
+            return None
+        shapes = [tuple(sh) for sh, _ in inputs]
+        if tag == "matmul" and len(shapes) == 2:
+            (M, K), (_, N) = shapes
+            return ("matmul", (M, N, K))
+        if tag == "dense" and len(shapes) == 2:
+            (B, K), (O, _) = shapes
+            return ("dense", (B, K, O))
+        if tag == "conv2d_nchw" and len(shapes) == 2:
+            (N, C, H, W), (K, _, R, S) = shapes
+            st, pad, dil = tuple(attrs["stride"]), tuple(attrs["padding"]), tuple(attrs.get("dilation", (1, 1)))
+            if st[0] != st[1] or pad[0] != pad[1] or dil != (1, 1):
+                return None
+            return ("conv2d_nchw", (N, C, H, W, K, R, S, st[0], pad[0]))
+    except (TypeError, ValueError, KeyError):
+        return None
+    return None
+
+
+# --------------------------------------------------------------------------- shipped records
+
+TUNED_DIR = os.path.join(os.path.dirname(_S.__file__), "tuned")
+_shipped = {}          # directory -> ApplyHistoryBest over every shipped record (all CPUs)
+_warned = set()
+
+
+def shipped_records(directory=None) -> list:
+    """Every record shipped in ``loopc/schedules/tuned/*.jsonl`` (all CPUs)."""
+    from .record import load_records
+    directory = directory or TUNED_DIR
+    out = []
+    if os.path.isdir(directory):
+        for name in sorted(os.listdir(directory)):
+            if name.endswith(".jsonl"):
+                out.extend(load_records(os.path.join(directory, name)))
+    return out
+
+
+def _shipped_context():
+    if TUNED_DIR not in _shipped:
+        _shipped[TUNED_DIR] = ApplyHistoryBest(shipped_records(), other_cpu="ignore")
+        _shipped[TUNED_DIR].source = f"the records shipped in {TUNED_DIR}"
+    return _shipped[TUNED_DIR]
+
+
+def _best_for_cpu(ctx, workload, tkey):
+    """The best record of ``ctx`` for ``workload`` tuned on ``tkey`` (cpu and features) whose
+    config fits the template's current knobs; and the records tuned elsewhere."""
+    from .task import collect_space
+    recs = ctx._by_workload.get(workload_key(workload), [])
+    if not recs:
+        return None, []
+    space = None
+    mine, others = [], []
+    for r in recs:
+        (mine if target_key(r.target) == tkey else others).append(r)
+    for r in mine:
+        if space is None:
+            space = collect_space(get_template(workload[0]), workload[1])
+        if space.index_of(r.config_entity()) is not None:
+            return r, others
+    return None, others
+
+
+def _trace_of(record, workload):
+    """The record's schedule trace (re-derived from its config when the record has none), with
+    the template graph's op names for renaming."""
+    tmpl = get_template(workload[0])
+    with ApplyConfig(record.config_entity()):
+        s, tensors = tmpl(*workload[1])
+    trace = record.trace if record.trace is not None else {"version": 1, "steps": s.trace}
+    if trace is record.trace:
+        try:                   # the record's trace must replay on the library op's fresh schedule
+            te.create_schedule([tensors[-1].op]).replay(trace)
+        except Exception:      # written by another loopc version: the config's schedule instead
+            trace = {"version": 1, "steps": s.trace}
+    trace = dict(trace)
+    trace["steps"] = [dict(st) for st in trace["steps"]]
+    trace["names"] = _names(s, tensors[-1])
+    return trace
+
+
+def tuned_record_lookup(key, target="llvm"):
+    """The hook of ``schedules.schedule``: the trace of the best record for this library
+    workload on this CPU, or None."""
+    workload = library_workload(key)
+    if workload is None:
+        return None
+    try:
+        full = resolve_target(target)
+    except Exception:            # pragma: no cover - an unparsable target: no records apply
+        return None
+    tkey = target_key(full)
+    contexts = []
+    ctx = current_context()
+    if isinstance(ctx, ApplyHistoryBest):
+        contexts.append(ctx)
+    contexts.append(_shipped_context())
+    elsewhere = []
+    for c in contexts:
+        rec, others = _best_for_cpu(c, workload, tkey)
+        if rec is not None:
+            return _trace_of(rec, workload)
+        elsewhere += [(c, r) for r in others]
+    if elsewhere:
+        wkey = (workload_key(workload), tkey)
+        if wkey not in _warned:
+            _warned.add(wkey)
+            c, r = elsewhere[0]
+            warnings.warn(f"autotune: the records for {workload[0]}{tuple(workload[1])!r} in {c.source} were tuned "
+                          f"on CPU '{r.cpu}' (or other features), not this machine's '{tkey[1]}': not applied. "
+                          f"Tune it here with `loopc tune {workload[0]} --shape "
+                          f"{' '.join(map(str, workload[1]))} --log FILE`.", AutotuneWarning, stacklevel=4)
+    return None
+
+
+def install():
+    """Make ``schedules.schedule`` consult tuned records (idempotent)."""
+    _S.tuned_record_lookup = tuned_record_lookup
+
+
+install()
