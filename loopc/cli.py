@@ -116,7 +116,7 @@ def cmd_lenet_train(args) -> int:
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
                       lr=args.lr if args.lr is not None else (1.0 if args.optimizer == "adadelta" else 0.01),
                       momentum=args.momentum, gamma=args.gamma, seed=args.seed)
-    model = LeNet(seed=args.seed)
+    model = LeNet(seed=args.seed, target=args.target)
     writer = None
     if args.logdir:
         from loopc.nn.tensorboard import SummaryWriter
@@ -150,7 +150,7 @@ def cmd_lenet_eval(args) -> int:
 
     _set_threads(args.threads)
     data = datasets.mnist(args.data)
-    model = LeNet()
+    model = LeNet(target=args.target)
     model.load(args.load)
     loss, acc = model.evaluate(*data.test.tensors(), batch=args.batch_size)
     print(f"{args.load}: test accuracy {acc:.2%}, loss {loss:.4f} on {len(data.test)} images ({data.source})")
@@ -181,11 +181,14 @@ def _add_lenet(sub):
     train.add_argument("--trace", metavar="PATH", help="also write a Chrome trace of every kernel call")
     train.add_argument("--logdir", metavar="DIR", help="TensorBoard event files: scalars and the graph")
     train.add_argument("--save", metavar="PATH", help="write the trained weights (.npz)")
+    train.add_argument("--target", default="llvm", help="'llvm' (this CPU) or 'cuda' (an NVIDIA GPU, or numba's "
+                       "simulator with NUMBA_ENABLE_CUDASIM=1); the optimizer update runs on the CPU")
     train.set_defaults(fn=cmd_lenet_train)
     ev = lsub.add_parser("eval", help="test accuracy of saved weights")
     ev.add_argument("--load", metavar="PATH", required=True, help="weights written by `lenet train --save`")
     ev.add_argument("--data", metavar="DIR")
     ev.add_argument("--batch-size", type=int, default=64)
+    ev.add_argument("--target", default="llvm", help="'llvm' or 'cuda'")
     ev.add_argument("--threads", type=int, default=None)
     ev.set_defaults(fn=cmd_lenet_eval)
     bn = lsub.add_parser("bench", help="per-operator profile and latency per batch size, beside PyTorch")

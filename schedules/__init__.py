@@ -14,7 +14,7 @@ from loopc.errors import LoopcError
 from loopc.schedule import AttachKind
 from loopc.te.tensor import ComputeOp, PlaceholderOp, Tensor
 
-from . import cpu, cpu_grad, testing
+from . import cpu, cpu_grad, cuda, testing
 from .grad import (bias_backward, conv2d_backward_data, conv2d_backward_weight, dense_backward_data,
                    dense_backward_weight, log_softmax_backward, max_pool2d_backward, nll_loss, nll_loss_backward,
                    relu_backward)
@@ -92,14 +92,15 @@ _TEMPLATES = {
 
 
 def schedule(outs, target: str = "llvm"):
-    """The best known schedule for ``outs`` on ``target``: a tuned record when one exists,
-    otherwise the target's default template (with a one-time warning naming the workload)."""
+    """The best known schedule for ``outs`` on ``target`` ("llvm ..." or "cuda ..."): a tuned
+    record when one exists, otherwise the target's default template (with a one-time warning
+    naming the workload)."""
     if isinstance(outs, Tensor):
         outs = [outs]
     outs = list(outs)
-    kind = str(target).split()[0]
-    if kind != "llvm":
-        raise LoopcError(f"loopc.schedules has no templates for target {target!r} yet; use 'llvm'")
+    kind = str(target).split()[0] if str(target).strip() else ""
+    if kind not in ("llvm", "cuda"):
+        raise LoopcError(f"loopc.schedules has templates for the targets 'llvm' and 'cuda', not {target!r}")
     s = te.create_schedule([o.op for o in outs])
     output_ops = {o.op for o in outs}
     for stage in list(s.stages):
@@ -108,6 +109,9 @@ def schedule(outs, target: str = "llvm"):
             continue
         if op not in output_ops and op.tag in ("injective", "bias_add", "pad"):
             stage.compute_inline()
+    if kind == "cuda":
+        _schedule_cuda(s, target)
+        return s
     for stage in list(s.stages):
         op = stage.op
         if stage.attach is not AttachKind.ROOT or stage.relations or stage.iter_kinds:
@@ -120,6 +124,21 @@ def schedule(outs, target: str = "llvm"):
         elif tag == "" and stage.op.name.endswith(("_max", "_sum", "_exp")):
             cpu.schedule_rowwise(s, stage)
     return s
+
+
+def _schedule_cuda(s, target):
+    """Every root compute stage gets a CUDA template: the op's own (tuned when a record exists)
+    or the flat kernel; stages a template creates (im2col's patch matrix) are already bound."""
+    for stage in list(s.stages):
+        op = stage.op
+        if (not isinstance(op, ComputeOp) or stage.attach is not AttachKind.ROOT or stage.relations
+                or stage.iter_kinds or stage not in s.stages):
+            continue
+        template = cuda.TEMPLATES.get(op.tag)
+        if template is not None:
+            _apply_tuned_or(s, stage, target, lambda t=template, st=stage: t(s, st))
+        else:
+            cuda.schedule_flat(s, stage)
 
 
 def _install_lookup():

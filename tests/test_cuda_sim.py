@@ -338,10 +338,11 @@ CASES = sorted(name for name in dir() if name.startswith("case_"))
 # --------------------------------------------------------------------------- parent side
 
 
-def run_in_simulator(case: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_in_simulator(case: str, timeout: float = 120, module: str = "test_cuda_sim") -> subprocess.CompletedProcess:
+    """Run ``module.case()`` (a module of tests/) in a fresh interpreter with the simulator on."""
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (TESTS_DIR, env.get("PYTHONPATH", "")) if p)
-    code = f"import test_cuda_sim as t; t.{case}()"
+    code = f"import {module} as t; t.{case}()"
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
                           env=env, cwd=TESTS_DIR)
 

@@ -5,6 +5,10 @@
     ex.run(x=images, labels=labels)                         # no allocation per run
     ex[loss]                                                # a view of the output buffer
 
+On the GPU (``target="cuda"``) every buffer has a device twin: ``run`` copies the inputs and
+parameters over, launches the kernels on the device arrays, and copies the requested outputs
+back; ``ex[value]`` copies that value back first. The optimizer stays on the CPU.
+
 The executor is the chapter's fourth stage ("the runtime schedules the kernels"): it walks the
 graph's nodes in their (topological) order and calls each node's compiled kernel on
 preallocated, 64-byte aligned numpy buffers, through argument pointers resolved once. A
@@ -270,6 +274,11 @@ class Executor:
         for v in graph.inputs:
             self.buffers[v] = aligned_zeros(v.shape, v.dtype)
         self._inputs = {v.name: v for v in graph.inputs}
+        #: on a GPU target, a device array per buffer (the host buffers are the staging copies)
+        self.device = {} if str(target).split()[0] == "cuda" else None
+        if self.device is not None:
+            for v, host in self.buffers.items():
+                self._device_buffer(v, host)
         self._index_checks = []            # (input value, classes): labels that index a tensor
         self.steps = []
         self._subsets = {}
@@ -303,9 +312,13 @@ class Executor:
         last = group[-1]
         if OPS[last.op].view:
             self.buffers[last.output] = self.buffers[last.inputs[0]].reshape(last.output.shape)
+            if self.device is not None:
+                self.device[last.output] = self.device[last.inputs[0]].reshape(last.output.shape)
             return
         if last.output not in self.buffers:
             self.buffers[last.output] = aligned_empty(last.output.shape, last.output.dtype)
+            if self.device is not None:
+                self._device_buffer(last.output, self.buffers[last.output])
         ext, chain = [], []
         for pos, n in enumerate(group):
             args = []
@@ -318,7 +331,8 @@ class Executor:
                 args.append(ext.index(v))
             chain.append((n.op, _freeze(n.attrs), tuple(args)))
         kernel = compile_chain(tuple(chain), [(v.shape, v.dtype) for v in ext], self.target)
-        arrays = [self.buffers[ext[i]] for i in kernel.reads] + [self.buffers[last.output]]
+        where = self.buffers if self.device is None else self.device
+        arrays = [where[ext[i]] for i in kernel.reads] + [where[last.output]]
         kernel.module.check(arrays)          # shapes, dtypes, contiguity, no aliasing: once
         for n in group:
             if n.op == "nll_loss":
@@ -326,6 +340,8 @@ class Executor:
         cfunc = getattr(kernel.module, "_cfunc", None)
         if cfunc is not None:   # the checks ran above: call native code on the bound pointers
             call = functools.partial(cfunc, *[a.ctypes.data for a in arrays])
+        elif hasattr(kernel.module, "bind"):    # GPU: launch on the bound device arrays
+            call = kernel.module.bind(arrays)
         else:                   # a backend without a raw entry point: the checked call
             call = functools.partial(kernel.module, *arrays)
         flop = sum(OPS[n.op].flop([v.shape for v in n.inputs], n.output.shape, n.attrs) for n in group)
@@ -359,14 +375,36 @@ class Executor:
         if inputs:
             self.feed(**inputs)
         steps = self.steps if outputs is None else self._steps_for(tuple(outputs))
+        if self.device is not None:
+            self._upload()
+        sync = self._synchronize if self.device is not None else (lambda: None)
         if profiling.recording():
             for st in steps:
                 t = time.perf_counter()
                 st.call()
+                sync()
                 profiling.record(st.label, t, time.perf_counter() - t, st.flop)
         else:
             for st in steps:
                 st.call()
+        if self.device is not None:
+            for v in (self.outputs if outputs is None else outputs):
+                self.device[v].copy_to_host(self.buffers[v])
+
+    # ------------------------------------------------------------------ GPU buffers
+    def _device_buffer(self, value, host):
+        from loopc.targets.cuda import device
+        self.device[value] = device.cuda().device_array(host.shape, dtype=host.dtype)
+
+    def _upload(self):
+        """Inputs and parameters (the host owns them: feed, the optimizer) go to the GPU."""
+        for v in (*self.graph.inputs, *self.graph.params):
+            self.device[v].copy_to_device(self.buffers[v])
+
+    @staticmethod
+    def _synchronize():
+        from loopc.targets.cuda import device
+        device.cuda().synchronize()
 
     def _steps_for(self, outputs):
         steps = self._subsets.get(outputs)
@@ -379,6 +417,8 @@ class Executor:
         """The buffer of a value (or of the value with this name)."""
         if isinstance(value, str):
             value = self.graph.value(value)
+        if self.device is not None:        # GPU: the current contents, copied back
+            self.device[value].copy_to_host(self.buffers[value])
         return self.buffers[value]
 
     # ------------------------------------------------------------------ reports

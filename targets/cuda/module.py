@@ -160,6 +160,17 @@ class CUDAModule(Module):
         for d, host in back:
             d.copy_to_host(host)
 
+    def bind(self, arrays):
+        """A no-argument callable that launches the kernels on ``arrays`` — device arrays,
+        checked once here — without the per-call checks (a runtime's preallocated buffers)."""
+        kinds = self.check(arrays)
+        if any(kind == "host" for kind, _ in kinds):
+            raise ArgumentError(f"{self.name}: bind() takes device arrays; numpy arrays are copied per call, "
+                                "so call the module instead")
+        self._require_device()
+        args, _ = self._to_device(kinds)
+        return lambda: self._launch(args)
+
     def time_evaluator(self, number: int = 10, repeat: int = 3, min_repeat_ms: float = 0):
         """A function that times calls: ``.mean``, ``.median`` and ``.results`` in seconds.
 
