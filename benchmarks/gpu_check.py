@@ -4,14 +4,19 @@ One script, for the first (and every) run on a machine with an NVIDIA GPU; no ne
 five minutes on an H100. Sections, each of which prints its error and lets the others run:
 
 1. environment: GPU model, compute capability, numba / numba-cuda / torch / cupy versions;
-2. ops: elementwise add and relu, matmul (naive, shared tiles, shared + register tiles, odd
-   sizes with tails), dense with bias (two kernels), direct conv2d, max pooling, softmax (four
-   kernels), a block-shared stage with a per-block reduction; each against numpy in float64,
-   with its kernel time;
+2. ops: elementwise add, hand-scheduled matmuls (naive, shared tiles, shared + register
+   tiles), then the operator library with its CUDA schedules (``loopc.schedules.schedule(out,
+   target="cuda")``): relu, matmul with tails, dense with bias, conv2d direct and im2col at
+   LeNet's and ResNet's sizes, max pooling, softmax and log_softmax; a block-shared stage with a
+   per-block reduction; each against numpy in float64, with its kernel time;
 3. arrays: numba device arrays, PyTorch CUDA tensors and CuPy arrays passed in place (through
    ``__cuda_array_interface__``), argument checks on device arrays, PTX;
-4. sgemm: 1024, 2048, 4096 — loopc's tiled matmul (a few tile configurations, the best kept)
-   against ``torch.matmul`` in FP32 with TF32 off (cuBLAS), in GFLOP/s.
+4. LeNet: forward and training step at batch 64 on loopc's CUDA kernels (``loopc.nn``,
+   ``target="cuda"``): results against the CPU, times against PyTorch CUDA, top-10 kernels;
+5. sgemm: 1024, 2048, 4096 — loopc's tiled matmul (a few tile configurations, the best kept)
+   against ``torch.matmul`` in FP32 with TF32 off (cuBLAS), in GFLOP/s;
+6. tune: the autotuner on the GPU (``matmul_cuda`` at 2048, ``--tune-trials`` trials), then
+   ``schedules.schedule`` applying the best record.
 
 It prints a table at the end and, with ``--out FILE``, writes the numbers as JSON; it writes
 nothing else. ``--sim`` runs the same logic in numba's CUDA simulator on tiny sizes (no GPU
@@ -40,8 +45,17 @@ ROOT = os.path.dirname(HERE)
 
 
 def bootstrap_imports():
-    """Import loopc, also from a source checkout that was never ``pip install``-ed (the
-    ``loopc.targets`` package lives in ``targets/`` at the top of the repository)."""
+    """Import loopc: the installed package, else this source checkout, which was never
+    ``pip install``-ed (``loopc.targets`` and ``loopc.schedules`` live in ``targets/`` and
+    ``schedules/`` at the top of the repository)."""
+    try:
+        import loopc.targets.cuda  # noqa: F401
+        import loopc
+        return loopc
+    except ImportError:
+        pass
+    for name in [m for m in sys.modules if m == "loopc" or m.startswith("loopc.")]:
+        del sys.modules[name]
     if ROOT not in sys.path:
         sys.path.insert(0, ROOT)
     import loopc
@@ -62,10 +76,12 @@ loopc = bootstrap_imports()
 from loopc import te  # noqa: E402
 from loopc.targets import cuda as cuda_target  # noqa: E402
 from loopc.targets.cuda import schedules  # noqa: E402
+import loopc.schedules as lib  # noqa: E402
+from loopc.schedules import testing  # noqa: E402
 
 RESULTS = {"sections": {}, "ops": [], "arrays": [], "sgemm": [], "errors": []}
 T0 = time.time()
-DEADLINE = 270.0   # seconds: later sgemm configurations are skipped after this
+DEADLINE = 200.0   # seconds: later sgemm configurations are skipped after this (tuning follows)
 
 
 @contextlib.contextmanager
@@ -154,12 +170,21 @@ def op_add(n, sim):
     return s, [A, B, C], lambda a, b: a.astype(np.float64) + b, 3 * n * n * 4, "bytes"
 
 
+def library(out, inputs, ref, work, unit, schedule=None):
+    """An operator of loopc.schedules with its default CUDA schedule (``schedule`` overrides)."""
+    if schedule is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", lib.NoTunedRecordWarning)
+            s = lib.schedule(out, target="cuda")
+    else:
+        s = te.create_schedule(out.op)
+        schedule(s, s[out])
+    return s, [*inputs, out], ref, work, unit
+
+
 def op_relu(n, sim):
     A = te.placeholder((n, n), name="A")
-    C = te.compute((n, n), lambda i, j: te.max(A[i, j], 0.0), name="C")
-    s = te.create_schedule(C.op)
-    schedules.elementwise(s, C, threads=64 if sim else 256)
-    return s, [A, C], lambda a: np.maximum(a, 0).astype(np.float64), 2 * n * n * 4, "bytes"
+    return library(lib.relu(A), [A], lambda a: np.maximum(a, 0).astype(np.float64), 2 * n * n * 4, "bytes")
 
 
 def op_matmul_naive(M, N, K, sim):
@@ -192,100 +217,51 @@ def op_matmul_shared(M, N, K, sim):
 
 
 def op_matmul_tiled(M, N, K, sim, auto=False):
-    """The library GEMM: fixed tiles with the flat cooperative fetch, or schedules.matmul_config."""
+    """The library GEMM: fixed tiles with the flat cooperative fetch, or schedules.schedule's."""
+    if auto:
+        A = te.placeholder((M, K), name="A")
+        B = te.placeholder((K, N), name="B")
+        return library(lib.matmul(A, B), [A, B], lambda a, b: a.astype(np.float64) @ b, 2 * M * N * K, "flop")
     A, B, C = matmul_tensors(M, N, K)
     if sim:
-        s = schedules.matmul(A, B, C, block=(16, 16), thread=(2, 2), k_tile=8, fetch="2d" if auto else "fuse")
-    elif auto:
-        s = schedules.matmul(A, B, C)
+        s = schedules.matmul(A, B, C, block=(16, 16), thread=(2, 2), k_tile=8, fetch="fuse")
     else:
         s = schedules.matmul(A, B, C, block=(64, 64), thread=(4, 4), k_tile=8, fetch="fuse")
     return s, [A, B, C], lambda a, b: a.astype(np.float64) @ b, 2 * M * N * K, "flop"
 
 
 def op_dense_bias(batch, n_in, n_out, sim):
-    """Y = X @ W^T + b: a GEMM kernel (W read transposed) and a bias kernel."""
+    """Y = X @ W^T + b (loopc.schedules.dense): a tiled GEMM kernel and a bias kernel."""
     X = te.placeholder((batch, n_in), name="X")
     W = te.placeholder((n_out, n_in), name="W")
     bias = te.placeholder((n_out,), name="bias")
-    k = te.reduce_axis((0, n_in), name="k")
-    D = te.compute((batch, n_out), lambda i, j: te.sum(X[i, k] * W[j, k], axis=k), name="D")
-    Y = te.compute((batch, n_out), lambda i, j: D[i, j] + bias[j], name="Y")
-    s = te.create_schedule(Y.op)
-    if sim:
-        schedules.matmul(X, W, D, block=(16, 16), thread=(2, 2), k_tile=8, s=s)
-    else:
-        schedules.matmul(X, W, D, block=(64, 64), thread=(4, 4), k_tile=8, s=s)
-    schedules.elementwise(s, Y, threads=64 if sim else 256)
-    return (s, [X, W, bias, Y], lambda x, w, b: x.astype(np.float64) @ w.T + b,
-            2 * batch * n_in * n_out, "flop")
+    return library(lib.dense(X, W, bias), [X, W, bias], lambda x, w, b: testing.dense(x, w, b),
+                   2 * batch * n_in * n_out, "flop")
 
 
-def op_conv2d(N, C, H, F, sim):
-    Wd = H
-    X = te.placeholder((N, C, H, Wd), name="X")
-    Wt = te.placeholder((F, C, 3, 3), name="W")
-    P = te.compute((N, C, H + 2, Wd + 2),
-                   lambda n, c, y, x: te.if_then_else(te.all(y >= 1, y < H + 1, x >= 1, x < Wd + 1),
-                                                      X[n, c, y - 1, x - 1], 0.0), name="pad")
-    rc = te.reduce_axis((0, C), name="rc")
-    ry = te.reduce_axis((0, 3), name="ry")
-    rx = te.reduce_axis((0, 3), name="rx")
-    Y = te.compute((N, F, H, Wd), lambda n, f, y, x: te.sum(P[n, rc, y + ry, x + rx] * Wt[f, rc, ry, rx],
-                                                             axis=[rc, ry, rx]), name="conv")
-    s = te.create_schedule(Y.op)
-    s[P].compute_inline()
-    schedules.elementwise(s, Y, threads=64 if sim else 256)
-
-    def ref(x, w):
-        xp = np.zeros((N, C, H + 2, Wd + 2))
-        xp[:, :, 1:H + 1, 1:Wd + 1] = x
-        out = np.zeros((N, F, H, Wd))
-        for r in range(3):
-            for q in range(3):
-                out += np.einsum("nchw,fc->nfhw", xp[:, :, r:r + H, q:q + Wd], w[:, :, r, q])
-        return out
-    return s, [X, Wt, Y], ref, 2 * N * F * H * Wd * C * 9, "flop"
+def op_conv2d(N, C, H, K, R, stride, pad, method=None):
+    """loopc.schedules.conv2d_nchw; ``method``: "direct" or "im2col" (None: the default's choice)."""
+    X = te.placeholder((N, C, H, H), name="X")
+    Wt = te.placeholder((K, C, R, R), name="W")
+    Y = lib.conv2d_nchw(X, Wt, stride=stride, padding=pad)
+    P = Y.shape[2]
+    schedule = None if method is None else (lambda s, st: lib.cuda.schedule_conv2d(s, st, method=method))
+    return library(Y, [X, Wt], lambda x, w: testing.conv2d_nchw(x, w, stride, pad), 2 * N * K * P * P * C * R * R,
+                   "flop", schedule)
 
 
 def op_maxpool(N, C, H, sim):
     X = te.placeholder((N, C, H, H), name="X")
-    OH = (H - 3) // 2 + 1
-    ry = te.reduce_axis((0, 3), name="ry")
-    rx = te.reduce_axis((0, 3), name="rx")
-    P = te.compute((N, C, OH, OH), lambda n, c, y, x: te.max(X[n, c, y * 2 + ry, x * 2 + rx], axis=[ry, rx]),
-                   name="pool")
-    s = te.create_schedule(P.op)
-    schedules.elementwise(s, P, threads=64 if sim else 256)
-
-    def ref(x):
-        out = np.full((N, C, OH, OH), -np.inf)
-        for r in range(3):
-            for q in range(3):
-                out = np.maximum(out, x[:, :, r:r + 2 * (OH - 1) + 1:2, q:q + 2 * (OH - 1) + 1:2])
-        return out
-    return s, [X, P], ref, (N * C * H * H + N * C * OH * OH) * 4, "bytes"
+    P = lib.max_pool2d(X, 3, 2)
+    return library(P, [X], lambda x: testing.max_pool2d(x, 3, 2), (N * C * H * H + P.op.shape[2] ** 2 * N * C) * 4,
+                   "bytes")
 
 
-def op_softmax(M, N, sim):
+def op_softmax(M, N, log=False):
     X = te.placeholder((M, N), name="X")
-    k1 = te.reduce_axis((0, N), name="k1")
-    mx = te.compute((M,), lambda i: te.max(X[i, k1], axis=k1), name="rowmax")
-    ex = te.compute((M, N), lambda i, j: te.exp(X[i, j] - mx[i]), name="expo")
-    k2 = te.reduce_axis((0, N), name="k2")
-    sm = te.compute((M,), lambda i: te.sum(ex[i, k2], axis=k2), name="rowsum")
-    out = te.compute((M, N), lambda i, j: ex[i, j] / sm[i], name="softmax")
-    s = te.create_schedule(out.op)
-    t = 64 if sim else 256
-    for T in (mx, sm):
-        schedules.elementwise(s, T, threads=t)
-    for T in (ex, out):
-        schedules.elementwise(s, T, threads=t)
-
-    def ref(x):
-        e = np.exp(x.astype(np.float64) - x.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-    return s, [X, out], ref, 2 * M * N * 4, "bytes"
+    if log:
+        return library(lib.log_softmax(X), [X], testing.log_softmax, 2 * M * N * 4, "bytes")
+    return library(lib.softmax(X), [X], testing.softmax, 2 * M * N * 4, "bytes")
 
 
 def op_block_reduce(M, N, sim):
@@ -311,9 +287,11 @@ def op_list(sim):
                 ("matmul tiled 19x19x13", lambda: op_matmul_tiled(19, 19, 13, sim)),
                 ("matmul auto 19x21x13", lambda: op_matmul_tiled(19, 21, 13, sim, auto=True)),
                 ("dense+bias 5x17x9", lambda: op_dense_bias(5, 17, 9, sim)),
-                ("conv2d 1x2x5x5 f3", lambda: op_conv2d(1, 2, 5, 3, sim)),
+                ("conv2d 1x2x5x5 k3 3x3 p1", lambda: op_conv2d(1, 2, 5, 3, 3, 1, 1)),
+                ("conv2d 1x3x7x7 k4 3x3 s2 im2col", lambda: op_conv2d(1, 3, 7, 4, 3, 2, 1, "im2col")),
                 ("maxpool 1x2x9x9", lambda: op_maxpool(1, 2, 9, sim)),
-                ("softmax 4x13", lambda: op_softmax(4, 13, sim)),
+                ("softmax 4x13", lambda: op_softmax(4, 13)),
+                ("log_softmax 3x11", lambda: op_softmax(3, 11, log=True)),
                 ("block reduce 3x40", lambda: op_block_reduce(3, 40, sim))]
     return [("add 4096x4096", lambda: op_add(4096, sim)),
             ("relu 4096x4096", lambda: op_relu(4096, sim)),
@@ -324,9 +302,16 @@ def op_list(sim):
             ("matmul auto 1000x999x997", lambda: op_matmul_tiled(1000, 999, 997, sim, auto=True)),
             ("matmul auto 2500x1999x777", lambda: op_matmul_tiled(2500, 1999, 777, sim, auto=True)),
             ("dense+bias 64x800x500", lambda: op_dense_bias(64, 800, 500, sim)),
-            ("conv2d 8x16x32x32 f32", lambda: op_conv2d(8, 16, 32, 32, sim)),
+            ("dense+bias 64x400x120", lambda: op_dense_bias(64, 400, 120, sim)),
+            ("conv LeNet1 64x1x28 k6 5x5 p2", lambda: op_conv2d(64, 1, 28, 6, 5, 1, 2)),
+            ("conv LeNet2 64x6x14 k16 direct", lambda: op_conv2d(64, 6, 14, 16, 5, 1, 0, "direct")),
+            ("conv LeNet2 64x6x14 k16 im2col", lambda: op_conv2d(64, 6, 14, 16, 5, 1, 0, "im2col")),
+            ("conv 1x64x56 k64 3x3 direct", lambda: op_conv2d(1, 64, 56, 64, 3, 1, 1, "direct")),
+            ("conv 1x64x56 k64 3x3 im2col", lambda: op_conv2d(1, 64, 56, 64, 3, 1, 1, "im2col")),
+            ("conv 8x256x14 k256 3x3 s2", lambda: op_conv2d(8, 256, 14, 256, 3, 2, 1)),
             ("maxpool 32x16x65x65", lambda: op_maxpool(32, 16, 65, sim)),
-            ("softmax 4096x1000", lambda: op_softmax(4096, 1000, sim)),
+            ("softmax 4096x1000", lambda: op_softmax(4096, 1000)),
+            ("log_softmax 64x10", lambda: op_softmax(64, 10, log=True)),
             ("block reduce 1024x4096", lambda: op_block_reduce(1024, 4096, sim))]
 
 
@@ -422,9 +407,11 @@ def arrays_check(sim, rng):
 # --------------------------------------------------------------------------- 4. sgemm
 
 #: (block BM, BN), (thread TM, TN), BK, unroll the k-tile, cooperative fetch of the shared tiles
-CONFIGS = [((64, 64), (4, 4), 8, True, "fuse"), ((64, 64), (4, 4), 16, True, "2d"),
-           ((128, 64), (8, 8), 16, False, "2d"), ((128, 128), (8, 8), 8, False, "fuse"),
-           ((128, 128), (8, 8), 16, False, "2d"), ((128, 128), (8, 8), 32, False, "2d")]
+CONFIGS = [((128, 128), (8, 8), 16, False, "2d"), ((128, 128), (8, 8), 8, False, "2d"),
+           ((128, 128), (8, 8), 8, True, "2d"), ((128, 128), (8, 8), 32, False, "2d"),
+           ((128, 64), (8, 4), 16, False, "2d"), ((64, 128), (4, 8), 16, False, "2d"),
+           ((128, 128), (8, 8), 8, False, "fuse"), ((64, 64), (4, 4), 16, True, "2d"),
+           ((128, 64), (8, 8), 16, False, "2d")]
 SIM_CONFIGS = [((16, 16), (2, 2), 8, False, "fuse"), ((16, 16), (2, 4), 4, True, "2d")]
 KEEP = 2   # configurations carried from the first (largest) size to the others
 
@@ -520,6 +507,143 @@ def sgemm(sim, rng):
             ranked = [cfg for _, cfg in sorted(rows, key=lambda r: -r[0])][:KEEP]
 
 
+# --------------------------------------------------------------------------- 5. LeNet
+
+
+def _wall_ms(call, sync, number=20, repeat=5):
+    call()
+    sync()
+    out = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for _ in range(number):
+            call()
+        sync()
+        out.append((time.perf_counter() - t) / number * 1e3)
+    return float(np.median(out))
+
+
+def lenet(sim, rng):
+    """LeNet-5 on loopc's CUDA kernels (loopc.nn, ``target="cuda"``) against the same network on
+    the CPU (correctness) and in PyTorch CUDA (speed): forward and training step at batch 64.
+    loopc's times include what its executor copies per call (inputs and weights to the GPU,
+    the log-probabilities and gradients back) and, for the training step, the SGD update,
+    which runs on the CPU."""
+    from loopc.nn.bench import torch_lenet
+    from loopc.nn.lenet import LeNet
+    from loopc.nn.optim import SGD
+    batch = 1 if sim else 64
+    gpu, cpu = LeNet(seed=0, target="cuda"), LeNet(seed=0)
+    x = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
+    labels = rng.integers(0, 10, batch).astype(np.int32)
+    row = {"batch": batch}
+    RESULTS["lenet"] = row
+    t = time.time()
+    got = gpu.forward_batch(x).copy()
+    row["forward_compile_and_first_run_s"] = round(time.time() - t, 2)
+    row["forward_rel_err"] = rel_err(got, cpu.forward_batch(x))
+    print(f"  forward batch {batch}: rel.err {row['forward_rel_err']:.1e} against the CPU "
+          f"(compile + first run {row['forward_compile_and_first_run_s']} s)", flush=True)
+    if sim:
+        print("  training step and timings: skipped in the simulator")
+        row["ok"] = row["forward_rel_err"] < 1e-5
+        return
+    t = time.time()
+    loss_gpu, loss_cpu = gpu.train_step(x, labels), cpu.train_step(x, labels)
+    row["train_compile_and_first_run_s"] = round(time.time() - t, 2)
+    row["grad_rel_err"] = max(rel_err(gpu.store.grads[k], cpu.store.grads[k]) for k in cpu.store.shapes)
+    row["loss"] = [loss_gpu, loss_cpu]
+    row["ok"] = row["forward_rel_err"] < 1e-5 and row["grad_rel_err"] < 1e-4
+    print(f"  train step: loss {loss_gpu:.6f} (CPU {loss_cpu:.6f}), worst gradient rel.err {row['grad_rel_err']:.1e}",
+          flush=True)
+    from numba import cuda
+    ex = gpu.executor(batch)
+    tg = ex.train_graph
+    opt = SGD(gpu.store, lr=0.01, momentum=0.9)
+
+    def step():
+        ex.run()
+        opt.step()
+    row["loopc_forward_ms"] = _wall_ms(lambda: ex.run(outputs=(tg.logp,)), cuda.synchronize)
+    row["loopc_train_ms"] = _wall_ms(step, cuda.synchronize)
+    with loopc.profile() as prof:
+        for _ in range(10):
+            step()
+    print("  top-10 kernels of the training step (synchronised after each):")
+    print("\n".join("    " + line for line in prof.table(top=10).splitlines()))
+    try:
+        import torch
+        import torch.nn.functional as F
+        net = torch_lenet(cpu).cuda()
+        xt = torch.from_numpy(x).cuda()
+        yt = torch.from_numpy(labels.astype(np.int64)).cuda()
+        topt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+
+        def tforward():
+            with torch.no_grad():
+                net(xt)
+
+        def tstep():
+            topt.zero_grad(set_to_none=True)
+            F.nll_loss(net(xt), yt).backward()
+            topt.step()
+        row["torch_forward_ms"] = _wall_ms(tforward, torch.cuda.synchronize)
+        row["torch_train_ms"] = _wall_ms(tstep, torch.cuda.synchronize)
+    except Exception as err:    # torch without CUDA, or not installed
+        print(f"  PyTorch CUDA: unavailable ({type(err).__name__}: {err})")
+    for what in ("forward", "train"):
+        mine, theirs = row[f"loopc_{what}_ms"], row.get(f"torch_{what}_ms")
+        ratio = f"  loopc/torch {mine / theirs:5.2f}x" if theirs else ""
+        peer = f"   PyTorch CUDA {theirs:8.3f} ms" if theirs else ""
+        print(f"  LeNet {what:<8s} batch {batch}: loopc {mine:8.3f} ms{peer}{ratio}", flush=True)
+
+
+# --------------------------------------------------------------------------- 6. tuning
+
+
+def tune(sim, trials, out_dir):
+    """The autotuner on the GPU: ``matmul_cuda`` (block/thread tiles, k depth, unroll, fetch)
+    for a few trials — builds in worker processes, runs timed with CUDA events, each checked
+    against the CPU — then ``schedules.schedule`` with the log applies the best."""
+    import tempfile
+    from loopc import autotune
+    n = 32 if sim else 2048
+    log = os.path.join(out_dir or tempfile.mkdtemp(), "gpu_tune.jsonl")
+    task = autotune.create_task("matmul_cuda", (n, n, n), target="cuda")
+    print(f"  {task.name}{task.args} on {task.target_string}: {len(task.config_space)} configs, {trials} trials")
+    option = autotune.measure_option(builder=autotune.LocalBuilder(n_parallel=4, timeout=60),
+                                     runner=autotune.LocalRunner(number=1 if sim else 10, repeat=1 if sim else 3,
+                                                                 timeout=60))
+    t = time.time()
+    autotune.ModelTuner(task, seed=0).tune(trials, option, callbacks=[autotune.log_to_file(log)])
+    records = autotune.load_records(log)
+    good = [r for r in records if r.ok]
+    errors = sorted({r.error["kind"] for r in records if not r.ok})
+    row = {"n": n, "trials": len(records), "ok": len(good), "errors": errors, "seconds": round(time.time() - t, 1),
+           "log": log}
+    RESULTS["tune"] = row
+    if good:
+        best = max(good, key=lambda r: r.gflops)
+        row.update(best_gflops=best.gflops, best_config=best.config_entity().to_json()["knobs"])
+        print(f"  {len(good)}/{len(records)} measured in {row['seconds']} s (errors: {errors or 'none'}); best "
+              f"{best.gflops:.1f} GFLOP/s: {row['best_config']}")
+        A = te.placeholder((n, n), name="A")
+        B = te.placeholder((n, n), name="B")
+        C = lib.matmul(A, B)
+        with autotune.apply_history_best(log):
+            s = lib.schedule(C, target="cuda")
+        f = loopc.build(s, [A, B, C], target="cuda")
+        rng = np.random.default_rng(1)
+        a, b, c = rand(rng, n, n), rand(rng, n, n), np.zeros((n, n), np.float32)
+        f(a, b, c)
+        row["applied_rel_err"] = rel_err(c, a.astype(np.float64) @ b)
+        print(f"  schedules.schedule under apply_history_best: rel.err {row['applied_rel_err']:.1e}")
+        if row["applied_rel_err"] > 1e-5:
+            raise AssertionError("the tuned schedule computes a wrong result")
+    else:
+        raise AssertionError(f"no successful measurement; errors: {errors}")
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -548,7 +672,13 @@ def summary():
             cubs = f"{cub:15.1f}" if cub else f"{'-':>15s}"
             print(f"{n:<8d} {r['gflops']:14.1f} {cubs} {ratio}  block {r['block']} thread {r['thread']} "
                   f"k {r['k_tile']} unroll {r['unroll_k']} fetch {r['fetch']}")
+    le = RESULTS.get("lenet")
+    if le and "loopc_forward_ms" in le:
+        print(f"\nLeNet batch {le['batch']}: forward {le['loopc_forward_ms']:.3f} ms (PyTorch CUDA "
+              f"{le.get('torch_forward_ms', float('nan')):.3f}), training step {le['loopc_train_ms']:.3f} ms "
+              f"(PyTorch CUDA {le.get('torch_train_ms', float('nan')):.3f})")
     bad = [r["op"] for r in RESULTS["ops"] if not r.get("ok")] + \
+          (["lenet"] if le and not le.get("ok") else []) + \
           [r["kind"] for r in RESULTS["arrays"] if not r["ok"]] + \
           [f"sgemm {r['n']} {r['block']}" for r in RESULTS["sgemm"] if "rel_err" in r and not r["ok"]]
     states = ", ".join(f"{k}={'ok' if v['ok'] else 'FAILED'}" for k, v in RESULTS["sections"].items())
@@ -584,7 +714,8 @@ def smoke_or_reexec(sim):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sim", action="store_true", help="numba's CUDA simulator, tiny sizes (no GPU needed)")
-    ap.add_argument("--out", help="write the results as JSON to this file")
+    ap.add_argument("--out", help="write the results as JSON to this file (and the tuning log beside it)")
+    ap.add_argument("--tune-trials", type=int, default=16, help="trials of the GPU tuning section (0: skip it)")
     args = ap.parse_args()
     if args.sim and os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
         env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
@@ -613,8 +744,13 @@ def main():
                     RESULTS["errors"].append(f"op {name}: {text}")
         with section("arrays"):
             arrays_check(sim, rng)
+        with section("lenet"):
+            lenet(sim, rng)
         with section("sgemm"):
             sgemm(sim, rng)
+        if args.tune_trials:
+            with section("tune"):
+                tune(sim, args.tune_trials, os.path.dirname(os.path.abspath(args.out)) if args.out else None)
     summary()
     if args.out:
         with open(args.out, "w") as fh:

@@ -211,6 +211,8 @@ def cmd_tune(args) -> int:
     from loopc import autotune
     from loopc.autotune.dispatcher import target_key
     args.op = OP_ALIASES.get(args.op, args.op)
+    if str(args.target).split()[:1] == ["cuda"] and args.op in LIBRARY_OPS:
+        args.op += "_cuda"          # the operator library's GPU templates
     if args.op not in autotune.list_templates():
         try:                      # the operator library registers its templates when imported
             import loopc.schedules  # noqa: F401
@@ -237,7 +239,7 @@ def cmd_tune(args) -> int:
         return 1
     r = max(best, key=lambda r: r.gflops)
     print(f"best: {r.gflops:.2f} GFLOP/s ({r.cost * 1e3:.3f} ms), config {r.config_entity()}")
-    if args.op in LIBRARY_OPS:
+    if args.op.removesuffix("_cuda") in LIBRARY_OPS:
         print(f"schedules.schedule uses it inside `with autotune.apply_history_best({args.log!r}):`")
     return 0
 
@@ -250,7 +252,8 @@ def _add_tune(sub):
     tune.add_argument("--trials", type=int, default=64)
     tune.add_argument("--tuner", choices=TUNERS, default="model")
     tune.add_argument("--log", required=True, help="JSON Lines log (appended; a rerun resumes from it)")
-    tune.add_argument("--target", default="llvm")
+    tune.add_argument("--target", default="llvm", help="'llvm' (this CPU) or 'cuda' (the GPU templates of the "
+                      "library ops: block/thread tiles, shared-memory staging, unroll)")
     tune.add_argument("--n-parallel", type=int, default=None, help="build processes (default: CPU count)")
     tune.add_argument("--timeout", type=float, default=10.0, help="seconds per build and per run")
     tune.add_argument("--number", type=int, default=4)

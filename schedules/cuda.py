@@ -73,6 +73,10 @@ def schedule_gemm(s, stage, a_tensor, b_tensor, **config):
     ``config`` (block, thread, k_tile, unroll_k, fetch) defaults to :func:`gemm_config`."""
     from loopc.targets.cuda.schedules import matmul
     M, N = (iv.extent for iv in stage.op.axis)
+    if M * N <= THREADS and not config:
+        # one block's worth of outputs (a last layer at batch 1): a thread per dot product
+        schedule_flat(s, stage)
+        return
     config = {**gemm_config(M, N), **config}
     matmul(a_tensor, b_tensor, stage.op.output(0), s=s, **config)
 

@@ -116,6 +116,37 @@ def case_model_train_step_matches_cpu():
     assert all(hasattr(st.kernel.module, "launches") for st in ex.steps)
 
 
+def case_tune_on_the_gpu_then_schedule_applies_the_best():
+    """The GPU templates' knobs tuned for a few trials (builds checked in worker processes,
+    runs timed with CUDA events, results checked against the CPU), then schedules.schedule
+    applies the best record with no warning."""
+    import os
+    import tempfile
+    from loopc import autotune
+    import loopc.autotune.library  # noqa: F401 - registers the templates
+    log = os.path.join(tempfile.mkdtemp(), "cuda.jsonl")
+    task = autotune.create_task("conv2d_nchw_cuda", (1, 3, 7, 7, 5, 3, 3, 2, 1), target="cuda")
+    assert list(task.config_space.space_map) == ["method", "tile_k", "threads"]
+    option = autotune.measure_option(builder=autotune.LocalBuilder(n_parallel=2),
+                                     runner=autotune.LocalRunner(number=1, repeat=1, timeout=60))
+    autotune.GridSearchTuner(task).tune(3, option, callbacks=[autotune.log_to_file(log)])    # closes the pools
+    records = autotune.load_records(log)
+    assert len(records) == 3 and all(r.ok and r.target == "cuda" for r in records), [r.error for r in records]
+    best = min(records, key=lambda r: r.cost)
+    X = te.placeholder((1, 3, 7, 7), name="X")
+    Wt = te.placeholder((5, 3, 3, 3), name="W")
+    Y = S.conv2d_nchw(X, Wt, stride=2, padding=1)
+    with autotune.apply_history_best(log):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", S.NoTunedRecordWarning)
+            s = S.schedule(Y, target="cuda")
+    x, w = _rand(1, 3, 7, 7), _rand(5, 3, 3, 3, seed=1)
+    f = _check(s, [X, Wt, Y], [x, w], T.conv2d_nchw(x, w, 2, 1))
+    knobs = {name: value for name, _, value in best.config_entity().to_json()["knobs"]}
+    assert len(f.launches) == (2 if knobs["method"] == "im2col" else 1)
+    assert f"cuda.local.array({knobs['tile_k']}, float32)" in f.get_source("cuda"), knobs
+
+
 CASES = sorted(name for name in dir() if name.startswith("case_"))
 
 

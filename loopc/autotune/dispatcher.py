@@ -98,6 +98,8 @@ def target_key(target: str):
             cpu = val
         elif key == "-mattr":
             feats = val
+        elif key == "-arch":           # cuda: the compute capability stands for the CPU name
+            cpu = val
     enabled = tuple(sorted(f[1:] for f in feats.split(",") if f.startswith("+")))
     return (parts[0] if parts else "", cpu, enabled)
 
@@ -109,6 +111,13 @@ def resolve_target(target) -> str:
     if kind == "llvm":
         from loopc.targets.llvm import parse_target
         return str(parse_target(target))
+    if kind == "cuda":
+        from loopc.targets.cuda import device, parse_target
+        tgt = parse_target(target)
+        if tgt.arch is None and device.gpu_available():     # records name the GPU generation
+            import dataclasses
+            tgt = dataclasses.replace(tgt, arch=tuple(device.cuda().get_current_device().compute_capability))
+        return str(tgt)
     return str(target)
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 import os
 import warnings
 
+import numpy as np
+
 from .. import te
 from .dispatcher import ApplyConfig, ApplyHistoryBest, AutotuneWarning, current_context, get_config, resolve_target, \
     target_key
@@ -100,14 +102,104 @@ def conv2d_nchw(N, C, H, W, K, R, S, stride, padding):
     return s, [X, Wt, Y]
 
 
-LIBRARY_TEMPLATES = ("matmul", "dense", "conv2d_nchw")
+# --------------------------------------------------------------------------- CUDA templates
+
+
+def _first(default, choices):
+    """``choices`` with ``default`` moved to the front (a knob's first choice is the fallback)."""
+    return [default] + [c for c in choices if c != default]
+
+
+def _gemm_knobs(cfg, M, N, K):
+    from loopc.schedules import cuda as _cuda
+    auto = _cuda.gemm_config(M, N)
+    (bm, bn), (tm, tn) = auto["block"], auto["thread"]
+    cfg.define_knob("block_m", _first(bm, (32, 64, 128)))
+    cfg.define_knob("block_n", _first(bn, (32, 64, 128)))
+    cfg.define_knob("thread_m", _first(tm, (2, 4, 8)))
+    cfg.define_knob("thread_n", _first(tn, (2, 4, 8)))
+    cfg.define_knob("k_tile", _first(auto["k_tile"], (8, 16, 32)))
+    cfg.define_knob("unroll_k", _first(int(auto["unroll_k"]), (0, 1)))
+    cfg.define_knob("fetch", _first(auto["fetch"], ("2d", "fuse")))
+    cfg.add_flop(2 * M * N * K)
+    return dict(block=(cfg["block_m"].val, cfg["block_n"].val), thread=(cfg["thread_m"].val, cfg["thread_n"].val),
+                k_tile=cfg["k_tile"].val, unroll_k=bool(cfg["unroll_k"].val), fetch=cfg["fetch"].val)
+
+
+def _matmul_reference(a, b):
+    return (a.astype(np.float64) @ b).astype(np.float32)
+
+
+def _dense_reference(x, w):
+    return (x.astype(np.float64) @ w.T.astype(np.float64)).astype(np.float32)
+
+
+@template("matmul_cuda", reference=_matmul_reference)
+def matmul_cuda(M, N, K):
+    """``schedules.matmul`` on the GPU: the shared-memory tiled GEMM with its tiles as knobs
+    (block tile, thread tile, k depth of the shared tiles, unroll, how threads fetch a tile)."""
+    from loopc.schedules import cuda as _cuda
+    cfg = get_config()
+    knobs = _gemm_knobs(cfg, M, N, K)
+    A = te.placeholder((M, K), dtype=_DTYPE, name="A")
+    B = te.placeholder((K, N), dtype=_DTYPE, name="B")
+    C = _S.matmul(A, B)
+    s = te.create_schedule([C.op])
+    _cuda.schedule_matmul(s, s[C], **knobs)
+    return s, [A, B, C]
+
+
+@template("dense_cuda", reference=_dense_reference)
+def dense_cuda(batch, in_features, out_features):
+    """``schedules.dense`` on the GPU: the tiled GEMM of matmul_cuda on X . W^T."""
+    from loopc.schedules import cuda as _cuda
+    cfg = get_config()
+    knobs = _gemm_knobs(cfg, batch, out_features, in_features)
+    X = te.placeholder((batch, in_features), dtype=_DTYPE, name="X")
+    W = te.placeholder((out_features, in_features), dtype=_DTYPE, name="W")
+    Y = _S.dense(X, W)
+    s = te.create_schedule([Y.op])
+    _cuda.schedule_dense(s, s[Y], **knobs)
+    return s, [X, W, Y]
+
+
+@template("conv2d_nchw_cuda")
+def conv2d_nchw_cuda(N, C, H, W, K, R, S, stride, padding):
+    """``schedules.conv2d_nchw`` on the GPU: direct or im2col, output channels per thread,
+    threads per block."""
+    from loopc.schedules import cuda as _cuda
+    cfg = get_config()
+    P = (H + 2 * padding - R) // stride + 1
+    Q = (W + 2 * padding - S) // stride + 1
+    default_method = "im2col" if C * R * S >= _cuda.IM2COL_MIN_CRS else "direct"
+    cfg.define_knob("method", _first(default_method, ("direct", "im2col")))
+    cfg.define_knob("tile_k", _first(min(_cuda.CONV_TK, K), [t for t in (1, 2, 4, 8, 16) if t <= K]))
+    cfg.define_knob("threads", _first(min(_cuda.THREADS, -(-P * Q // 32) * 32), (64, 128, 256)))
+    cfg.add_flop(2 * N * K * P * Q * C * R * S)
+    X = te.placeholder((N, C, H, W), dtype=_DTYPE, name="X")
+    Wt = te.placeholder((K, C, R, S), dtype=_DTYPE, name="W")
+    Y = _S.conv2d_nchw(X, Wt, stride=stride, padding=padding)
+    s = te.create_schedule([Y.op])
+    _cuda.schedule_conv2d(s, s[Y], method=cfg["method"].val, tile_k=cfg["tile_k"].val, threads=cfg["threads"].val)
+    return s, [X, Wt, Y]
+
+
+LIBRARY_TEMPLATES = ("matmul", "dense", "conv2d_nchw", "matmul_cuda", "dense_cuda", "conv2d_nchw_cuda")
 
 
 # --------------------------------------------------------------------------- workloads
 
 
-def library_workload(key):
-    """The template workload ``(name, args)`` of a ``schedules.workload_key``, or None."""
+def library_workload(key, target="llvm"):
+    """The template workload ``(name, args)`` of a ``schedules.workload_key`` on ``target``
+    (the ``_cuda`` templates for a GPU), or None."""
+    workload = _cpu_workload(key)
+    if workload is not None and str(target).split()[:1] == ["cuda"]:
+        return (workload[0] + "_cuda", workload[1])
+    return workload
+
+
+def _cpu_workload(key):
     try:
         tag, inputs, dtype, attrs = key
         attrs = dict(attrs)
@@ -197,7 +289,7 @@ def _trace_of(record, workload):
 def tuned_record_lookup(key, target="llvm"):
     """The hook of ``schedules.schedule``: the trace of the best record for this library
     workload on this CPU, or None."""
-    workload = library_workload(key)
+    workload = library_workload(key, target)
     if workload is None:
         return None
     try:

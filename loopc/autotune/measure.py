@@ -154,7 +154,8 @@ class LocalRunner:
         return self._refs[key]
 
     def run_payload(self, artifact):
-        return {"object": artifact["object"], "name": artifact["name"], "params": artifact["params"],
+        code = {k: artifact[k] for k in ("object", "cuda") if k in artifact}     # CPU object code or GPU config
+        return {**code, "name": artifact["name"], "params": artifact["params"],
                 "number": self.number, "repeat": self.repeat, "min_repeat_ms": self.min_repeat_ms,
                 "timeout": self.timeout, "seed": self.seed, "rtol": self.rtol}
 

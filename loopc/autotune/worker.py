@@ -6,7 +6,8 @@ the process boundary. A segfault or a hang is the parent's business (see pool.py
 
 - ``build_job``: template + config -> schedule -> loop IR -> LLVM -> O3 -> object code (bytes).
   Compiling to an object file lets many workers build in parallel while one runner process
-  loads the code (~3 ms) and times it alone.
+  loads the code (~3 ms) and times it alone. For a ``cuda`` target the build checks the kernel
+  plan and generates the source; the runner compiles it with numba and times it on the GPU.
 - ``reference_job``: the expected outputs on the seeded random inputs: the template's NumPy
   ``reference`` if it has one, else its default schedule (``te.create_schedule``) built once.
 - ``run_job``: load the object code, run it once on the seeded inputs, compare with the
@@ -171,11 +172,51 @@ def build_job(payload) -> dict:
         s, tensors = instantiate(payload)
         trace = json.loads(s.trace_json())
         lowered = loopc.lower(s, tensors, name=payload.get("name", "kernel"))
+        if _is_cuda(payload["target"]):
+            return {"ok": True, **build_cuda(lowered, payload), "name": lowered.name,
+                    "params": param_specs(tensors), "trace": trace, "build_seconds": time.perf_counter() - t0}
         obj, target = compile_object(lowered, payload["target"])
         return {"ok": True, "object": obj, "name": lowered.name, "params": param_specs(tensors),
                 "trace": trace, "target": target, "build_seconds": time.perf_counter() - t0}
     except BaseException as err:  # noqa: BLE001 - every failure is a result
         return _failure(err, "build")
+
+
+def _is_cuda(target) -> bool:
+    return str(target).split()[:1] == ["cuda"]
+
+
+def build_cuda(lowered, payload) -> dict:
+    """A GPU candidate's build: the kernel plan and source (launch shape, shared memory and
+    thread limits are checked here, so an illegal config is a build error); numba compiles
+    the source in the runner, at the first launch. The artifact carries the config to rebuild
+    it there."""
+    from .dispatcher import resolve_target
+    from loopc.targets.cuda import generate_source
+    generate_source(lowered, payload["target"])
+    return {"cuda": {k: payload[k] for k in ("template", "args", "config")},
+            "target": resolve_target(payload["target"])}
+
+
+def run_cuda_job(payload) -> dict:
+    """Build the candidate for the GPU, check one call against the reference, then time the
+    kernels alone with CUDA events (``CUDAModule.time_evaluator``)."""
+    import loopc
+    spec = payload["cuda"]
+    s, tensors = instantiate(spec)
+    module = loopc.build(s, tensors, target="cuda", name=payload["name"])
+    params = payload["params"]
+    arrays = make_arrays(params, payload["seed"])
+    t0 = time.perf_counter()
+    module(*arrays)
+    first = time.perf_counter() - t0
+    if payload.get("reference") is not None:
+        msg = compare(outputs_of(params, arrays), payload["reference"], payload.get("rtol", 1e-3))
+        if msg is not None:
+            return {"ok": False, "stage": "run", "error_type": "WrongAnswer", "kind": "wrong_answer", "message": msg}
+    res = module.time_evaluator(number=payload["number"], repeat=payload["repeat"],
+                                min_repeat_ms=payload.get("min_repeat_ms", 0))(*arrays)
+    return {"ok": True, "costs": list(res.results), "first_run": first}
 
 
 def reference_job(payload) -> dict:
@@ -194,8 +235,9 @@ def reference_job(payload) -> dict:
             outs = [np.asarray(o).astype(e.dtype).reshape(e.shape) for o, e in zip(outs, expected)]
         else:
             outputs = [t for t, p in zip(tensors, params) if p[3]]
-            f = loopc.build(te.create_schedule([t.op for t in outputs]), tensors, target=payload["target"],
-                            name="reference")
+            # the unscheduled loop nest; a GPU template's reference runs on the CPU (it has no binding)
+            target = "llvm" if _is_cuda(payload["target"]) else payload["target"]
+            f = loopc.build(te.create_schedule([t.op for t in outputs]), tensors, target=target, name="reference")
             f(*arrays)
             outs = outputs_of(params, arrays)
         return {"ok": True, "outputs": outs, "params": params}
@@ -207,6 +249,8 @@ def run_job(payload) -> dict:
     """payload: object, name, params, number, repeat, min_repeat_ms, timeout, reference, seed, rtol,
     and optionally cutoff_seconds (a first call slower than this is the only one timed)."""
     try:
+        if "cuda" in payload:
+            return run_cuda_job(payload)
         from loopc.runtime.timing import time_evaluator
         t_start = time.perf_counter()
         params = payload["params"]
@@ -243,8 +287,8 @@ def measure_job(payload) -> dict:
     built = build_job(payload)
     if not built["ok"]:
         return {"build": built}
-    run = run_job({**payload, **{k: built[k] for k in ("object", "name", "params")}})
-    built.pop("object")
+    run = run_job({**payload, **{k: built[k] for k in ("object", "cuda", "name", "params") if k in built}})
+    built.pop("object", None)
     return {"build": built, "run": run}
 
 
