@@ -110,7 +110,7 @@ def schedule(outs, target: str = "llvm"):
         if op not in output_ops and op.tag in ("injective", "bias_add", "pad"):
             stage.compute_inline()
     if kind == "cuda":
-        _schedule_cuda(s, target)
+        _schedule_cuda(s, target, output_ops)
         return s
     for stage in list(s.stages):
         op = stage.op
@@ -126,9 +126,18 @@ def schedule(outs, target: str = "llvm"):
     return s
 
 
-def _schedule_cuda(s, target):
+def _schedule_cuda(s, target, output_ops):
     """Every root compute stage gets a CUDA template: the op's own (tuned when a record exists)
-    or the flat kernel; stages a template creates (im2col's patch matrix) are already bound."""
+    or the flat kernel; stages a template creates (im2col's patch matrix) are already bound.
+    Elementwise helper stages (a transposed copy, softmax's exponentials) are inlined into
+    their readers first: recomputing a read costs less than a kernel launch and a round trip
+    through device memory."""
+    from loopc.te.expr import Reduce
+    for stage in list(s.stages):
+        op = stage.op
+        if (isinstance(op, ComputeOp) and stage.attach is AttachKind.ROOT and op not in output_ops
+                and not isinstance(stage.body, Reduce) and op.tag not in cuda.TEMPLATES):
+            stage.compute_inline()
     for stage in list(s.stages):
         op = stage.op
         if (not isinstance(op, ComputeOp) or stage.attach is not AttachKind.ROOT or stage.relations
@@ -138,7 +147,7 @@ def _schedule_cuda(s, target):
         if template is not None:
             _apply_tuned_or(s, stage, target, lambda t=template, st=stage: t(s, st))
         else:
-            cuda.schedule_flat(s, stage)
+            cuda.schedule_reduction(s, stage)
 
 
 def _install_lookup():

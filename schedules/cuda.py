@@ -10,6 +10,9 @@ CPU templates in ``cpu.py`` do. Three shapes of kernel cover the library:
       for f in range(size):                 ->   bx = blockIdx.x; tx = threadIdx.x
         Y[f] = sum_r g(X, f, r)                  if bx*256 + tx < size: Y[f] = sum_r g(X, f, r)
 
+  A reduction with few outputs and many terms (weight and bias gradients) is first split in
+  two by rfactor (:func:`schedule_reduction`), so its outer loop runs across threads;
+
 - **tiled GEMM** (matmul, dense): a BM x BN tile of the output per block, BK-deep tiles of
   both operands staged in shared memory, a TM x TN register tile per thread
   (``loopc.targets.cuda.schedules.matmul``);
@@ -41,6 +44,11 @@ THREADS = 256
 CONV_TK = 8
 #: im2col pays for its patch matrix when the window is large enough to reuse it
 IM2COL_MIN_CRS = 64
+#: a reduction is split across threads (rfactor) when it has fewer outputs than this ...
+RFACTOR_MAX_OUTPUTS = 16384
+#: ... and at least this many terms per output, and a reduction loop at least this long
+RFACTOR_MIN_REDUCE = 1024
+RFACTOR_MIN_SPLIT = 8
 
 
 def _bind(stage, axis, tag):
@@ -56,6 +64,36 @@ def schedule_flat(s, stage, threads=THREADS):
     _bind(stage, bx, "blockIdx.x")
     _bind(stage, tx, "threadIdx.x")
     return bx, tx
+
+
+def _size(axes):
+    n = 1
+    for iv in axes:
+        n *= iv.extent
+    return n
+
+
+def schedule_reduction(s, stage, threads=THREADS):
+    """A reduction with few outputs and a long reduction (a weight or bias gradient summed
+    over the batch and the pixels): the outer reduction loop becomes a data-parallel axis of
+    a partial-sum stage (rfactor), so the batch spreads over threads; both stages flat::
+
+        dW[k, c] = sum_{n, p} g(n, k, c, p)          (150 threads x 50,000 terms)
+      ->
+        dW.rf[n, k, c] = sum_p g(n, k, c, p)          (9,600 threads x 784 terms)
+        dW[k, c] = sum_n dW.rf[n, k, c]               (150 threads x 64 terms)
+
+    Anything else gets the flat kernel. Returns the stages scheduled."""
+    reduce_axes = list(stage.op.reduce_axis)
+    outer = next((r for r in reduce_axes if r.extent >= RFACTOR_MIN_SPLIT), None)
+    if (outer is None or _size(stage.op.axis) >= RFACTOR_MAX_OUTPUTS
+            or _size(reduce_axes) < RFACTOR_MIN_REDUCE):
+        schedule_flat(s, stage, threads)
+        return [stage]
+    rf = s.rfactor(stage.op.output(0), outer, factor_axis=0)
+    schedule_flat(s, s[rf], threads)
+    schedule_flat(s, stage, threads)
+    return [s[rf], stage]
 
 
 def gemm_config(M, N):

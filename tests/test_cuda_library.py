@@ -94,6 +94,25 @@ def case_pool_softmax_elementwise():
     _default(S.log_softmax(M, axis=0), [M], [m], T.log_softmax(m, axis=0), atol=1e-5)
 
 
+def case_gradient_reductions_split_across_threads():
+    """Weight and bias gradients (few outputs, long sums over batch and pixels) are split by
+    rfactor into a partial-sum kernel over the batch and a short final sum."""
+    dy, x = _rand(9, 3, 12, 12), _rand(9, 2, 14, 14, seed=1)
+    DY, X = te.placeholder(dy.shape, name="dY"), te.placeholder(x.shape, name="X")
+    f = _default(S.conv2d_backward_weight(DY, X, (3, 2, 3, 3)), [DY, X], [dy, x],
+                 T.conv2d_backward_weight(dy, x, (3, 2, 3, 3)), atol=1e-3)
+    # the partial sums over the batch (486 threads), their sum, the (c, r, s, k) -> (k, c, r, s) copy
+    assert len(f.launches) == 3 and f.launches[0][1][0] * f.launches[0][2][0] >= 9 * 3 * 2 * 3 * 3, f.launches
+    dz = _rand(9, 3, 13, 11, seed=2)
+    DZ = te.placeholder(dz.shape, name="dZ")
+    f = _default(S.bias_backward(DZ), [DZ], [dz], T.bias_backward(dz), atol=1e-3)
+    assert len(f.launches) == 2, f.launches
+    small = _rand(4, 3, 5, 5, seed=3)           # 100 terms per output: one kernel
+    SM = te.placeholder(small.shape, name="small")
+    f = _default(S.bias_backward(SM), [SM], [small], T.bias_backward(small))
+    assert len(f.launches) == 1
+
+
 def case_model_train_step_matches_cpu():
     """A small conv net's forward + backward on the GPU: every gradient and the loss as on the
     CPU; inference on a last partial batch too."""

@@ -277,8 +277,10 @@ class Executor:
         #: on a GPU target, a device array per buffer (the host buffers are the staging copies)
         self.device = {} if str(target).split()[0] == "cuda" else None
         if self.device is not None:
+            self._device_arenas(grads or {})
             for v, host in self.buffers.items():
-                self._device_buffer(v, host)
+                if v not in self.device:
+                    self._device_buffer(v, host)
         self._index_checks = []            # (input value, classes): labels that index a tensor
         self.steps = []
         self._subsets = {}
@@ -388,18 +390,43 @@ class Executor:
             for st in steps:
                 st.call()
         if self.device is not None:
-            for v in (self.outputs if outputs is None else outputs):
-                self.device[v].copy_to_host(self.buffers[v])
+            self._download(self.outputs if outputs is None else outputs)
 
     # ------------------------------------------------------------------ GPU buffers
     def _device_buffer(self, value, host):
         from loopc.targets.cuda import device
         self.device[value] = device.cuda().device_array(host.shape, dtype=host.dtype)
 
+    def _device_arenas(self, grads):
+        """Parameters and gradients as views of two device arenas, like the host's: one copy
+        moves every weight (or every gradient)."""
+        from loopc.targets.cuda import device
+        cuda = device.cuda()
+        self._arenas = {}
+        for host_flat, values in ((self.store.flat, list(self.graph.params)),
+                                  (self.store.grad_flat, list(grads.values()))):
+            arena = cuda.device_array(host_flat.shape, dtype=host_flat.dtype)
+            self._arenas[id(host_flat)] = (arena, host_flat, set(values))
+            for v in values:
+                host = self.buffers[v]
+                start = (host.ctypes.data - host_flat.ctypes.data) // host.itemsize
+                self.device[v] = arena[start:start + host.size].reshape(host.shape)
+
     def _upload(self):
         """Inputs and parameters (the host owns them: feed, the optimizer) go to the GPU."""
-        for v in (*self.graph.inputs, *self.graph.params):
+        for v in self.graph.inputs:
             self.device[v].copy_to_device(self.buffers[v])
+        arena, host, _ = self._arenas[id(self.store.flat)]
+        arena.copy_to_device(host)
+
+    def _download(self, values):
+        """Copy ``values`` back to their host buffers (gradients as one arena copy)."""
+        arena, host, grads = self._arenas[id(self.store.grad_flat)]
+        if any(v in grads for v in values):
+            arena.copy_to_host(host)
+        for v in values:
+            if v not in grads:
+                self.device[v].copy_to_host(self.buffers[v])
 
     @staticmethod
     def _synchronize():
