@@ -207,3 +207,18 @@ def test_unknown_target_and_method_are_refused():
     s = te.create_schedule(Y.op)
     with pytest.raises(loopc.ScheduleError, match="method='direct' or method='im2col'"):
         C.schedule_conv2d(s, s[Y], method="winograd")
+
+
+def test_gpu_check_script_runs_in_the_simulator():
+    """benchmarks/gpu_check.py (the script for a real GPU) on tiny sizes in the simulator, so
+    it cannot rot between the runs on a lent GPU."""
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, os.path.join(root, "benchmarks", "gpu_check.py"), "--sim",
+                           "--sections", "ops", "arrays", "sgemm", "lenet"],
+                          capture_output=True, text=True, timeout=600, cwd=root)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "wrong results: none" in proc.stdout
+    assert "sections: environment=ok, ops=ok, arrays=ok, sgemm=ok, lenet=ok" in proc.stdout

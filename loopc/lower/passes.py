@@ -193,6 +193,14 @@ def _fold(e):
     return None
 
 
+def _add_term(terms: dict, term, coefficient) -> None:
+    """Add ``coefficient * term`` to ``terms``, merging with a structurally equal term (two
+    separately built ``pq // 4`` cancel in ``pq // 4 - pq // 4``)."""
+    if term not in terms:
+        term = next((k for k in terms if type(k) is type(term) and E.expr_equal(k, term)), term)
+    terms[term] = terms.get(term, 0) + coefficient
+
+
 def linear_form(e):
     """``e`` as ({term: coefficient}, constant) for integer expressions, terms in first-seen order."""
     if isinstance(e, E.Const) and _is_int(e):
@@ -203,7 +211,7 @@ def linear_form(e):
         sign = 1 if isinstance(e, E.Add) else -1
         terms = dict(ta)
         for t, c in tb.items():
-            terms[t] = terms.get(t, 0) + sign * c
+            _add_term(terms, t, sign * c)
         return {t: c for t, c in terms.items() if c != 0}, ca + sign * cb
     if isinstance(e, E.Mul) and _is_int(e):
         ta, ca = linear_form(e.a)
