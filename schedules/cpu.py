@@ -5,6 +5,7 @@ it owns, such as a padding stage or the im2col patch matrix).
 """
 from __future__ import annotations
 
+from loopc.errors import ScheduleError
 from loopc.schedule import AttachKind
 from loopc.te.expr import Reduce
 
@@ -12,6 +13,7 @@ VEC = 16          # float32 lanes per vector loop: two AVX2 registers, one AVX-5
 TILE_ROWS = 4     # rows of a register tile: 4 x 16 floats = 8 AVX2 accumulators
 PAR_MIN_WORK = 1 << 15   # parallelise only loops whose work is worth a thread wake-up
 COL_IMAGE_BYTES = 256 * 1024   # a per-image im2col matrix up to this size stays in L2
+ACC_VECTORS = 12  # AVX2 registers a register tile may use as accumulators (of 16: room for operands)
 
 
 def _work(stage):
@@ -102,7 +104,79 @@ def _row_tile(extent, choices=(6, 4, 3, 2)):
     return min(TILE_ROWS, extent)
 
 
-def schedule_conv2d(s, stage, *, vec=VEC, k_tiles=(6, 4, 3, 2), per_image=None, parallel=True):
+#: direct convolution (output channels in vector lanes) for output images up to this many pixels
+DIRECT_MAX_PIXELS = 256
+#: ... whose window C*R*S is at most this: the register tile stays live over the whole sum
+DIRECT_REGISTER_CRS = 512
+
+
+def schedule_conv2d(s, stage, *, method=None, **options):
+    """Convolution: ``method`` "direct" (:func:`schedule_conv2d_direct`) or "im2col"
+    (:func:`schedule_conv2d_im2col`); by default direct for small output images whose
+    channel count fills whole vectors (LeNet's conv2, ResNet's 14x14 layers), im2col otherwise."""
+    op = stage.op
+    N, K, P, Q = op.shape
+    if method is None:
+        method = "direct" if K % VEC == 0 and P * Q <= DIRECT_MAX_PIXELS else "im2col"
+    if method == "direct":
+        return schedule_conv2d_direct(s, stage, **options)
+    if method == "im2col":
+        return schedule_conv2d_im2col(s, stage, **options)
+    raise ScheduleError("schedules.cpu.schedule_conv2d", stage.name, f"unknown method {method!r}",
+                        "use method='direct' or method='im2col'")
+
+
+def schedule_conv2d_direct(s, stage, *, vec=VEC, tile_q=None, c_block=None, parallel=True):
+    """Direct convolution with the output channels in vector lanes: weights packed channel-
+    innermost (``cache_read`` with a layout), a ``tile_q`` x ``vec`` register tile of outputs
+    (``cache_write`` with the channels innermost), each input value broadcast to ``vec``
+    multiply-adds::
+
+        W.global[c, r, s, k] = W[k, c, r, s]                         # packed once per call
+        for n (parallel), k.outer, p, q.outer:
+          for c, r, s: for q.inner (unrolled): Y.local[q.inner, 0:16] += X[n, c, p+r, q+s] * W.global[c, r, s, 0:16]
+          Y[n, k.outer*16 + 0:16, p, q.outer*T + q.inner] = Y.local[q.inner, 0:16]
+
+    With a long window (C*R*S > DIRECT_REGISTER_CRS, ``c_block`` > 0) the tile lives at
+    k.outer and the channels are blocked: a c_block slice of the packed weights stays in L1
+    while every pixel of the image uses it. A padding stage is computed once, at the root."""
+    op = stage.op
+    Y = op.output(0)
+    N, K, P, Q = op.shape
+    W = op.input_tensors[1]
+    _, C, R, S_ = W.shape
+    if c_block is None:
+        c_block = 16 if C * R * S_ > DIRECT_REGISTER_CRS and C % 16 == 0 else 0
+    if tile_q is None:
+        tile_q = next((t for t in (5, 6, 4, 7) if Q % t == 0 and 2 * t <= ACC_VECTORS), min(4, Q))
+    vec = min(vec, K)
+    source = op.input_tensors[0]
+    if getattr(source.op, "tag", "") == "pad" and s[source].attach is AttachKind.INLINE:
+        s[source].compute_root()     # a padded copy: no bounds test in the inner loop
+    s.cache_read(W, "global", [stage], layout=(1, 2, 3, 0))
+    local = s.cache_write(Y, "local", layout=(0, 2, 3, 1))
+    n, k, p, q = s[Y].op.axis
+    ko, ki = s[Y].split(k, factor=vec)
+    qo, qi = s[Y].split(q, factor=tile_q)
+    s[Y].reorder(n, ko, p, qo, ki, qi)
+    yn, yp, yq, yk = s[local].op.axis
+    c, r, s_ = s[local].op.reduce_axis
+    if c_block:
+        s[local].compute_at(s[Y], ko)
+        co, ci = s[local].split(c, factor=c_block)
+        yqo, yqi = s[local].split(yq, factor=tile_q)
+        s[local].reorder(yn, co, yp, yqo, ci, r, s_, yqi, yk)
+        s[local].unroll(yqi)
+    else:
+        s[local].compute_at(s[Y], qo)
+        s[local].reorder(yn, yp, c, r, s_, yq, yk)
+        s[local].unroll(yq)
+    s[local].vectorize(yk)
+    if parallel and _work(stage) * C * R * S_ >= PAR_MIN_WORK:
+        s[Y].parallel(n if n.extent > 1 else ko)
+
+
+def schedule_conv2d_im2col(s, stage, *, vec=VEC, k_tiles=(6, 4, 3, 2), per_image=None, parallel=True):
     """im2col, with the patch matrix built one 16-column panel at a time inside the GEMM.
 
     for n (parallel):

@@ -1,4 +1,6 @@
 """compute_at with bound inference, cache_read / cache_write, rfactor and bind — against numpy."""
+import json
+
 import numpy as np
 import pytest
 
@@ -138,6 +140,40 @@ def test_cache_read_packs_a_tile():
     a, b = rand(M, K), rand(K, N, seed=1)
     func = run_both(s, [A, B, C], [a, b, np.zeros((M, N), np.float32)], a @ b)
     assert 'A.local = allocate(float32[8, 13], scope="local")' in str(func)
+
+
+def test_cache_read_and_write_with_a_layout_transpose_the_buffers():
+    """cache_read(layout=(1, 0)) packs B transposed; cache_write(layout=(1, 0)) keeps the
+    register tile column-major; the result is still A @ B, and a trace replays the layouts."""
+    M, N, K = 23, 17, 11
+    A, B, C = matmul(M, N, K)
+    s = te.create_schedule(C.op)
+    BT = s.cache_read(B, "global", [C], layout=(1, 0))
+    CL = s.cache_write(C, "local", layout=(1, 0))
+    assert BT.shape == (N, K) and CL.shape == (N, M)
+    io, jo, ii, ji = s[C].tile(C.op.axis[0], C.op.axis[1], 4, 8)
+    s[CL].compute_at(s[C], jo)
+    xj, xi = s[CL].op.axis
+    s[CL].reorder(s[CL].op.reduce_axis[0], xj, xi)
+    s[CL].unroll(xj)
+    s[CL].vectorize(xi)
+    a, b = rand(M, K), rand(K, N, seed=1)
+    func = run_both(s, [A, B, C], [a, b, np.zeros((M, N), np.float32)], a @ b)
+    text = str(func)
+    assert "B.global = allocate(float32[17, 11]" in text and 'C.local = allocate(float32[8, 4], scope="local")' in text
+    again = te.create_schedule(C.op)
+    again.replay(json.loads(s.trace_json()))
+    assert str(loopc.lower(again, [A, B, C])) == str(loopc.lower(s, [A, B, C]))
+
+
+@pytest.mark.parametrize("layout", [(0, 0), (1,), (0, 2)])
+def test_a_layout_that_is_not_a_permutation_is_refused(layout):
+    A, B, C = matmul(5, 6, 7)
+    s = te.create_schedule(C.op)
+    with pytest.raises(loopc.ScheduleError, match="not a permutation of the 2 axes"):
+        s.cache_read(B, "global", [C], layout=layout)
+    with pytest.raises(loopc.ScheduleError, match="not a permutation of the 2 axes"):
+        s.cache_write(C, "local", layout=layout)
 
 
 def test_packing_compute_stage():

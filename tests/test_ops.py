@@ -65,6 +65,33 @@ def test_conv2d(N, C, H, W, K, R, S_, stride, pad, dil):
                                rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("method", ["direct", "im2col"])
+@pytest.mark.parametrize("N,C,H,W,K,R,S_,stride,pad,dil", CONVS + [(3, 5, 11, 11, 16, 3, 3, 2, 2, 1),
+                                                             (1, 7, 13, 13, 32, 3, 3, 1, 1, 2)])
+def test_conv2d_both_cpu_methods(N, C, H, W, K, R, S_, stride, pad, dil, method):
+    """Each CPU convolution template on its own (the default picks one by shape)."""
+    from loopc.schedules import cpu
+    X, Wt = te.placeholder((N, C, H, W), name="X"), te.placeholder((K, C, R, S_), name="W")
+    Y = S.conv2d_nchw(X, Wt, stride, pad, dil)
+    s = te.create_schedule(Y.op)
+    for st in s.stages:
+        if st.op.tag == "pad":
+            st.compute_inline()
+    cpu.schedule_conv2d(s, s[Y], method=method)
+    x, w = rand(N, C, H, W), rand(K, C, R, S_)
+    y = np.zeros(Y.shape, np.float32)
+    loopc.build(s, [X, Wt, Y])(x, w, y)
+    np.testing.assert_allclose(y, ref.conv2d_nchw(x, w, stride, pad, dil), rtol=1e-4, atol=1e-4)
+
+
+def test_conv2d_default_is_direct_for_small_images_with_whole_vectors_of_channels():
+    X, Wt = te.placeholder((2, 6, 14, 14), name="X"), te.placeholder((16, 6, 5, 5), name="W")
+    with pytest.warns(S.NoTunedRecordWarning):
+        s = S.schedule(S.conv2d_nchw(X, Wt))
+    assert [st.name for st in s.stages if st.name.endswith((".global", ".local", ".col"))] == \
+        ["W.global", "conv2d.local"]
+
+
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @pytest.mark.parametrize("shape,kernel,stride,pad", [((2, 3, 11, 13), 3, 2, 1), ((3, 2, 8, 8), 2, None, 0),
                                                        ((1, 1, 7, 5), (3, 2), (1, 2), (1, 0))])

@@ -97,7 +97,7 @@ def conv2d_nchw(N, C, H, W, K, R, S, stride, padding):
         if st.op is not Y.op and st.op.tag in ("injective", "bias_add", "pad"):
             st.compute_inline()
     tk, pi = cfg["tile_k"].val, cfg["per_image"].val
-    _cpu.schedule_conv2d(s, s[Y], vec=cfg["vec"].val, k_tiles=(tk,) if tk else (6, 4, 3, 2),
+    _cpu.schedule_conv2d(s, s[Y], method="im2col", vec=cfg["vec"].val, k_tiles=(tk,) if tk else (6, 4, 3, 2),
                          per_image=None if pi == 0 else pi == 1, parallel=bool(cfg["parallel"].val))
     return s, [X, Wt, Y]
 

@@ -25,11 +25,6 @@ def _axis_names(tensor):
     return [f"ax{d}" for d in range(len(tensor.shape))]
 
 
-def _replace_reads(expr, old_op, new_tensor):
-    return E.transform(expr, lambda n: E.TensorRead(new_tensor, n.indices)
-                       if isinstance(n, E.TensorRead) and n.tensor.op is old_op else None)
-
-
 def _check_scope(primitive, name, scope):
     if scope not in SCOPES:
         raise ScheduleError(primitive, name, f"unknown scope {scope!r}", f"use one of {', '.join(SCOPES)}")
@@ -39,11 +34,17 @@ def _reads(stage, op) -> bool:
     return any(isinstance(n, E.TensorRead) and n.tensor.op is op for n in E.walk(stage.body))
 
 
-def cache_read(schedule, tensor, scope, readers):
+def cache_read(schedule, tensor, scope, readers, layout=None):
     """A stage that copies ``tensor`` into ``scope``; ``readers`` read the copy instead.
 
     before:  C[i] = f(A[i])                    after:  A.local[i] = A[i]
                                                        C[i] = f(A.local[i])
+
+    ``layout`` (a permutation of the axes) stores the copy transposed: axis d of the copy is
+    axis ``layout[d]`` of ``tensor`` — packing, e.g. weights W[k, c] read along k:
+
+    before:  Y[i, k] = sum(X[i, c] * W[k, c], c)     after:  W.global[c, k] = W[k, c]   (layout=(1, 0))
+                                                             Y[i, k] = sum(X[i, c] * W.global[c, k], c)
     """
     if not isinstance(tensor, Tensor):
         raise ScheduleError("cache_read", str(tensor), "expects a tensor", "s.cache_read(A, 'local', [C])")
@@ -57,27 +58,45 @@ def cache_read(schedule, tensor, scope, readers):
         if not _reads(st, tensor.op):
             raise ScheduleError("cache_read", tensor.name, f"stage '{st.name}' does not read '{tensor.name}'",
                                 "list only stages that read the tensor")
-    axes = _fresh_axes(tensor.shape, _axis_names(tensor))
-    cache_op = ComputeOp(f"{tensor.name}.{scope}", axes, E.TensorRead(tensor, tuple(iv.var for iv in axes)),
-                         tensor.dtype)
+    rank = len(tensor.shape)
+    perm = _permutation("cache_read", tensor.name, layout, rank)
+    names = _axis_names(tensor)
+    axes = _fresh_axes([tensor.shape[d] for d in perm], [names[d] for d in perm])
+    source_index = [None] * rank
+    for d, src in enumerate(perm):
+        source_index[src] = axes[d].var
+    cache_op = ComputeOp(f"{tensor.name}.{scope}", axes, E.TensorRead(tensor, tuple(source_index)), tensor.dtype)
     cache = cache_op.output(0)
     for st in stages:
-        st.body = _replace_reads(st.body, tensor.op, cache)
+        st.body = E.transform(st.body, lambda n: E.TensorRead(cache, tuple(n.indices[src] for src in perm))
+                              if isinstance(n, E.TensorRead) and n.tensor.op is tensor.op else None)
     first = min(schedule.stages.index(st) for st in stages)
     new = schedule._insert_stage(cache_op, first)
     new.scope = scope
-    schedule._record(stages[0], "cache_read", {"tensor": tensor.name, "scope": scope,
-                                         "readers": [st.name for st in stages]})
+    args = {"tensor": tensor.name, "scope": scope, "readers": [st.name for st in stages]}
+    if layout is not None:
+        args["layout"] = list(perm)
+    schedule._record(stages[0], "cache_read", args)
     return cache
 
 
-def cache_write(schedule, tensor, scope):
+def _permutation(primitive, name, layout, rank):
+    perm = tuple(range(rank)) if layout is None else tuple(layout)
+    if sorted(perm) != list(range(rank)) or not all(isinstance(d, int) for d in perm):
+        raise ScheduleError(primitive, name, f"layout {layout!r} is not a permutation of the {rank} axes",
+                            f"e.g. layout={tuple(range(rank))[::-1]} reverses them")
+    return perm
+
+
+def cache_write(schedule, tensor, scope, layout=None):
     """Compute ``tensor`` into a ``scope`` buffer first; its stage becomes a copy-out.
 
     before:  C[i, j] = sum(A[i, k] * B[k, j], k)
     after:   C.local[i, j] = sum(A[i, k] * B[k, j], k)     # schedulable: compute_at, unroll ...
              C[i, j] = C.local[i, j]
-    The reduction axes move to the new stage (the same IterVar objects).
+    The reduction axes move to the new stage (the same IterVar objects). ``layout`` (a
+    permutation) orders the buffer's axes: with ``layout=(1, 0)``, ``C.local[j, i]`` — e.g.
+    the vector lanes of a register tile innermost.
     """
     stage = schedule[tensor]
     _check_scope("cache_write", stage.name, scope)
@@ -85,18 +104,20 @@ def cache_write(schedule, tensor, scope):
         raise ScheduleError("cache_write", stage.name, "the stage already has schedule steps",
                             "call cache_write before split/reorder/compute_at on this stage")
     op = stage.op
-    axes = _fresh_axes(op.shape, [iv.name for iv in op.axis])
-    body = E.substitute(stage.body, {old.var: new.var for old, new in zip(op.axis, axes)})
+    perm = _permutation("cache_write", stage.name, layout, len(op.axis))
+    axes = _fresh_axes([op.shape[d] for d in perm], [op.axis[d].name for d in perm])
+    body = E.substitute(stage.body, {op.axis[src].var: axes[d].var for d, src in enumerate(perm)})
     cache_op = ComputeOp(f"{stage.name}.{scope}", axes, body, op.dtype)
     cache = cache_op.output(0)
     reduce_axes = set(stage.reduce_axes)
-    stage.body = E.TensorRead(cache, tuple(iv.var for iv in op.axis))
+    stage.body = E.TensorRead(cache, tuple(op.axis[src].var for src in perm))
     stage.root_iter_vars = list(op.axis)
     stage.leaf_iter_vars = list(op.axis)
     stage.all_iter_vars = [iv for iv in stage.all_iter_vars if iv not in reduce_axes]
     new = schedule._insert_stage(cache_op, schedule.stages.index(stage))
     new.scope = scope
-    schedule._record(stage, "cache_write", {"scope": scope})
+    schedule._record(stage, "cache_write", {"scope": scope} if layout is None else {"scope": scope,
+                                                                                     "layout": list(perm)})
     return cache
 
 

@@ -81,15 +81,17 @@ class Schedule:
         self.ops.insert(self.ops.index(self.stages[index + 1].op) if index + 1 < len(self.stages) else len(self.ops), op)
         return st
 
-    def cache_read(self, tensor, scope, readers):
-        """A copy of ``tensor`` in ``scope`` that ``readers`` read instead; returns the new tensor."""
+    def cache_read(self, tensor, scope, readers, layout=None):
+        """A copy of ``tensor`` in ``scope`` that ``readers`` read instead (stored with its axes
+        permuted by ``layout``, when given); returns the new tensor."""
         from .rewrites import cache_read
-        return cache_read(self, tensor, scope, readers)
+        return cache_read(self, tensor, scope, readers, layout)
 
-    def cache_write(self, tensor, scope):
-        """Compute ``tensor`` into a ``scope`` buffer, then copy out; returns the new tensor."""
+    def cache_write(self, tensor, scope, layout=None):
+        """Compute ``tensor`` into a ``scope`` buffer (its axes permuted by ``layout``, when
+        given), then copy out; returns the new tensor."""
         from .rewrites import cache_write
-        return cache_write(self, tensor, scope)
+        return cache_write(self, tensor, scope, layout)
 
     def rfactor(self, tensor, axis, factor_axis=0):
         """Make reduction loop ``axis`` a data-parallel axis of a new stage; returns its tensor."""
@@ -220,8 +222,9 @@ REPLAYABLE = {
     "compute_root": lambda st, a: st.compute_root(),
     "bind": lambda st, a: st.bind(a["axis"], _thread_axis(a["tag"])),
     "cache_read": lambda st, a: st.schedule.cache_read(st.schedule.tensor_by_name(a["tensor"]), a["scope"],
-                                                       [st.schedule.stage_by_name(r) for r in a["readers"]]),
-    "cache_write": lambda st, a: st.schedule.cache_write(st.op.output(0), a["scope"]),
+                                                       [st.schedule.stage_by_name(r) for r in a["readers"]],
+                                                       a.get("layout")),
+    "cache_write": lambda st, a: st.schedule.cache_write(st.op.output(0), a["scope"], a.get("layout")),
     "rfactor": lambda st, a: st.schedule.rfactor(st.op.output(0), a["axis"], a.get("factor_axis", 0)),
     "im2col": lambda st, a: st.schedule.im2col(st.op.output(0)),
     "compute_at": lambda st, a: st.compute_at(st.schedule.stage_by_name(a["parent"]),
