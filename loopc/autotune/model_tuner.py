@@ -1,6 +1,7 @@
 """A tuner guided by a learned cost model (AutoTVM's XGBTuner, with loopc's own model).
 
-1. The first ``n_init`` configs are random.
+1. The first ``n_init`` configs are the template's default (config 0: each knob's first
+   choice, which templates make their untuned schedule) and random ones.
 2. Then, each round: fit the model (features -> GFLOP/s relative to the best so far) on
    everything measured; build a candidate pool — every one-knob change of the best measured
    configs, random two-knob changes, and random configs; predict; take the best predicted,
@@ -82,7 +83,9 @@ class ModelTuner(Tuner):
         t0 = time.perf_counter()
         measured = list(self.scores.items())
         if len(measured) < self.n_init:
-            return self.random_unvisited(max(1, self.n_init - len(measured)), exclude)
+            start = [0] if 0 not in self.visited and 0 not in exclude else []    # the default config
+            return start + self.random_unvisited(max(1, self.n_init - len(measured) - len(start)),
+                                                 set(exclude) | set(start))
         train = [(i, self.features(i), s) for i, s in measured]
         train = [(i, f, s) for i, f, s in train if f is not None]
         best = max((s for _, _, s in train), default=0.0)
