@@ -18,6 +18,13 @@ Winograd) and pick one per layer by timing them. This tutorial makes im2col runn
    tutorial 2) — and time them on LeNet's two convolutions (batch 64) and a ResNet 3x3 layer.
    Like cuDNN's benchmark mode, each algorithm gets the best of a few register-tile shapes.
 
+3. A third algorithm, the library's default for small images (``loopc.schedules``, method
+   "direct"): output channels in the vector lanes. The weights are packed channel-innermost by
+   ``s.cache_read(W, "global", [Y], layout=(1, 2, 3, 0))`` (W.global[c, r, s, k]) and a q x 16
+   register tile of outputs is kept channel-innermost by ``s.cache_write(Y, "local",
+   layout=(0, 2, 3, 1))``, so each input value is broadcast to 16 multiply-adds. We print
+   its loop nest for a small layer and check it against numpy.
+
 The patch matrix repeats every input pixel up to R*S times (the "blow-up" column), so im2col
 buys a regular GEMM with the price of extra memory traffic: whether it wins depends on the layer.
 
@@ -131,6 +138,30 @@ def show_the_rewrite():
     assert np.array_equal(y.reshape(1, 4), gemm)
     assert np.allclose(y, conv2d_numpy(x, w, 1, 0)), "the im2col convolution disagrees with numpy"
     print("patch matrix == numpy im2col, and Y == W @ col == numpy convolution: checked\n")
+
+
+# ----------------------------------------------------------------------------- part 3: channels in lanes
+
+
+def show_channels_in_lanes():
+    """The library's direct template on a 1x3x8x8 input and 16 filters 3x3, stride 1."""
+    from loopc.schedules import cpu as library_cpu
+    X, Wt, Y = conv2d(N=1, C=3, H=8, W=8, K=16, R=3, S=3)
+    s = te.create_schedule(Y.op)
+    for st in s.stages:
+        if st.op.tag == "pad":
+            st.compute_inline()
+    library_cpu.schedule_conv2d(s, s[Y], method="direct", tile_q=3)
+    print("Direct, output channels in vector lanes (loopc.schedules' default for small images):\n")
+    print(loopc.lower(s, [X, Wt, Y], name="conv2d_lanes"))
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(X.shape).astype(np.float32)
+    w = rng.standard_normal(Wt.shape).astype(np.float32)
+    y = np.zeros(Y.shape, dtype=np.float32)
+    loopc.build(s, [X, Wt, Y], name="conv2d_lanes")(x, w, y)
+    err = max_rel_err(y, conv2d_numpy(x, w, 1, 0))
+    assert err < 1e-5, f"the channels-in-lanes convolution disagrees with numpy ({err:.1e})"
+    print(f"checked against numpy (relative error {err:.1e})\n")
 
 
 # ----------------------------------------------------------------------------- part 2: schedules
@@ -317,6 +348,7 @@ def print_table(rows):
 def main(small=False, n_threads=1):
     threads.set_num_threads(n_threads or os.cpu_count() or 1)
     show_the_rewrite()
+    show_channels_in_lanes()
     layers = SMALL_LAYERS if small else LAYERS
     print(f"Direct convolution vs im2col + GEMM, float32, {threads.num_threads()} thread(s); every result "
           "checked against numpy;\ntimes: the fastest of many calls")
