@@ -132,7 +132,7 @@ def schedule_conv2d_direct(s, stage, *, vec=VEC, tile_q=None, c_block=None, para
     (``cache_write`` with the channels innermost), each input value broadcast to ``vec``
     multiply-adds::
 
-        W.global[c, r, s, k] = W[k, c, r, s]                         # packed once per call
+        W.global[c, r, s, k] = W[k, c, r, s]                         # packed once per call, c by c
         for n (parallel), k.outer, p, q.outer:
           for c, r, s: for q.inner (unrolled): Y.local[q.inner, 0:16] += X[n, c, p+r, q+s] * W.global[c, r, s, 0:16]
           Y[n, k.outer*16 + 0:16, p, q.outer*T + q.inner] = Y.local[q.inner, 0:16]
@@ -153,7 +153,13 @@ def schedule_conv2d_direct(s, stage, *, vec=VEC, tile_q=None, c_block=None, para
     source = op.input_tensors[0]
     if getattr(source.op, "tag", "") == "pad" and s[source].attach is AttachKind.INLINE:
         s[source].compute_root()     # a padded copy: no bounds test in the inner loop
-    s.cache_read(W, "global", [stage], layout=(1, 2, 3, 0))
+    packed = s.cache_read(W, "global", [stage], layout=(1, 2, 3, 0))
+    # pack one input channel at a time, reading each filter's contiguous r x s window: the
+    # c-slice being written (R*S*K floats) stays in L1 however strided its stores
+    pc, pr, ps, pk = s[packed].op.axis
+    s[packed].reorder(pc, pk, pr, ps)
+    if parallel and C * R * S_ * K >= 16 * PAR_MIN_WORK:
+        s[packed].parallel(pc)
     local = s.cache_write(Y, "local", layout=(0, 2, 3, 1))
     n, k, p, q = s[Y].op.axis
     ko, ki = s[Y].split(k, factor=vec)
