@@ -42,8 +42,10 @@ from loopc.schedule import AttachKind
 THREADS = 256
 #: output channels a conv thread keeps in registers
 CONV_TK = 8
-#: im2col pays for its patch matrix when the window is large enough to reuse it
-IM2COL_MIN_CRS = 64
+#: im2col pays for its patch matrix only when the window is long: on an H100, direct beat
+#: im2col on LeNet's conv2 (C*R*S = 150: 539 against 294 GFLOP/s) and on a 64-channel 3x3
+#: layer (576: 2097 against 1601); see benchmarks/RESULTS.md
+IM2COL_MIN_CRS = 1024
 #: a reduction is split across threads (rfactor) when it has fewer outputs than this ...
 RFACTOR_MAX_OUTPUTS = 16384
 #: ... and at least this many terms per output, and a reduction loop at least this long
