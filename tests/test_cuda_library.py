@@ -131,8 +131,10 @@ def case_model_train_step_matches_cpu():
         SGD(cpu.store, lr=0.1).step()
         np.testing.assert_allclose(gpu.log_probs(x[:2], batch=2), cpu.log_probs(x[:2], batch=2),
                                    rtol=1e-4, atol=1e-5)          # ... which the next run uploads
-    ex = gpu.executor(3)
+    ex, ex_cpu = gpu.executor(3), cpu.executor(3)
     assert all(hasattr(st.kernel.module, "launches") for st in ex.steps)
+    pooled = next(n.output.name for n in ex.nodes if n.op == "max_pool2d")   # not an output: read back
+    np.testing.assert_allclose(ex[pooled], ex_cpu[pooled], rtol=1e-5, atol=1e-6)
 
 
 def case_tune_on_the_gpu_then_schedule_applies_the_best():

@@ -7,7 +7,7 @@
 
 On the GPU (``target="cuda"``) every buffer has a device twin: ``run`` copies the inputs and
 parameters over, launches the kernels on the device arrays, and copies the requested outputs
-back; ``ex[value]`` copies that value back first. The optimizer stays on the CPU.
+back; ``ex[value]`` of another value copies it back first. The optimizer stays on the CPU.
 
 The executor is the chapter's fourth stage ("the runtime schedules the kernels"): it walks the
 graph's nodes in their (topological) order and calls each node's compiled kernel on
@@ -277,6 +277,10 @@ class Executor:
         #: on a GPU target, a device array per buffer (the host buffers are the staging copies)
         self.device = {} if str(target).split()[0] == "cuda" else None
         if self.device is not None:
+            # inputs and weights: the host's buffers are the originals (feed, the optimizer
+            # write them); other values are copied back after a run or when read
+            self._host_owned = set(graph.inputs) | set(graph.params)
+            self._fresh = set()
             self._device_arenas(grads or {})
             for v, host in self.buffers.items():
                 if v not in self.device:
@@ -379,6 +383,7 @@ class Executor:
         steps = self.steps if outputs is None else self._steps_for(tuple(outputs))
         if self.device is not None:
             self._upload()
+            self._fresh = set()
         sync = self._synchronize if self.device is not None else (lambda: None)
         if profiling.recording():
             for st in steps:
@@ -424,9 +429,11 @@ class Executor:
         arena, host, grads = self._arenas[id(self.store.grad_flat)]
         if any(v in grads for v in values):
             arena.copy_to_host(host)
+            self._fresh |= grads
         for v in values:
             if v not in grads:
                 self.device[v].copy_to_host(self.buffers[v])
+                self._fresh.add(v)
 
     @staticmethod
     def _synchronize():
@@ -444,8 +451,9 @@ class Executor:
         """The buffer of a value (or of the value with this name)."""
         if isinstance(value, str):
             value = self.graph.value(value)
-        if self.device is not None:        # GPU: the current contents, copied back
-            self.device[value].copy_to_host(self.buffers[value])
+        if self.device is not None and value not in self._fresh and value not in self._host_owned:
+            self.device[value].copy_to_host(self.buffers[value])      # GPU: the current contents
+            self._fresh.add(value)
         return self.buffers[value]
 
     # ------------------------------------------------------------------ reports
