@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from loopc.errors import ScheduleError
 from loopc.schedule import AttachKind
+from loopc.schedule.im2col import match_conv
 from loopc.te.expr import Reduce
 
 VEC = 16          # float32 lanes per vector loop: two AVX2 registers, one AVX-512 register
@@ -143,7 +144,7 @@ def schedule_conv2d_direct(s, stage, *, vec=VEC, tile_q=None, c_block=None, para
     op = stage.op
     Y = op.output(0)
     N, K, P, Q = op.shape
-    W = op.input_tensors[1]
+    W = match_conv(stage)[1].tensor      # the weight read (a clear error if not a convolution)
     _, C, R, S_ = W.shape
     if c_block is None:
         c_block = 16 if C * R * S_ > DIRECT_REGISTER_CRS and C % 16 == 0 else 0

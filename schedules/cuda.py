@@ -139,7 +139,8 @@ def schedule_conv2d(s, stage, method=None, tile_k=None, threads=None):
     of one output image rounded up to a warp, at most 256."""
     op = stage.op
     N, K, P, Q = op.shape
-    _, C, R, S_ = op.input_tensors[1].shape
+    from loopc.schedule.im2col import match_conv
+    _, C, R, S_ = match_conv(stage)[1].tensor.shape
     if method is None:
         method = "im2col" if C * R * S_ >= IM2COL_MIN_CRS else "direct"
     if method not in ("direct", "im2col"):
