@@ -37,6 +37,7 @@ from __future__ import annotations
 from loopc import te
 from loopc.errors import ScheduleError
 from loopc.schedule import AttachKind
+from loopc.schedule.im2col import match_conv
 
 #: threads per block of a flat kernel: 8 warps, a full block on every GPU numba supports
 THREADS = 256
@@ -139,7 +140,6 @@ def schedule_conv2d(s, stage, method=None, tile_k=None, threads=None):
     of one output image rounded up to a warp, at most 256."""
     op = stage.op
     N, K, P, Q = op.shape
-    from loopc.schedule.im2col import match_conv
     _, C, R, S_ = match_conv(stage)[1].tensor.shape
     if method is None:
         method = "im2col" if C * R * S_ >= IM2COL_MIN_CRS else "direct"
@@ -170,11 +170,6 @@ def schedule_conv2d(s, stage, method=None, tile_k=None, threads=None):
     reduce_axes = list(s[local].op.reduce_axis)
     s[local].reorder(*reduce_axes, lk)
     s[local].unroll(lk)
-
-
-def schedule_rowwise(s, stage):
-    """softmax / log_softmax: each piece (row max, exponentials, row sum, result) a flat kernel."""
-    schedule_flat(s, stage)
 
 
 #: tag -> template; ops not named here get the flat kernel

@@ -198,6 +198,20 @@ def build_cuda(lowered, payload) -> dict:
             "target": resolve_target(payload["target"])}
 
 
+def _first_call(call, arrays, payload):
+    """Run a candidate once; (seconds, None), or (seconds, a wrong_answer result) when its
+    outputs differ from the payload's reference."""
+    t0 = time.perf_counter()
+    call()
+    first = time.perf_counter() - t0
+    if payload.get("reference") is not None:
+        msg = compare(outputs_of(payload["params"], arrays), payload["reference"], payload.get("rtol", 1e-3))
+        if msg is not None:
+            return first, {"ok": False, "stage": "run", "error_type": "WrongAnswer", "kind": "wrong_answer",
+                           "message": msg}
+    return first, None
+
+
 def run_cuda_job(payload) -> dict:
     """Build the candidate for the GPU, check one call against the reference, then time the
     kernels alone with CUDA events (``CUDAModule.time_evaluator``)."""
@@ -205,15 +219,10 @@ def run_cuda_job(payload) -> dict:
     spec = payload["cuda"]
     s, tensors = instantiate(spec)
     module = loopc.build(s, tensors, target="cuda", name=payload["name"])
-    params = payload["params"]
-    arrays = make_arrays(params, payload["seed"])
-    t0 = time.perf_counter()
-    module(*arrays)
-    first = time.perf_counter() - t0
-    if payload.get("reference") is not None:
-        msg = compare(outputs_of(params, arrays), payload["reference"], payload.get("rtol", 1e-3))
-        if msg is not None:
-            return {"ok": False, "stage": "run", "error_type": "WrongAnswer", "kind": "wrong_answer", "message": msg}
+    arrays = make_arrays(payload["params"], payload["seed"])
+    first, wrong = _first_call(lambda: module(*arrays), arrays, payload)
+    if wrong is not None:
+        return wrong
     res = module.time_evaluator(number=payload["number"], repeat=payload["repeat"],
                                 min_repeat_ms=payload.get("min_repeat_ms", 0))(*arrays)
     return {"ok": True, "costs": list(res.results), "first_run": first}
@@ -257,14 +266,9 @@ def run_job(payload) -> dict:
         fn, keep = load_object(payload["object"], payload["name"], len(params))
         arrays = make_arrays(params, payload["seed"])
         ptrs = [a.ctypes.data for a in arrays]
-        t0 = time.perf_counter()
-        fn(*ptrs)
-        first = time.perf_counter() - t0
-        if payload.get("reference") is not None:
-            msg = compare(outputs_of(params, arrays), payload["reference"], payload.get("rtol", 1e-3))
-            if msg is not None:
-                return {"ok": False, "stage": "run", "error_type": "WrongAnswer", "kind": "wrong_answer",
-                        "message": msg}
+        first, wrong = _first_call(lambda: fn(*ptrs), arrays, payload)
+        if wrong is not None:
+            return wrong
         cutoff = payload.get("cutoff_seconds")
         if cutoff is not None and first > cutoff:      # far slower than the best so far: one call
             return {"ok": True, "costs": [first], "first_run": first, "cut": True}
