@@ -129,13 +129,13 @@ def schedule_conv2d(s, stage, *, method=None, **options):
 
 def schedule_conv2d_direct(s, stage, *, vec=VEC, tile_q=None, c_block=None, parallel=True):
     """Direct convolution with the output channels in vector lanes: weights packed channel-
-    innermost (``cache_read`` with a layout), a ``tile_q`` x ``vec`` register tile of outputs
+    innermost (``cache_read`` with ``block``), a ``tile_q`` x ``vec`` register tile of outputs
     (``cache_write`` with the channels innermost), each input value broadcast to ``vec``
     multiply-adds::
 
-        W.global[c, r, s, k] = W[k, c, r, s]                         # packed once per call, c by c
+        W.global[k.outer, c, r, s, 0:16] = W[k.outer*16 + 0:16, c, r, s]   # packed once per call
         for n (parallel), k.outer, p, q.outer:
-          for c, r, s: for q.inner (unrolled): Y.local[q.inner, 0:16] += X[n, c, p+r, q+s] * W.global[c, r, s, 0:16]
+          for c, r, s: for q.inner (unrolled): Y.local[q.inner, 0:16] += X[n, c, p+r, q+s] * W.global[k.outer, c, r, s, 0:16]
           Y[n, k.outer*16 + 0:16, p, q.outer*T + q.inner] = Y.local[q.inner, 0:16]
 
     With a long window (C*R*S > DIRECT_REGISTER_CRS, ``c_block`` > 0) the tile lives at
@@ -154,13 +154,14 @@ def schedule_conv2d_direct(s, stage, *, vec=VEC, tile_q=None, c_block=None, para
     source = op.input_tensors[0]
     if getattr(source.op, "tag", "") == "pad" and s[source].attach is AttachKind.INLINE:
         s[source].compute_root()     # a padded copy: no bounds test in the inner loop
-    packed = s.cache_read(W, "global", [stage], layout=(1, 2, 3, 0))
-    # pack one input channel at a time, reading each filter's contiguous r x s window: the
-    # c-slice being written (R*S*K floats) stays in L1 however strided its stores
-    pc, pr, ps, pk = s[packed].op.axis
-    s[packed].reorder(pc, pk, pr, ps)
+    # W.global[k.outer, c, r, s, k.inner]: the weights one vector of output channels uses are
+    # contiguous (a 1 KiB stride between them would put a whole c_block slice in 4 cache sets)
+    packed = s.cache_read(W, "global", [stage], block={0: vec})
+    # pack one input channel at a time, reading each filter's contiguous r x s window
+    pko, pc, pr, ps, pki = s[packed].op.axis
+    s[packed].reorder(pko, pc, pki, pr, ps)
     if parallel and C * R * S_ * K >= 16 * PAR_MIN_WORK:
-        s[packed].parallel(pc)
+        s[packed].parallel(pko)
     local = s.cache_write(Y, "local", layout=(0, 2, 3, 1))
     n, k, p, q = s[Y].op.axis
     ko, ki = s[Y].split(k, factor=vec)

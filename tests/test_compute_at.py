@@ -166,6 +166,37 @@ def test_cache_read_and_write_with_a_layout_transpose_the_buffers():
     assert str(loopc.lower(again, [A, B, C])) == str(loopc.lower(s, [A, B, C]))
 
 
+def test_cache_read_with_blocks_packs_a_panel_per_column_block():
+    """cache_read(block={1: 8}) stores B[k, j] as B.global[j // 8, k, j % 8] (with layout=(1, 0)):
+    17 columns make three blocks, the last one part zeros; the result is still A @ B, and the
+    blocks replay from a trace."""
+    M, N, K = 13, 17, 11
+    A, B, C = matmul(M, N, K)
+    s = te.create_schedule(C.op)
+    BP = s.cache_read(B, "global", [C], layout=(1, 0), block={1: 8})
+    assert BP.shape == (3, K, 8)
+    i, j = C.op.axis
+    jo, ji = s[C].split(j, factor=8)
+    s[C].reorder(jo, i, C.op.reduce_axis[0], ji)
+    s[C].vectorize(ji)
+    a, b = rand(M, K), rand(K, N, seed=1)
+    func = run_both(s, [A, B, C], [a, b, np.zeros((M, N), np.float32)], a @ b)
+    text = str(func)
+    assert "B.global = allocate(float32[3, 11, 8]" in text
+    assert "if_then_else(ax1.outer*8 + ax1.inner < 17" in text  # the partial last block reads zeros
+    assert "B.global[j.outer*88 + k*8 + j.inner]" in text       # // and % fold into the block loops
+
+
+@pytest.mark.parametrize("block, message", [({2: 4}, "block axis 2 is not an axis"),
+                                            ({0: 0}, "block factor 0 for axis 0"),
+                                            ({1: 2.5}, "block factor 2.5")])
+def test_a_bad_block_is_refused(block, message):
+    A, B, C = matmul(5, 6, 7)
+    s = te.create_schedule(C.op)
+    with pytest.raises(loopc.ScheduleError, match=message):
+        s.cache_read(B, "global", [C], block=block)
+
+
 @pytest.mark.parametrize("layout", [(0, 0), (1,), (0, 2)])
 def test_a_layout_that_is_not_a_permutation_is_refused(layout):
     A, B, C = matmul(5, 6, 7)

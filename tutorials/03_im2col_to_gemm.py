@@ -19,8 +19,11 @@ Winograd) and pick one per layer by timing them. This tutorial makes im2col runn
    Like cuDNN's benchmark mode, each algorithm gets the best of a few register-tile shapes.
 
 3. A third algorithm, the library's default for small images (``loopc.schedules``, method
-   "direct"): output channels in the vector lanes. The weights are packed channel-innermost by
-   ``s.cache_read(W, "global", [Y], layout=(1, 2, 3, 0))`` (W.global[c, r, s, k]) and a q x 16
+   "direct"): output channels in the vector lanes. The weights are packed a block of 16 output
+   channels at a time, channels innermost, by ``s.cache_read(W, "global", [Y], block={0: 16})``
+   (W.global[k.outer, c, r, s, k.inner]: the 16 weights a vector uses are contiguous, and so
+   is a block's whole filter — a 1 KiB stride between them would fight over 4 of L1's 64
+   cache sets) and a q x 16
    register tile of outputs is kept channel-innermost by ``s.cache_write(Y, "local",
    layout=(0, 2, 3, 1))``, so each input value is broadcast to 16 multiply-adds. We print
    its loop nest for a small layer and check it against numpy.

@@ -6,7 +6,7 @@ Each creates a new compute op and stage, rewrites the bodies of the stages aroun
 from __future__ import annotations
 
 from ..errors import ScheduleError
-from ..te import expr as E
+from ..te import all as te_all, expr as E, if_then_else
 from ..te.tensor import ComputeOp, IterKind, IterVar, Range, Tensor
 from .relations import Split, leaf_values
 from .stage import AttachKind, Stage
@@ -34,7 +34,7 @@ def _reads(stage, op) -> bool:
     return any(isinstance(n, E.TensorRead) and n.tensor.op is op for n in E.walk(stage.body))
 
 
-def cache_read(schedule, tensor, scope, readers, layout=None):
+def cache_read(schedule, tensor, scope, readers, layout=None, block=None):
     """A stage that copies ``tensor`` into ``scope``; ``readers`` read the copy instead.
 
     before:  C[i] = f(A[i])                    after:  A.local[i] = A[i]
@@ -45,6 +45,13 @@ def cache_read(schedule, tensor, scope, readers, layout=None):
 
     before:  Y[i, k] = sum(X[i, c] * W[k, c], c)     after:  W.global[c, k] = W[k, c]   (layout=(1, 0))
                                                              Y[i, k] = sum(X[i, c] * W.global[c, k], c)
+
+    ``block`` ({axis: factor}) also cuts axes of ``tensor`` into blocks: the block index takes
+    the axis's place in ``layout`` and the offset within the block becomes a new innermost
+    axis (TVM's kernel packing for NCHW[x]c; a partial last block reads zeros):
+
+    block={0: 16}:  W.global[k.outer, c, r, s, k.inner] = W[k.outer*16 + k.inner, c, r, s]
+                    ... W[k, c, r, s] is read as W.global[k // 16, c, r, s, k % 16]
     """
     if not isinstance(tensor, Tensor):
         raise ScheduleError("cache_read", str(tensor), "expects a tensor", "s.cache_read(A, 'local', [C])")
@@ -60,15 +67,34 @@ def cache_read(schedule, tensor, scope, readers, layout=None):
                                 "list only stages that read the tensor")
     rank = len(tensor.shape)
     perm = _permutation("cache_read", tensor.name, layout, rank)
+    blocks = _blocks(tensor, block)
     names = _axis_names(tensor)
-    axes = _fresh_axes([tensor.shape[d] for d in perm], [names[d] for d in perm])
+    # the copy's axes: each source axis in layout order (a blocked one as its block index),
+    # then the offsets within the blocks
+    outer = [(d, -(-tensor.shape[d] // blocks[d]) if d in blocks else tensor.shape[d],
+              f"{names[d]}.outer" if d in blocks else names[d]) for d in perm]
+    inner = [(d, blocks[d], f"{names[d]}.inner") for d in perm if d in blocks]
+    axes = _fresh_axes([ext for _, ext, _ in outer + inner], [name for _, _, name in outer + inner])
     source_index = [None] * rank
-    for d, src in enumerate(perm):
-        source_index[src] = axes[d].var
-    cache_op = ComputeOp(f"{tensor.name}.{scope}", axes, E.TensorRead(tensor, tuple(source_index)), tensor.dtype)
+    for d, iv in zip(perm, axes):
+        source_index[d] = iv.var
+    in_bounds = []
+    for (d, factor, _), iv in zip(inner, axes[rank:]):
+        source_index[d] = source_index[d] * factor + iv.var
+        if tensor.shape[d] % factor:
+            in_bounds.append(source_index[d] < tensor.shape[d])
+    copy = E.TensorRead(tensor, tuple(source_index))
+    if in_bounds:
+        copy = if_then_else(te_all(*in_bounds), copy, 0)
+    cache_op = ComputeOp(f"{tensor.name}.{scope}", axes, copy, tensor.dtype)
     cache = cache_op.output(0)
+
+    def cache_index(indices):
+        index = [indices[d] // blocks[d] if d in blocks else indices[d] for d in perm]
+        return tuple(index + [indices[d] % factor for d, factor, _ in inner])
+
     for st in stages:
-        st.body = E.transform(st.body, lambda n: E.TensorRead(cache, tuple(n.indices[src] for src in perm))
+        st.body = E.transform(st.body, lambda n: E.TensorRead(cache, cache_index(n.indices))
                               if isinstance(n, E.TensorRead) and n.tensor.op is tensor.op else None)
     first = min(schedule.stages.index(st) for st in stages)
     new = schedule._insert_stage(cache_op, first)
@@ -76,8 +102,28 @@ def cache_read(schedule, tensor, scope, readers, layout=None):
     args = {"tensor": tensor.name, "scope": scope, "readers": [st.name for st in stages]}
     if layout is not None:
         args["layout"] = list(perm)
+    if blocks:
+        args["block"] = [[d, f] for d, f in sorted(blocks.items())]
     schedule._record(stages[0], "cache_read", args)
     return cache
+
+
+def _blocks(tensor, block):
+    """``block`` as {axis: factor}, checked (a trace stores it as [[axis, factor], ...])."""
+    if not block:
+        return {}
+    items = block.items() if isinstance(block, dict) else block
+    out = {}
+    for item in items:
+        d, factor = item
+        if not (isinstance(d, int) and 0 <= d < len(tensor.shape)):
+            raise ScheduleError("cache_read", tensor.name, f"block axis {d!r} is not an axis of the "
+                                f"{len(tensor.shape)}-d tensor", "name axes by position, e.g. block={0: 16}")
+        if not (isinstance(factor, int) and factor >= 1):
+            raise ScheduleError("cache_read", tensor.name, f"block factor {factor!r} for axis {d} is not a "
+                                "positive integer", "e.g. block={0: 16}")
+        out[d] = factor
+    return out
 
 
 def _permutation(primitive, name, layout, rank):

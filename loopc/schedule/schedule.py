@@ -81,11 +81,11 @@ class Schedule:
         self.ops.insert(self.ops.index(self.stages[index + 1].op) if index + 1 < len(self.stages) else len(self.ops), op)
         return st
 
-    def cache_read(self, tensor, scope, readers, layout=None):
+    def cache_read(self, tensor, scope, readers, layout=None, block=None):
         """A copy of ``tensor`` in ``scope`` that ``readers`` read instead (stored with its axes
-        permuted by ``layout``, when given); returns the new tensor."""
+        permuted by ``layout`` and cut into ``block`` s, when given); returns the new tensor."""
         from .rewrites import cache_read
-        return cache_read(self, tensor, scope, readers, layout)
+        return cache_read(self, tensor, scope, readers, layout, block)
 
     def cache_write(self, tensor, scope, layout=None):
         """Compute ``tensor`` into a ``scope`` buffer (its axes permuted by ``layout``, when
@@ -223,7 +223,7 @@ REPLAYABLE = {
     "bind": lambda st, a: st.bind(a["axis"], _thread_axis(a["tag"])),
     "cache_read": lambda st, a: st.schedule.cache_read(st.schedule.tensor_by_name(a["tensor"]), a["scope"],
                                                        [st.schedule.stage_by_name(r) for r in a["readers"]],
-                                                       a.get("layout")),
+                                                       a.get("layout"), a.get("block")),
     "cache_write": lambda st, a: st.schedule.cache_write(st.op.output(0), a["scope"], a.get("layout")),
     "rfactor": lambda st, a: st.schedule.rfactor(st.op.output(0), a["axis"], a.get("factor_axis", 0)),
     "im2col": lambda st, a: st.schedule.im2col(st.op.output(0)),
