@@ -107,14 +107,20 @@ def run_suite(thread_counts=(1, 2), quick=False, min_repeat_ms=100, repeat=5, lo
         tensors = [torch.from_numpy(a) for a in arrays] if torch is not None else None
         for n in thread_counts:
             threads.set_num_threads(n)
-            t_loopc = f.time_evaluator(number=1, repeat=repeat, min_repeat_ms=min_repeat_ms)(*arrays, y).median
-            with _blas_limits(n):
-                t_np = _median(lambda: np_fn(*arrays), min_repeat_ms, repeat)
-            t_torch = None
             if torch is not None:
                 torch.set_num_threads(n)
-                with torch.no_grad():
-                    t_torch = _median(lambda: torch_fn(torch, *tensors), min_repeat_ms, repeat)
+            # interleaved rounds: a slow spell of a shared machine hits every peer alike
+            times = {"loopc": [], "numpy": [], "torch": []}
+            timed_loopc = f.time_evaluator(number=1, repeat=1, min_repeat_ms=min_repeat_ms)
+            for _ in range(repeat):
+                times["loopc"].append(timed_loopc(*arrays, y).median)
+                with _blas_limits(n):
+                    times["numpy"].append(_median(lambda: np_fn(*arrays), min_repeat_ms, 1))
+                if torch is not None:
+                    with torch.no_grad():
+                        times["torch"].append(_median(lambda: torch_fn(torch, *tensors), min_repeat_ms, 1))
+            t_loopc, t_np = float(np.median(times["loopc"])), float(np.median(times["numpy"]))
+            t_torch = float(np.median(times["torch"])) if torch is not None else None
             row = Row(name, n, flop, t_loopc, build, t_np, t_torch)
             rows.append(row)
             if log:

@@ -41,12 +41,13 @@ def schedule_injective(s, stage):
         stage.parallel(outer)
 
 
-def schedule_gemm(s, stage, b_tensor, *, tile_rows=TILE_ROWS, vec=VEC, k_tile=0, parallel=True):
+def schedule_gemm(s, stage, b_tensor, *, tile_rows=TILE_ROWS, vec=VEC, k_tile=0, k_unroll=4, parallel=True):
     """C[i, j] += A[i, k] * B[k, j] with B read through a packed K x 16 panel per column block.
 
     for j.outer (parallel):
       B.panel[k, 0:16] = B[k, j.outer*16 : +16]          # cache_read, once per column block
-      for i.outer: for k: for i.inner (unrolled 4): C[i, j.outer*16 + 0:16] += A[i, k] * B.panel[k, 0:16]
+      for i.outer: for k.outer: for k.inner (unrolled 4), i.inner (unrolled 4):
+        C[i, j.outer*16 + 0:16] += A[i, k] * B.panel[k, 0:16]
     """
     C = stage.op.output(0)
     i, j = stage.op.axis
@@ -56,10 +57,13 @@ def schedule_gemm(s, stage, b_tensor, *, tile_rows=TILE_ROWS, vec=VEC, k_tile=0,
     jo, ji = stage.split(j, factor=min(vec, j.extent))
     if k_tile and k_tile < k.extent:
         # k blocked: a k_tile x vec slice of the panel stays in L1 across the row blocks
-        ko, ki = stage.split(k, factor=k_tile)
-        stage.reorder(jo, ko, io, ki, ii, ji)
+        ko, k = stage.split(k, factor=k_tile)
+        stage.reorder(jo, ko, io, k, ii, ji)
     else:
         stage.reorder(jo, io, k, ii, ji)
+    if k_unroll > 1 and k.extent >= 2 * k_unroll:
+        _, ku = stage.split(k, factor=k_unroll)
+        stage.unroll(ku)
     stage.unroll(ii)
     stage.vectorize(ji)
     s[panel].compute_at(stage, jo)
@@ -85,6 +89,7 @@ def schedule_dense(s, stage, *, lanes=VEC // 2, i_tiles=(4, 2), o_tiles=(3, 2), 
         return
     _, ki = stage.split(k, factor=lanes)
     rf = s.rfactor(stage.op.output(0), ki, factor_axis=-1)
+    stage.unroll(stage.reduce_axes[0])    # the sum of the 8 lanes: straight-line adds
     rf_stage = s[rf]
     i, o, lane = rf_stage.op.axis
     io, ii = rf_stage.split(i, factor=_row_tile(i.extent, tuple(i_tiles)))
@@ -127,20 +132,22 @@ def schedule_conv2d(s, stage, *, method=None, **options):
                         "use method='direct' or method='im2col'")
 
 
-def schedule_conv2d_direct(s, stage, *, vec=VEC, tile_q=None, c_block=None, parallel=True):
-    """Direct convolution with the output channels in vector lanes: weights packed channel-
-    innermost (``cache_read`` with ``block``), a ``tile_q`` x ``vec`` register tile of outputs
-    (``cache_write`` with the channels innermost), each input value broadcast to ``vec``
-    multiply-adds::
+def schedule_conv2d_direct(s, stage, *, vec=VEC, tile_q=None, c_block=None, unroll_s=True, parallel=True):
+    """Direct convolution with the output channels in vector lanes: weights packed a vector of
+    output channels at a time (``cache_read`` with ``block``), a ``tile_q`` x ``vec`` register
+    tile of outputs (``cache_write`` with the channels innermost), each input value broadcast
+    to ``vec`` multiply-adds; the window's s loop unrolled (``unroll_s``)::
 
         W.global[k.outer, c, r, s, 0:16] = W[k.outer*16 + 0:16, c, r, s]   # packed once per call
         for n (parallel), k.outer, p, q.outer:
-          for c, r, s: for q.inner (unrolled): Y.local[q.inner, 0:16] += X[n, c, p+r, q+s] * W.global[k.outer, c, r, s, 0:16]
+          for c, r: for s, q.inner (unrolled): Y.local[q.inner, 0:16] += X[n, c, p+r, q+s] * W.global[k.outer, c, r, s, 0:16]
           Y[n, k.outer*16 + 0:16, p, q.outer*T + q.inner] = Y.local[q.inner, 0:16]
 
     With a long window (C*R*S > DIRECT_REGISTER_CRS, ``c_block`` > 0) the tile lives at
     k.outer and the channels are blocked: a c_block slice of the packed weights stays in L1
-    while every pixel of the image uses it. A padding stage is computed once, at the root."""
+    while every pixel of the image uses it; the tile then runs over the image's pixels in
+    row-major order (p and q fused), ``tile_q`` of them at a time, so that a 14-wide row needs
+    no tail. A padding stage is computed once, at the root."""
     op = stage.op
     Y = op.output(0)
     N, K, P, Q = op.shape
@@ -149,7 +156,8 @@ def schedule_conv2d_direct(s, stage, *, vec=VEC, tile_q=None, c_block=None, para
     if c_block is None:
         c_block = 16 if C * R * S_ > DIRECT_REGISTER_CRS and C % 16 == 0 else 0
     if tile_q is None:
-        tile_q = next((t for t in (5, 6, 4, 7) if Q % t == 0 and 2 * t <= ACC_VECTORS), min(4, Q))
+        pixels = P * Q if c_block else Q
+        tile_q = next((t for t in (5, 6, 4, 7, 3) if pixels % t == 0 and 2 * t <= ACC_VECTORS), min(4, pixels))
     vec = min(vec, K)
     source = op.input_tensors[0]
     if getattr(source.op, "tag", "") == "pad" and s[source].attach is AttachKind.INLINE:
@@ -165,21 +173,26 @@ def schedule_conv2d_direct(s, stage, *, vec=VEC, tile_q=None, c_block=None, para
     local = s.cache_write(Y, "local", layout=(0, 2, 3, 1))
     n, k, p, q = s[Y].op.axis
     ko, ki = s[Y].split(k, factor=vec)
-    qo, qi = s[Y].split(q, factor=tile_q)
-    s[Y].reorder(n, ko, p, qo, ki, qi)
     yn, yp, yq, yk = s[local].op.axis
     c, r, s_ = s[local].op.reduce_axis
     if c_block:
+        # copy-out: contiguous runs of a row, no tail
+        qo, qi = s[Y].split(q, factor=next(t for t in range(min(8, Q), 0, -1) if Q % t == 0))
+        s[Y].reorder(n, ko, p, qo, ki, qi)
         s[local].compute_at(s[Y], ko)
         co, ci = s[local].split(c, factor=c_block)
-        yqo, yqi = s[local].split(yq, factor=tile_q)
-        s[local].reorder(yn, co, yp, yqo, ci, r, s_, yqi, yk)
-        s[local].unroll(yqi)
+        tile_outer, tile = s[local].split(s[local].fuse(yp, yq), factor=tile_q)
+        s[local].reorder(yn, co, tile_outer, ci, r, s_, tile, yk)
     else:
+        qo, qi = s[Y].split(q, factor=tile_q)
+        s[Y].reorder(n, ko, p, qo, ki, qi)
         s[local].compute_at(s[Y], qo)
         s[local].reorder(yn, yp, c, r, s_, yq, yk)
-        s[local].unroll(yq)
+        tile = yq
+    s[local].unroll(tile)
     s[local].vectorize(yk)
+    if unroll_s and S_ <= 8:
+        s[local].unroll(s_)
     if parallel and _work(stage) * C * R * S_ >= PAR_MIN_WORK:
         s[Y].parallel(n if n.extent > 1 else ko)
 
@@ -228,12 +241,25 @@ def schedule_conv2d_im2col(s, stage, *, vec=VEC, k_tiles=(6, 4, 3, 2), per_image
         stage.parallel(n if n.extent > 1 else pqo)
 
 
+#: pooling windows up to this many elements are unrolled
+MAX_UNROLLED_WINDOW = 16
+
+
 def schedule_pool(s, stage):
-    """Parallel over images x channels; the window loops innermost."""
+    """Parallel over images x channels; the window loops innermost, unrolled when small."""
     for other in s.stages:
         if other.op.tag == "pool_sum" and other.attach is AttachKind.ROOT and other is not stage:
             schedule_pool(s, other)
     n, c, p, q = stage.op.axis
+    window = 1
+    for ax in stage.reduce_axes:
+        window *= ax.extent
+    if window <= MAX_UNROLLED_WINDOW:
+        # straight-line window, under a vector of output columns
+        for ax in stage.reduce_axes:
+            stage.unroll(ax)
+        if q.extent <= 2 * VEC and tuple(stage.op.attrs.get("padding", (0, 0))) == (0, 0):
+            stage.vectorize(q)    # a row of outputs at once: branch-free max, strided loads
     if _work(stage) >= PAR_MIN_WORK:
         stage.parallel(stage.fuse(n, c))
 

@@ -132,8 +132,8 @@ def schedule_conv2d_backward_weight(s, stage):
     """acc[c, r, s, k] = sum_{n, p, q} Xpad[n, c, ...] * dyT[n, p, q, k] as a register-tiled GEMM.
 
     for c, r (parallel):                       # or (n.outer, c, r) after an rfactor over images
-      for n, p, q:                             # the long reduction, accumulators in registers
-        for s (unrolled): acc[c, r, s, 0:K] += Xpad[n, c, p*sh + r*dh, q*sw + s*dw] * dyT[n, p, q, 0:K]
+      for n, p, q.outer: for q.inner (2), s (unrolled):   # the long reduction, accumulators in registers
+        acc[c, r, s, 0:K] += Xpad[n, c, p*sh + r*dh, q*sw + s*dw] * dyT[n, p, q, 0:K]
     then dW[k, c, r, s] = acc[c, r, s, k] (a small transposed copy).
     """
     acc_t = _input(stage.op, "_acc")
@@ -156,7 +156,14 @@ def schedule_conv2d_backward_weight(s, stage):
     unroll = max(1, ACC_REGS // _regs(lanes))
     so, si = (None, s_) if S <= unroll else main.split(s_, factor=unroll)
     outer = [x for x in (lead, c, r, so, ko) if x is not None]
-    main.reorder(*outer, *red, si, ki)
+    if red[-1].extent % 2 == 0:
+        # two pixels per iteration: half the loop overhead of a body of only S multiply-adds
+        q_pairs, q_pair = main.split(red[-1], factor=2)
+        red = red[:-1] + [q_pairs, q_pair]
+        main.reorder(*outer, *red, si, ki)
+        main.unroll(q_pair)
+    else:
+        main.reorder(*outer, *red, si, ki)
     main.unroll(si)
     main.vectorize(ki)
     if big:
@@ -164,6 +171,8 @@ def schedule_conv2d_backward_weight(s, stage):
     if main is not acc and K <= 64:
         acc.vectorize(acc.op.axis[3])      # acc = the sum of the per-slice partials
     dst = s[dyT]
+    if K <= 16:
+        dst.unroll(dst.op.axis[3])    # the transpose: a few output channels per pixel, unrolled
     if big:
         dst.parallel(dst.op.axis[0])
     if pad is not None:

@@ -25,12 +25,17 @@ I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
 F32, F64 = ir.FloatType(), ir.DoubleType()
 PTR = ir.PointerType()
 VOID = ir.VoidType()
-LLTYPE = {"float32": F32, "float64": F64, "int32": I32, "int64": I64, "bool": I1}
-MEMTYPE = {**LLTYPE, "bool": I8}
+# int32 values (every loop variable and index) are computed in 64-bit registers and stored as
+# 32 bits: addresses need no sign extension, which keeps LLVM's loop passes (IndVarSimplify,
+# LSR) from rewriting every index — half of a convolution's build time — and drops a movslq
+# per access from the hot loops. int32 data is widened on load and truncated on store.
+LLTYPE = {"float32": F32, "float64": F64, "int32": I64, "int64": I64, "bool": I1}
+MEMTYPE = {**LLTYPE, "int32": I32, "bool": I8}
 NBYTES = {"float32": 4, "float64": 8, "int32": 4, "int64": 8, "bool": 1}
 FMF = ("contract",)          # let LLVM fuse a*b+c into one fma
 STACK_LIMIT = 64 * 1024      # intermediates up to this many bytes live on the stack
 ALIGN = 64
+MAX_SHUFFLED_STRIDE = 4      # strided vector loads up to this stride: a wide load and a shuffle
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,7 @@ class Ramp:
     base: ir.Value
     stride: int
     lanes: int
+    dtype: str = "int32"     # int32 lanes materialise as <lanes x i32> (a scalar int32 is i64)
 
 
 def _is_vec(v):
@@ -181,7 +187,7 @@ class FunctionCodegen:
     def vector_loop(self, s: For):
         lanes = s.extent.value
         self.lanes = lanes
-        self.env[s.var] = Ramp(self.scalar(s.min), 1, lanes)
+        self.env[s.var] = Ramp(self.scalar(s.min), 1, lanes, s.var.dtype)
         try:
             self.stmt(s.body)
         finally:
@@ -319,8 +325,8 @@ class FunctionCodegen:
         ety = MEMTYPE[buf.dtype]
         b = self.builder
         if not _is_vec(index) and self.mask is None:
-            v = b.load(self.address(buf, index), typ=ety, align=NBYTES[buf.dtype])
-            return b.trunc(v, I1) if buf.dtype == "bool" else v
+            return self.from_memory(b.load(self.address(buf, index), typ=ety, align=NBYTES[buf.dtype]),
+                                    buf.dtype)
         lanes = self.lanes
         if not _is_vec(index):
             return self.guarded_scalar_load(buf, index)
@@ -333,12 +339,44 @@ class FunctionCodegen:
             else:
                 fn = self.intrinsic("masked.load", vty, [PTR], args=[PTR, I32, ir.VectorType(I1, lanes), vty])
                 v = b.call(fn, [ptr, I32(NBYTES[buf.dtype]), mask, ir.Constant(vty, None)])
+        elif isinstance(index, Ramp) and 2 <= index.stride <= MAX_SHUFFLED_STRIDE and self.mask is None:
+            # a small stride: one load of exactly the span the lanes cover (never past the
+            # last lane), then a shuffle picks every stride-th element — a gather is slower
+            span = (lanes - 1) * index.stride + 1
+            wide = ir.VectorType(ety, span)
+            ptr = b.bitcast(self.address(buf, index.base), wide.as_pointer())
+            v = b.shuffle_vector(b.load(ptr, typ=wide, align=NBYTES[buf.dtype]), ir.Constant(wide, None),
+                                 ir.Constant(ir.VectorType(I32, lanes), [k * index.stride for k in range(lanes)]))
         else:
             ptrs = self.address(buf, index)
             fn = self.intrinsic("masked.gather", vty, [ir.VectorType(PTR, lanes)],
                                 args=[ir.VectorType(PTR, lanes), I32, ir.VectorType(I1, lanes), vty])
             v = b.call(fn, [ptrs, I32(NBYTES[buf.dtype]), mask, ir.Constant(vty, None)])
-        return b.trunc(v, ir.VectorType(I1, lanes)) if buf.dtype == "bool" else v
+        return self.from_memory(v, buf.dtype)
+
+    def from_memory(self, v, dtype):
+        """A loaded value in its computation type (bool: i8 -> i1; int32: i32 -> i64)."""
+        if dtype == "bool":
+            return self.builder.trunc(v, self._like(v, I1))
+        if dtype == "int32" and not isinstance(v.type, ir.VectorType):
+            return self.builder.sext(v, I64)
+        return v
+
+    def to_memory(self, v, dtype):
+        """The inverse of :meth:`from_memory`, for a store."""
+        if dtype == "bool":
+            return self.builder.zext(v, self._like(v, I8))
+        if dtype == "int32":
+            return self.builder.trunc(v, self._like(v, I32)) if self._element(v) == I64 else v
+        return v
+
+    @staticmethod
+    def _element(v):
+        return v.type.element if isinstance(v.type, ir.VectorType) else v.type
+
+    @staticmethod
+    def _like(v, element):
+        return ir.VectorType(element, v.type.count) if isinstance(v.type, ir.VectorType) else element
 
     def any_lane(self, mask):
         lanes = mask.type.count
@@ -358,7 +396,7 @@ class FunctionCodegen:
         phi = b.phi(ety)
         phi.add_incoming(v, then_block)
         phi.add_incoming(ir.Constant(ety, None), other_block)
-        return b.trunc(phi, I1) if buf.dtype == "bool" else phi
+        return self.from_memory(phi, buf.dtype)
 
     def store(self, s: Store):
         buf = s.buffer
@@ -366,9 +404,8 @@ class FunctionCodegen:
         value = self.value(s.value)
         b = self.builder
         ety = MEMTYPE[buf.dtype]
-        if buf.dtype == "bool":
-            value = self.materialize(value) if _is_vec(value) else value
-            value = b.zext(value, ir.VectorType(I8, value.type.count) if _is_vec(value) else I8)
+        if buf.dtype in ("bool", "int32"):
+            value = self.to_memory(self.materialize(value), buf.dtype)
         if not _is_vec(index) and not _is_vec(value) and self.mask is None:
             b.store(value, self.address(buf, index), align=NBYTES[buf.dtype])
             return
@@ -412,15 +449,26 @@ class FunctionCodegen:
     def materialize(self, v):
         if not isinstance(v, Ramp):
             return v
-        ty = v.base.type
-        steps = ir.Constant(ir.VectorType(ty, v.lanes), [k * v.stride for k in range(v.lanes)])
-        return self.builder.add(self.splat(v.base, v.lanes), steps)
+        base = self.narrow(v.base) if v.dtype == "int32" else v.base
+        steps = ir.Constant(ir.VectorType(base.type, v.lanes), [k * v.stride for k in range(v.lanes)])
+        return self.builder.add(self.splat(base, v.lanes), steps)
 
-    def broadcast(self, v, lanes):
+    def narrow(self, scalar):
+        """A 64-bit int32 scalar as i32, to join int32 vectors (which stay 32 bits per lane)."""
+        if scalar.type != I64:
+            return scalar
+        if isinstance(scalar, ir.Constant):
+            return I32(scalar.constant)
+        return self.builder.trunc(scalar, I32)
+
+    def broadcast(self, v, lanes, like=None):
+        """``v`` as a vector; a scalar joining ``like`` (a vector) takes its element type."""
         if isinstance(v, Ramp):
             return self.materialize(v)
         if isinstance(v.type, ir.VectorType):
             return v
+        if like is not None and like.type.element == I32 and v.type == I64:
+            v = self.narrow(v)
         return self.splat(v, lanes)
 
     def to_i64(self, v):
@@ -463,7 +511,9 @@ class FunctionCodegen:
     def unify(self, a, b):
         """Make both scalars, or both materialised vectors."""
         if _is_vec(a) or _is_vec(b):
-            return self.broadcast(a, self.lanes), self.broadcast(b, self.lanes)
+            a, b = self.materialize(a), self.materialize(b)
+            vec = a if isinstance(a.type, ir.VectorType) else b
+            return self.broadcast(a, self.lanes, vec), self.broadcast(b, self.lanes, vec)
         return a, b
 
     def binary(self, e):
@@ -502,19 +552,19 @@ class FunctionCodegen:
         lanes = self.lanes
         if isinstance(e, E.Add):
             if isinstance(a, Ramp) and isinstance(b, Ramp):
-                return Ramp(bld.add(a.base, b.base, flags=["nsw"]), a.stride + b.stride, lanes)
+                return Ramp(bld.add(a.base, b.base, flags=["nsw"]), a.stride + b.stride, lanes, a.dtype)
             r, s = (a, b) if isinstance(a, Ramp) else (b, a)
             if not _is_vec(s):
-                return Ramp(bld.add(r.base, s, flags=["nsw"]), r.stride, lanes)
+                return Ramp(bld.add(r.base, s, flags=["nsw"]), r.stride, lanes, r.dtype)
         if isinstance(e, E.Sub):
             if isinstance(a, Ramp) and isinstance(b, Ramp):
-                return Ramp(bld.sub(a.base, b.base, flags=["nsw"]), a.stride - b.stride, lanes)
+                return Ramp(bld.sub(a.base, b.base, flags=["nsw"]), a.stride - b.stride, lanes, a.dtype)
             if isinstance(a, Ramp) and not _is_vec(b):
-                return Ramp(bld.sub(a.base, b, flags=["nsw"]), a.stride, lanes)
+                return Ramp(bld.sub(a.base, b, flags=["nsw"]), a.stride, lanes, a.dtype)
         if isinstance(e, E.Mul):
             r, s = (a, b) if isinstance(a, Ramp) else (b, a)
             if isinstance(s, ir.Constant) and not _is_vec(s):
-                return Ramp(bld.mul(r.base, s, flags=["nsw"]), r.stride * int(s.constant), lanes)
+                return Ramp(bld.mul(r.base, s, flags=["nsw"]), r.stride * int(s.constant), lanes, r.dtype)
         return None
 
     def safe_divmod(self, e, a, b):
@@ -554,11 +604,12 @@ class FunctionCodegen:
             cond = self.broadcast(cond, self.lanes)
             saved = self.mask
             self.mask = cond if saved is None else bld.and_(saved, cond)
-            t = self.broadcast(self.value(e.t), self.lanes)
+            t = self.value(e.t)
             inv = bld.not_(cond)
             self.mask = inv if saved is None else bld.and_(saved, inv)
-            f = self.broadcast(self.value(e.f), self.lanes)
+            f = self.value(e.f)
             self.mask = saved
+            t, f = self.unify(self.broadcast(t, self.lanes) if not _is_vec(f) else t, f)
             return bld.select(cond, t, f)
         with bld.if_else(cond) as (then, other):
             with then:
@@ -576,8 +627,8 @@ class FunctionCodegen:
         bld = self.builder
         vec = isinstance(v.type, ir.VectorType)
         ty = LLTYPE[dst]
-        if vec:
-            ty = ir.VectorType(ty, v.type.count)
+        if vec:     # int32 lanes are 32 bits wide (a scalar int32 is 64)
+            ty = ir.VectorType(I32 if dst == "int32" else ty, v.type.count)
         if src == dst:
             return v
         if dst == "bool":
@@ -591,7 +642,11 @@ class FunctionCodegen:
             return bld.fptosi(v, ty)
         if E.is_float(dst):
             return bld.sitofp(v, ty)
-        return bld.sext(v, ty) if dst == "int64" else bld.trunc(v, ty)
+        if vec:
+            return bld.sext(v, ty) if dst == "int64" else bld.trunc(v, ty)
+        if dst == "int32":     # int64 -> int32 wraps, then lives in 64 bits again
+            return bld.sext(bld.trunc(v, I32), ty)
+        return v               # int32 -> int64: already 64 bits wide
 
     def call(self, e: E.Call):
         x = self.materialize(self.value(e.args[0]))
