@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 from ..errors import LoweringError
 from ..ir.stmt import (Allocate, For, ForKind, IfThenElse, LoweredFunc, SeqStmt, Store, TensorStore,
@@ -201,8 +202,19 @@ def _add_term(terms: dict, term, coefficient) -> None:
     terms[term] = terms.get(term, 0) + coefficient
 
 
+#: node id -> (node, terms, constant) for the canonical sums simplify_expr has just built, so
+#: that a parent sum reads its children's linear forms instead of walking them again (a
+#: bottom-up rewrite of a nested sum would otherwise be quadratic in its size)
+_linear_memo = threading.local()
+
+
 def linear_form(e):
     """``e`` as ({term: coefficient}, constant) for integer expressions, terms in first-seen order."""
+    memo = getattr(_linear_memo, "table", None)
+    if memo is not None:
+        hit = memo.get(id(e))
+        if hit is not None and hit[0] is e:
+            return dict(hit[1]), hit[2]
     if isinstance(e, E.Const) and _is_int(e):
         return {}, e.value
     if isinstance(e, (E.Add, E.Sub)) and _is_int(e):
@@ -310,7 +322,11 @@ def _simplify_node(e, ranges):
             return out
     if isinstance(e, (E.Add, E.Sub, E.Mul)) and _is_int(e):
         terms, const = canonical_linear(e)
-        return from_linear(terms, const, e.dtype)
+        out = from_linear(terms, const, e.dtype)
+        memo = getattr(_linear_memo, "table", None)
+        if memo is not None:
+            memo[id(out)] = (out, terms, const)
+        return out
     if isinstance(e, (E.FloorDiv, E.FloorMod)) and isinstance(e.b, E.Const) and e.b.value == 1:
         return e.a if isinstance(e, E.FloorDiv) else E.Const(0, e.dtype)
     if isinstance(e, (E.Add, E.Sub)) and isinstance(e.b, E.Const) and e.b.value == 0:
@@ -345,7 +361,14 @@ def _simplify_node(e, ranges):
 
 def simplify_expr(e, ranges=None):
     """Simplify ``e``; ``ranges`` (Var -> (lo, hi) inclusive) enables range-based rewrites."""
-    return E.transform(e, lambda n: _simplify_node(n, ranges))
+    outer = getattr(_linear_memo, "table", None)
+    if outer is None:
+        _linear_memo.table = {}
+    try:
+        return E.transform(e, lambda n: _simplify_node(n, ranges))
+    finally:
+        if outer is None:
+            _linear_memo.table = None
 
 
 def bound_of(e, ranges):
