@@ -13,6 +13,7 @@ from loopc.te.expr import Reduce
 VEC = 16          # float32 lanes per vector loop: two AVX2 registers, one AVX-512 register
 TILE_ROWS = 4     # rows of a register tile: 4 x 16 floats = 8 AVX2 accumulators
 PAR_MIN_WORK = 1 << 15   # parallelise only loops whose work is worth a thread wake-up
+DENSE_PAR_MIN_MACS = 1 << 21   # a dense layer of fewer multiply-adds (~30 us) is not worth a thread wake-up
 COL_IMAGE_BYTES = 256 * 1024   # a per-image im2col matrix up to this size stays in L2
 ACC_VECTORS = 12  # AVX2 registers a register tile may use as accumulators (of 16: room for operands)
 
@@ -98,7 +99,7 @@ def schedule_dense(s, stage, *, lanes=VEC // 2, i_tiles=(4, 2), o_tiles=(3, 2), 
     rf_stage.unroll(ii)
     rf_stage.unroll(oi)
     rf_stage.vectorize(lane)
-    if parallel and _work(stage) * k.extent >= 4 * PAR_MIN_WORK:
+    if parallel and _work(stage) * k.extent >= DENSE_PAR_MIN_MACS:
         rf_stage.parallel(io)
 
 
@@ -110,16 +111,18 @@ def _row_tile(extent, choices=(6, 4, 3, 2)):
     return min(TILE_ROWS, extent)
 
 
-#: direct convolution (output channels in vector lanes) for output images up to this many pixels
-DIRECT_MAX_PIXELS = 256
+#: direct convolution (output channels in vector lanes) for output images up to this many
+#: pixels: a whole image's outputs for one vector of channels (P*Q x 16 floats) stay in L2
+DIRECT_MAX_PIXELS = 4096
 #: ... whose window C*R*S is at most this: the register tile stays live over the whole sum
 DIRECT_REGISTER_CRS = 512
 
 
 def schedule_conv2d(s, stage, *, method=None, **options):
     """Convolution: ``method`` "direct" (:func:`schedule_conv2d_direct`) or "im2col"
-    (:func:`schedule_conv2d_im2col`); by default direct for small output images whose
-    channel count fills whole vectors (LeNet's conv2, ResNet's 14x14 layers), im2col otherwise."""
+    (:func:`schedule_conv2d_im2col`); by default direct when the output channels fill whole
+    vectors and an image is not too large (LeNet's conv2, ResNet's 56x56 and 14x14 layers),
+    im2col otherwise (LeNet's conv1, with 6 channels)."""
     op = stage.op
     N, K, P, Q = op.shape
     if method is None:

@@ -18,14 +18,14 @@ Winograd) and pick one per layer by timing them. This tutorial makes im2col runn
    tutorial 2) — and time them on LeNet's two convolutions (batch 64) and a ResNet 3x3 layer.
    Like cuDNN's benchmark mode, each algorithm gets the best of a few register-tile shapes.
 
-3. A third algorithm, the library's default for small images (``loopc.schedules``, method
-   "direct"): output channels in the vector lanes. The weights are packed a block of 16 output
-   channels at a time, channels innermost, by ``s.cache_read(W, "global", [Y], block={0: 16})``
-   (W.global[k.outer, c, r, s, k.inner]: the 16 weights a vector uses are contiguous, and so
-   is a block's whole filter — a 1 KiB stride between them would fight over 4 of L1's 64
-   cache sets) and a q x 16
-   register tile of outputs is kept channel-innermost by ``s.cache_write(Y, "local",
-   layout=(0, 2, 3, 1))``, so each input value is broadcast to 16 multiply-adds. We print
+3. A third algorithm, the library's default when the output channels fill whole vectors
+   (``loopc.schedules``, method "direct"): output channels in the vector lanes. The weights
+   are packed a block of 16 output channels at a time, channels innermost, by
+   ``s.cache_read(W, "global", [Y], block={0: 16})`` (W.global[k.outer, c, r, s, k.inner]:
+   the 16 weights a vector uses are contiguous, and so is a block's whole filter — a 1 KiB
+   stride between them would fight over 4 of L1's 64 cache sets), and a q x 16 register tile
+   of outputs is kept channel-innermost by ``s.cache_write(Y, "local", layout=(0, 2, 3, 1))``,
+   so each input value is broadcast to 16 multiply-adds. We print
    its loop nest for a small layer and check it against numpy.
 
 The patch matrix repeats every input pixel up to R*S times (the "blow-up" column), so im2col
@@ -155,7 +155,7 @@ def show_channels_in_lanes():
         if st.op.tag == "pad":
             st.compute_inline()
     library_cpu.schedule_conv2d(s, s[Y], method="direct", tile_q=3)
-    print("Direct, output channels in vector lanes (loopc.schedules' default for small images):\n")
+    print("Direct, output channels in vector lanes (loopc.schedules' default for 16k output channels):\n")
     print(loopc.lower(s, [X, Wt, Y], name="conv2d_lanes"))
     rng = np.random.default_rng(3)
     x = rng.standard_normal(X.shape).astype(np.float32)
