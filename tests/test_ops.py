@@ -67,7 +67,11 @@ def test_conv2d(N, C, H, W, K, R, S_, stride, pad, dil):
 
 @pytest.mark.parametrize("method", ["direct", "im2col"])
 @pytest.mark.parametrize("N,C,H,W,K,R,S_,stride,pad,dil", CONVS + [(3, 5, 11, 11, 16, 3, 3, 2, 2, 1),
-                                                             (1, 7, 13, 13, 32, 3, 3, 1, 1, 2)])
+                                                             (1, 7, 13, 13, 32, 3, 3, 1, 1, 2),
+                                                             # long windows: channel blocks, a tile
+                                                             # over fused pixels (121: with a tail)
+                                                             (1, 64, 13, 13, 16, 3, 3, 1, 0, 1),
+                                                             (2, 32, 9, 9, 32, 5, 5, 2, 2, 1)])
 def test_conv2d_both_cpu_methods(N, C, H, W, K, R, S_, stride, pad, dil, method):
     """Each CPU convolution template on its own (the default picks one by shape)."""
     from loopc.schedules import cpu
@@ -84,12 +88,17 @@ def test_conv2d_both_cpu_methods(N, C, H, W, K, R, S_, stride, pad, dil, method)
     np.testing.assert_allclose(y, ref.conv2d_nchw(x, w, stride, pad, dil), rtol=1e-4, atol=1e-4)
 
 
-def test_conv2d_default_is_direct_for_small_images_with_whole_vectors_of_channels():
-    X, Wt = te.placeholder((2, 6, 14, 14), name="X"), te.placeholder((16, 6, 5, 5), name="W")
+@pytest.mark.parametrize("image, kernel, method", [((2, 6, 14, 14), (16, 6, 5, 5), "direct"),
+                                                   ((1, 3, 40, 40), (32, 3, 3, 3), "direct"),
+                                                   ((1, 1, 70, 70), (16, 1, 3, 3), "im2col"),
+                                                   ((1, 1, 32, 32), (6, 1, 5, 5), "im2col")])
+def test_conv2d_default_method_is_direct_for_whole_vectors_of_channels_and_images_up_to_4096_pixels(
+        image, kernel, method):
+    X, Wt = te.placeholder(image, name="X"), te.placeholder(kernel, name="W")
     with pytest.warns(S.NoTunedRecordWarning):
         s = S.schedule(S.conv2d_nchw(X, Wt))
-    assert [st.name for st in s.stages if st.name.endswith((".global", ".local", ".col"))] == \
-        ["W.global", "conv2d.local"]
+    stages = [st.name for st in s.stages if st.name.endswith((".global", ".local", ".col"))]
+    assert stages == (["W.global", "conv2d.local"] if method == "direct" else ["conv2d.col"])
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
