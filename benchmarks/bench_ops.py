@@ -2,7 +2,8 @@
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_ops.py [--threads 1 2]
 
-Ratios are peer_time / loopc_time: above 1.00 loopc is faster. Prints the BLAS kernel numpy
+Ratios are medians of per-round peer_time / loopc_time (the peers timed back to back in each
+of --repeat interleaved rounds): above 1.00 loopc is faster. Prints the BLAS kernel numpy
 ran (threadpoolctl) and the machine. Record results in benchmarks/RESULTS.md.
 """
 import argparse

@@ -2,7 +2,7 @@
 
 Used by ``benchmarks/bench_ops.py`` and ``loopc bench``. Every loopc result is checked against
 the numpy reference before it is timed; times are medians of interleaved rounds; ratios are
-peer_time / loopc_time (> 1 means loopc is faster). Build time is lowering + LLVM + JIT of a
+the medians of each round's peer_time / loopc_time (> 1 means loopc is faster). Build time is lowering + LLVM + JIT of a
 fresh schedule, the faster of two, in a process where LLVM and libgomp are already loaded.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .runtime import threads
 from .runtime.timing import time_evaluator
 
 
-SETTLE_SECONDS = 0.2
+SETTLE_SECONDS = 0.05
 
 
 @dataclass
@@ -30,6 +30,10 @@ class Row:
     build: float
     numpy: float | None
     torch: float | None
+    #: medians of the per-round ratios peer / loopc (each round times the peers back to back,
+    #: so a slow spell of a shared machine cancels out); None where the peer is absent
+    numpy_ratio: float | None = None
+    torch_ratio: float | None = None
 
 
 def _torch():
@@ -86,8 +90,8 @@ def _workloads(quick):
 
 
 def _settle(seconds=SETTLE_SECONDS):
-    """Let the previous library's worker threads stop spinning (OpenBLAS and OpenMP pools
-    busy-wait for up to ~0.1 s after a call) before the next one is timed."""
+    """A short pause before each peer is timed: the previous library's worker threads stop
+    spinning (OpenMP pools busy-wait for a while after a call)."""
     time.sleep(seconds)
 
 
@@ -145,7 +149,9 @@ def run_suite(thread_counts=(1, 2), quick=False, min_repeat_ms=100, repeat=5, lo
                         times["torch"].append(_median(lambda: torch_fn(torch, *tensors), min_repeat_ms, 1))
             t_loopc, t_np = float(np.median(times["loopc"])), float(np.median(times["numpy"]))
             t_torch = float(np.median(times["torch"])) if torch is not None else None
-            row = Row(name, n, flop, t_loopc, build, t_np, t_torch)
+            ratios = {peer: float(np.median(np.array(times[peer]) / np.array(times["loopc"])))
+                      for peer in ("numpy", "torch") if times[peer]}
+            row = Row(name, n, flop, t_loopc, build, t_np, t_torch, ratios.get("numpy"), ratios.get("torch"))
             rows.append(row)
             if log:
                 log(format_row(row))
@@ -161,7 +167,9 @@ def format_row(r: Row) -> str:
     def ms(t):
         return f"{t * 1e3:9.3f}" if t is not None else f"{'-':>9}"
 
-    def ratio(t):
-        return f"{t / r.loopc:6.2f}" if t is not None else f"{'-':>6}"
-    return (f"{r.name:<42} {r.threads:>3} {ms(r.loopc)} {r.flop / r.loopc / 1e9:8.1f} {ms(r.numpy)} {ratio(r.numpy)} "
-            f"{ms(r.torch)} {ratio(r.torch):>7} {r.build * 1e3:8.0f}")
+    def ratio(paired, t):
+        if paired is None and t is not None:
+            paired = t / r.loopc
+        return f"{paired:6.2f}" if paired is not None else f"{'-':>6}"
+    return (f"{r.name:<42} {r.threads:>3} {ms(r.loopc)} {r.flop / r.loopc / 1e9:8.1f} {ms(r.numpy)} "
+            f"{ratio(r.numpy_ratio, r.numpy)} {ms(r.torch)} {ratio(r.torch_ratio, r.torch):>7} {r.build * 1e3:8.0f}")

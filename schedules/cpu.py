@@ -150,7 +150,8 @@ def schedule_conv2d_direct(s, stage, *, vec=VEC, tile_q=None, c_block=None, unro
     k.outer and the channels are blocked: a c_block slice of the packed weights stays in L1
     while every pixel of the image uses it; the tile then runs over the image's pixels in
     row-major order (p and q fused), ``tile_q`` of them at a time, so that a 14-wide row needs
-    no tail. A padding stage is computed once, at the root."""
+    no tail; for one image, each k.outer block packs its own weights. A padding stage is
+    computed once, at the root."""
     op = stage.op
     Y = op.output(0)
     N, K, P, Q = op.shape
@@ -171,7 +172,10 @@ def schedule_conv2d_direct(s, stage, *, vec=VEC, tile_q=None, c_block=None, unro
     # pack one input channel at a time, reading each filter's contiguous r x s window
     pko, pc, pr, ps, pki = s[packed].op.axis
     s[packed].reorder(pko, pc, pki, pr, ps)
-    if parallel and C * R * S_ * K >= 16 * PAR_MIN_WORK:
+    # one image with channel blocks: each k.outer block packs its own weights (in L2, next to
+    # their use) instead of a whole packed copy going out to memory and back
+    pack_per_block = bool(c_block) and N == 1
+    if parallel and C * R * S_ * K >= 16 * PAR_MIN_WORK and not pack_per_block:
         s[packed].parallel(pko)
     local = s.cache_write(Y, "local", layout=(0, 2, 3, 1))
     n, k, p, q = s[Y].op.axis
@@ -192,6 +196,8 @@ def schedule_conv2d_direct(s, stage, *, vec=VEC, tile_q=None, c_block=None, unro
         s[local].compute_at(s[Y], qo)
         s[local].reorder(yn, yp, c, r, s_, yq, yk)
         tile = yq
+    if pack_per_block:
+        s[packed].compute_at(s[local], yn)
     s[local].unroll(tile)
     s[local].vectorize(yk)
     if unroll_s and S_ <= 8:

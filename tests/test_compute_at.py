@@ -187,6 +187,24 @@ def test_cache_read_with_blocks_packs_a_panel_per_column_block():
     assert "B.global[j.outer*88 + k*8 + j.inner]" in text       # // and % fold into the block loops
 
 
+def test_a_blocked_copy_computed_at_a_block_loop_holds_one_block():
+    """Bound inference through // and %: inside one 8-wide block of j, B.global[j // 8, k, j % 8]
+    is read at one block index and 8 offsets, so compute_at allocates [1, K, 8] (17 columns:
+    the last block partial, its extra lanes zeros)."""
+    M, N, K = 13, 17, 11
+    A, B, C = matmul(M, N, K)
+    s = te.create_schedule(C.op)
+    BP = s.cache_read(B, "global", [C], layout=(1, 0), block={1: 8})
+    i, j = C.op.axis
+    jo, ji = s[C].split(j, factor=8)
+    s[C].reorder(jo, i, C.op.reduce_axis[0], ji)
+    s[C].vectorize(ji)
+    s[BP].compute_at(s[C], jo)
+    a, b = rand(M, K), rand(K, N, seed=1)
+    text = str(run_both(s, [A, B, C], [a, b, np.zeros((M, N), np.float32)], a @ b))
+    assert "B.global = allocate(float32[1, 11, 8]" in text
+
+
 @pytest.mark.parametrize("block, message", [({2: 4}, "block axis 2 is not an axis"),
                                             ({0: 0}, "block factor 0 for axis 0"),
                                             ({1: 2.5}, "block factor 2.5")])
@@ -359,3 +377,19 @@ def test_bind_errors():
         s[C].bind(j, te.thread_axis("blockIdx.x"))
     with pytest.raises(loopc.ScheduleError, match="thread_axis"):
         s[C].bind(j, j)
+
+
+def test_index_interval_through_block_division_and_remainder():
+    """The pieces bound inference composes: (8q + r) // 8 and % 8 with r over inner loops."""
+    from loopc.lower.loop_nest import _index_interval
+    from loopc.te import expr as E
+    q, r = E.Var("q"), E.Var("r")
+    inner = {r: (0, 7)}
+    assert _index_interval((q * 8 + r) // 8, inner) == ({q: 1}, 0, 0)       # one block
+    assert _index_interval((q * 8 + r) % 8, inner) == ({}, 0, 7)
+    shifted = {r: (4, 11)}                                                   # crosses a block edge
+    assert _index_interval((q * 8 + r) // 8, shifted) == ({q: 1}, 0, 1)
+    assert _index_interval((q * 8 + r) % 8, shifted) == ({}, 0, 7)
+    assert _index_interval((q * 8 + r) % 8, {r: (2, 5)}) == ({}, 2, 5)
+    assert _index_interval((q * 6 + r) // 8, inner) is None                 # 6q is not whole blocks
+    assert _index_interval(q * 3 + r * 2 + 1, inner) == ({q: 3}, 1, 15)

@@ -85,6 +85,56 @@ def _reads_of(expr, op):
     return [n for n in E.walk(expr) if isinstance(n, E.TensorRead) and n.tensor.op is op]
 
 
+def _index_interval(index, inner_ranges):
+    """``index`` as (symbolic terms, lo, hi): its value lies in [sym + lo, sym + hi] while the
+    loops in ``inner_ranges`` run; None when an inner loop is used non-linearly.
+
+    A block index ``(q*d + r) // d`` or offset ``(q*d + r) % d``, with ``q`` free of inner
+    loops and ``r`` ranging over inner ones, is ``q + [r_lo // d, r_hi // d]`` or
+    ``[r_lo % d, r_hi % d]`` (when r stays within one block): how a read of
+    ``W.global[k // 16, ..., k % 16]`` inside one 16-wide block of k touches one block."""
+    terms, const = canonical_linear(index)
+    sym, lo, hi = {}, const, const
+    for t, c in terms.items():
+        if t in inner_ranges:
+            t_lo, t_hi = inner_ranges[t]
+        elif not (E.free_vars(t) & inner_ranges.keys()):
+            sym[t] = sym.get(t, 0) + c
+            continue
+        else:
+            split = _divmod_interval(t, inner_ranges)
+            if split is None:
+                return None
+            q_terms, t_lo, t_hi = split
+            for qt, qc in q_terms.items():
+                sym[qt] = sym.get(qt, 0) + c * qc
+        lo += min(c * t_lo, c * t_hi)
+        hi += max(c * t_lo, c * t_hi)
+    return {t: c for t, c in sym.items() if c}, lo, hi
+
+
+def _divmod_interval(term, inner_ranges):
+    """(quotient terms, lo, hi) of ``x // d`` or ``x % d`` (see :func:`_index_interval`)."""
+    if not (isinstance(term, (E.FloorDiv, E.FloorMod)) and isinstance(term.b, E.Const) and term.b.value > 0):
+        return None
+    d = term.b.value
+    terms, const = canonical_linear(term.a)
+    quotient, r_lo, r_hi = {}, const, const
+    for t, c in terms.items():
+        if t in inner_ranges:
+            r_lo += min(c * inner_ranges[t][0], c * inner_ranges[t][1])
+            r_hi += max(c * inner_ranges[t][0], c * inner_ranges[t][1])
+        elif c % d == 0 and not (E.free_vars(t) & inner_ranges.keys()):
+            quotient[t] = c // d
+        else:
+            return None
+    if isinstance(term, E.FloorDiv):
+        return quotient, r_lo // d, r_hi // d
+    if r_lo // d != r_hi // d:
+        return {}, 0, d - 1
+    return {}, r_lo % d, r_hi % d
+
+
 def infer_region(op, reads, inner_ranges) -> Region:
     """Bound inference: the box of ``op``'s output that ``reads`` touch while the loops in
     ``inner_ranges`` (Var -> (lo, hi)) run and every other variable stays fixed."""
@@ -92,14 +142,11 @@ def infer_region(op, reads, inner_ranges) -> Region:
     for d, size in enumerate(op.shape):
         box = None
         for read in reads:
-            terms, const = canonical_linear(read.indices[d])
-            inner = {t: c for t, c in terms.items() if t in inner_ranges}
-            rest = {t: c for t, c in terms.items() if t not in inner_ranges}
-            if any(E.free_vars(t) & inner_ranges.keys() for t in rest):
+            interval = _index_interval(read.indices[d], inner_ranges)
+            if interval is None:
                 box = None  # a non-linear use of an inner loop: give up on this dimension
                 break
-            lo = const + sum(min(c * inner_ranges[t][0], c * inner_ranges[t][1]) for t, c in inner.items())
-            hi = const + sum(max(c * inner_ranges[t][0], c * inner_ranges[t][1]) for t, c in inner.items())
+            rest, lo, hi = interval
             sym = from_linear(rest, 0, read.indices[d].dtype)
             if box is None:
                 box = [sym, lo, hi]
