@@ -32,8 +32,13 @@ def lower(schedule, args, name: str = "main", dump: bool | None = None) -> Lower
     func = schedule_to_loops(schedule, args, name)
     if dump:
         print(f"# ---- after schedule_to_loops\n{func}", file=sys.stderr)
+    simplified = None     # simplify is idempotent: a pass that changed nothing needs no second one
     for pass_name, fn in PASSES:
+        if fn is simplify and func is simplified:
+            continue
         func = fn(func)
+        if fn is simplify:
+            simplified = func
         if dump:
             print(f"# ---- after {pass_name}\n{func}", file=sys.stderr)
     return func
