@@ -299,4 +299,5 @@ TEMPLATES = {
     "log_softmax_backward": schedule_log_softmax_backward,
     "sgd_momentum": schedule_elementwise,
     "adadelta": schedule_elementwise,
+    "adadelta_delta": schedule_elementwise,   # its own vector loop: both outputs read it
 }

@@ -89,7 +89,7 @@ def adadelta(param, grad, square_avg, acc_delta, lr, rho=0.9, eps=1e-6, weight_d
                         name=name + "_square_avg", tag="adadelta", attrs={**attrs, "output": "square_avg"})
     delta = te.compute(param.shape,
                        lambda *i: te.sqrt(acc_delta[i] + eps_e) / te.sqrt(new_sq[i] + eps_e) * g(i),
-                       name=name + "_delta", tag="injective")
+                       name=name + "_delta", tag="adadelta_delta")   # two sqrt and a divide: computed once
     new_acc = te.compute(param.shape, lambda *i: rho_e * acc_delta[i] + (1.0 - rho_e) * delta[i] * delta[i],
                          name=name + "_acc_delta", tag="adadelta", attrs={**attrs, "output": "acc_delta"})
     new_p = te.compute(param.shape, lambda *i: param[i] - lr_e * delta[i],
