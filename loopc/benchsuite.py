@@ -2,8 +2,9 @@
 
 Used by ``benchmarks/bench_ops.py`` and ``loopc bench``. Every loopc result is checked against
 the numpy reference before it is timed; times are medians of interleaved rounds; ratios are
-the medians of each round's peer_time / loopc_time (> 1 means loopc is faster). Build time is lowering + LLVM + JIT of a
-fresh schedule, the faster of two, in a process where LLVM and libgomp are already loaded.
+the medians of each round's peer_time / loopc_time (> 1 means loopc is faster). Build time is
+lowering + LLVM + JIT of a fresh schedule, the faster of two, in a process where LLVM and
+libgomp are already loaded.
 """
 from __future__ import annotations
 

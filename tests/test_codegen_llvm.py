@@ -92,3 +92,24 @@ def test_loop_variables_are_64_bit():
     f = loopc.build(te.create_schedule(Y.op), [X, Y])
     unopt = f.get_source("llvm-unopt")
     assert "phi  i64" in unopt and "phi  i32" not in unopt and "sext" not in unopt
+
+
+def test_int32_lanes_mix_scalars_selects_and_loop_indices():
+    """In a vector loop an int32 select of two constants, the lane index and int32 data all
+    meet as 32-bit lanes; the result matches numpy."""
+    n = 29
+    X = te.placeholder((n,), name="X")
+    K = te.placeholder((n,), dtype="int32", name="K")
+    Y = te.compute((n,), lambda i: te.if_then_else(X[i] > 0.0, te.const(3, "int32"), te.const(-2, "int32"))
+                   + i * 2 - K[i] // 3 + te.max(K[i], i), name="Y")
+    s = te.create_schedule(Y.op)
+    _, inner = s[Y].split(Y.op.axis[0], factor=8)
+    s[Y].vectorize(inner)
+    f = loopc.build(s, [X, K, Y])
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(n).astype(np.float32)
+    k = rng.integers(-40, 40, n).astype(np.int32)
+    y = np.zeros(n, np.int32)
+    f(x, k, y)
+    i = np.arange(n)
+    np.testing.assert_array_equal(y, np.where(x > 0, 3, -2) + i * 2 - k // 3 + np.maximum(k, i))

@@ -461,14 +461,14 @@ class FunctionCodegen:
             return I32(scalar.constant)
         return self.builder.trunc(scalar, I32)
 
-    def broadcast(self, v, lanes, like=None):
-        """``v`` as a vector; a scalar joining ``like`` (a vector) takes its element type."""
-        if isinstance(v, Ramp):
-            return self.materialize(v)
+    def broadcast(self, v, lanes, dtype=None):
+        """``v`` as a vector; for ``dtype`` int32, with 32-bit lanes (the scalar may be 64-bit)."""
+        v = self.materialize(v)
+        if dtype == "int32" and self._element(v) == I64:
+            v = self.narrow(v) if not isinstance(v.type, ir.VectorType) else self.builder.trunc(
+                v, ir.VectorType(I32, v.type.count))
         if isinstance(v.type, ir.VectorType):
             return v
-        if like is not None and like.type.element == I32 and v.type == I64:
-            v = self.narrow(v)
         return self.splat(v, lanes)
 
     def to_i64(self, v):
@@ -508,12 +508,10 @@ class FunctionCodegen:
             return self.call(e)
         raise BuildError(f"the LLVM target cannot emit {type(e).__name__}")
 
-    def unify(self, a, b):
-        """Make both scalars, or both materialised vectors."""
+    def unify(self, a, b, dtype=None):
+        """Make both scalars, or both materialised vectors (of ``dtype``'s lanes)."""
         if _is_vec(a) or _is_vec(b):
-            a, b = self.materialize(a), self.materialize(b)
-            vec = a if isinstance(a.type, ir.VectorType) else b
-            return self.broadcast(a, self.lanes, vec), self.broadcast(b, self.lanes, vec)
+            return self.broadcast(a, self.lanes, dtype), self.broadcast(b, self.lanes, dtype)
         return a, b
 
     def binary(self, e):
@@ -524,7 +522,7 @@ class FunctionCodegen:
             r = self.ramp_arith(e, a, b)
             if r is not None:
                 return r
-        a, b = self.unify(a, b)
+        a, b = self.unify(a, b, dtype)
         bld = self.builder
         if E.is_float(dtype):
             if isinstance(e, E.Add): return bld.fadd(a, b, flags=FMF)
@@ -604,12 +602,11 @@ class FunctionCodegen:
             cond = self.broadcast(cond, self.lanes)
             saved = self.mask
             self.mask = cond if saved is None else bld.and_(saved, cond)
-            t = self.value(e.t)
+            t = self.broadcast(self.value(e.t), self.lanes, e.dtype)
             inv = bld.not_(cond)
             self.mask = inv if saved is None else bld.and_(saved, inv)
-            f = self.value(e.f)
+            f = self.broadcast(self.value(e.f), self.lanes, e.dtype)
             self.mask = saved
-            t, f = self.unify(self.broadcast(t, self.lanes) if not _is_vec(f) else t, f)
             return bld.select(cond, t, f)
         with bld.if_else(cond) as (then, other):
             with then:
