@@ -118,6 +118,11 @@ DIRECT_MAX_PIXELS = 4096
 DIRECT_REGISTER_CRS = 512
 
 
+def default_conv2d_method(K, P, Q):
+    """"direct" when K output channels fill whole vectors and the P x Q image is not too large."""
+    return "direct" if K % VEC == 0 and P * Q <= DIRECT_MAX_PIXELS else "im2col"
+
+
 def schedule_conv2d(s, stage, *, method=None, **options):
     """Convolution: ``method`` "direct" (:func:`schedule_conv2d_direct`) or "im2col"
     (:func:`schedule_conv2d_im2col`); by default direct when the output channels fill whole
@@ -126,7 +131,7 @@ def schedule_conv2d(s, stage, *, method=None, **options):
     op = stage.op
     N, K, P, Q = op.shape
     if method is None:
-        method = "direct" if K % VEC == 0 and P * Q <= DIRECT_MAX_PIXELS else "im2col"
+        method = default_conv2d_method(K, P, Q)
     if method == "direct":
         return schedule_conv2d_direct(s, stage, **options)
     if method == "im2col":

@@ -85,7 +85,31 @@ def test_cli_tunes_a_library_op(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("name,args", [("dense", (8, 48, 12)), ("matmul", (24, 40, 20)),
-                                       ("conv2d_nchw", (2, 3, 10, 10, 4, 3, 3, 1, 1))])
+                                       ("conv2d_nchw", (2, 3, 10, 10, 4, 3, 3, 1, 1)),
+                                       ("conv2d_nchw", (2, 32, 9, 9, 16, 3, 3, 1, 1))])
+def test_config_0_of_a_library_template_is_the_default_schedule(name, args):
+    """Tuning starts from what schedules.schedule already does: config 0 replays to the same
+    loop nest (the 16-channel convolution's default is the direct method, the 4-channel one's
+    im2col), and every config of the space computes the op correctly."""
+    task = autotune.create_task(name, args)
+    s0, _ = task.instantiate(task.config_space.get(0))
+    X, W, Y = library_op(name, args)
+    default = schedule_quietly(Y)
+    assert str(loopc.lower(default, [X, W, Y])) == str(loopc.lower(s0, [*_inputs_of(s0), s0.outputs[0]]))
+    x, w = rand(*X.shape), rand(*W.shape)
+    expect = {"matmul": lambda: ref.matmul(x, w), "dense": lambda: ref.dense(x, w),
+              "conv2d_nchw": lambda: ref.conv2d_nchw(x, w, stride=args[7], padding=args[8])}[name]()
+    space = task.config_space
+    for index in sorted({1, len(space) // 3, len(space) // 2, len(space) - 1}):
+        s, tensors = task.instantiate(space.get(index))
+        y = np.zeros(Y.shape, np.float32)
+        loopc.build(s, tensors)(x, w, y)
+        np.testing.assert_allclose(y, expect, rtol=1e-4, atol=1e-4, err_msg=str(space.get(index)))
+
+
+@pytest.mark.parametrize("name,args", [("dense", (8, 48, 12)), ("matmul", (24, 40, 20)),
+                                       ("conv2d_nchw", (2, 3, 10, 10, 4, 3, 3, 1, 1)),
+                                       ("conv2d_nchw", (2, 32, 9, 9, 16, 3, 3, 1, 1))])
 def test_apply_history_best_record_used_by_schedule(tmp_path, name, args):
     rec, tuned = make_record(name, args)
     log = tmp_path / "tuned.jsonl"

@@ -83,12 +83,12 @@ def dense(batch, in_features, out_features):
 
 @template("conv2d_nchw")
 def conv2d_nchw(N, C, H, W, K, R, S, stride, padding):
-    """``schedules.conv2d_nchw`` (im2col) with schedule_conv2d; per_image 0 = by size."""
+    """``schedules.conv2d_nchw`` with schedule_conv2d. Config 0 is the library's default
+    schedule. A convolution whose default is the direct method (output channels filling whole
+    vectors) tunes its register tile (``tile_q`` pixels, 0 = by shape), channel blocks
+    (``c_block``, -1 = by window length) and the window unroll, and may fall back to im2col;
+    the others tune im2col's knobs (``per_image`` 0 = by the patch matrix's size)."""
     cfg = get_config()
-    cfg.define_knob("vec", [16, 8])
-    cfg.define_knob("tile_k", [0, 2, 4, 8])
-    cfg.define_knob("per_image", [0, 1, 2])       # 0: by the patch matrix's size, 1: per image, 2: per panel
-    cfg.define_knob("parallel", [1, 0])
     X = te.placeholder((N, C, H, W), dtype=_DTYPE, name="X")
     Wt = te.placeholder((K, C, R, S), dtype=_DTYPE, name="W")
     Y = _S.conv2d_nchw(X, Wt, stride=stride, padding=padding)
@@ -96,6 +96,26 @@ def conv2d_nchw(N, C, H, W, K, R, S, stride, padding):
     for st in list(s.stages):          # as schedules.schedule does before the template
         if st.op is not Y.op and st.op.tag in ("injective", "bias_add", "pad"):
             st.compute_inline()
+    _, _, P, Q = Y.shape
+    if _cpu.default_conv2d_method(K, P, Q) == "direct":
+        cfg.define_knob("method", ["direct", "im2col"])
+        cfg.define_knob("tile_q", [0, 4, 5, 6, 3])
+        cfg.define_knob("c_block", [-1, 0, 16, 32])
+        cfg.define_knob("unroll_s", [1, 0])
+        cfg.define_knob("parallel", [1, 0])
+        parallel = bool(cfg["parallel"].val)
+        if cfg["method"].val == "im2col":
+            _cpu.schedule_conv2d(s, s[Y], method="im2col", parallel=parallel)
+        else:
+            cb = cfg["c_block"].val
+            _cpu.schedule_conv2d(s, s[Y], method="direct", tile_q=cfg["tile_q"].val or None,
+                                 c_block=None if cb < 0 or (cb and C % cb) else cb,
+                                 unroll_s=bool(cfg["unroll_s"].val), parallel=parallel)
+        return s, [X, Wt, Y]
+    cfg.define_knob("vec", [16, 8])
+    cfg.define_knob("tile_k", [0, 2, 4, 8])
+    cfg.define_knob("per_image", [0, 1, 2])       # 0: by the patch matrix's size, 1: per image, 2: per panel
+    cfg.define_knob("parallel", [1, 0])
     tk, pi = cfg["tile_k"].val, cfg["per_image"].val
     _cpu.schedule_conv2d(s, s[Y], method="im2col", vec=cfg["vec"].val, k_tiles=(tk,) if tk else (6, 4, 3, 2),
                          per_image=None if pi == 0 else pi == 1, parallel=bool(cfg["parallel"].val))
