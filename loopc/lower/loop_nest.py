@@ -26,7 +26,7 @@ from ..schedule.relations import leaf_values, propagate_extents
 from ..schedule.stage import AttachKind
 from ..te import expr as E
 from ..te.tensor import IterKind, PlaceholderOp, Tensor
-from .passes import canonical_linear, from_linear
+from .passes import bound_of, canonical_linear, from_linear
 
 
 @dataclass(frozen=True)
@@ -119,15 +119,14 @@ def _divmod_interval(term, inner_ranges):
         return None
     d = term.b.value
     terms, const = canonical_linear(term.a)
-    quotient, r_lo, r_hi = {}, const, const
-    for t, c in terms.items():
-        if t in inner_ranges:
-            r_lo += min(c * inner_ranges[t][0], c * inner_ranges[t][1])
-            r_hi += max(c * inner_ranges[t][0], c * inner_ranges[t][1])
-        elif c % d == 0 and not (E.free_vars(t) & inner_ranges.keys()):
-            quotient[t] = c // d
-        else:
-            return None
+    # whole blocks free of inner loops form the quotient; the rest must be bounded by them
+    quotient = {t: c // d for t, c in terms.items()
+                if t not in inner_ranges and c % d == 0 and not (E.free_vars(t) & inner_ranges.keys())}
+    rest = {t: c for t, c in terms.items() if t not in quotient}
+    bound = bound_of(from_linear(rest, const, term.dtype), inner_ranges)
+    if bound is None:
+        return None
+    r_lo, r_hi = bound
     if isinstance(term, E.FloorDiv):
         return quotient, r_lo // d, r_hi // d
     if r_lo // d != r_hi // d:

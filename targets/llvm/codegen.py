@@ -310,7 +310,7 @@ class FunctionCodegen:
         base = self.buffers[buf]
         ety = MEMTYPE[buf.dtype]
         if not _is_vec(index):
-            return self.builder.gep(base, [self.to_i64(index)], source_etype=ety, inbounds=True)
+            return self.builder.gep(base, [index], source_etype=ety, inbounds=True)   # index: i64
         vidx = self.materialize(index)
         b = self.builder
         lanes = vidx.type.count
@@ -470,9 +470,6 @@ class FunctionCodegen:
         if isinstance(v.type, ir.VectorType):
             return v
         return self.splat(v, lanes)
-
-    def to_i64(self, v):
-        return v if v.type == I64 else self.builder.sext(v, I64)
 
     # ------------------------------------------------------------------ expressions
 
