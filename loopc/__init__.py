@@ -5,13 +5,13 @@
 """
 __version__ = "0.1.0"
 
-from . import te
+from . import interp, te
 from .errors import ArgumentError, BuildError, LoopcError, LoweringError, ScheduleError
 from .lower import lower
 from .runtime.profiling import profile
 from .schedule import create_schedule
 
-__all__ = ["te", "lower", "build", "create_schedule", "profile", "LoopcError", "ScheduleError",
+__all__ = ["te", "interp", "lower", "build", "create_schedule", "profile", "LoopcError", "ScheduleError",
            "LoweringError", "BuildError", "ArgumentError", "__version__"]
 
 

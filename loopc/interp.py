@@ -23,8 +23,18 @@ def _wrap(bits):
     half = 1 << (bits - 1)
 
     def cast(x):
-        return (int(np.trunc(x)) + half) % (1 << bits) - half
+        if not isinstance(x, (int, np.integer)):     # floats truncate first (exact for ints)
+            x = np.trunc(x)
+        return (int(x) + half) % (1 << bits) - half
     return cast
+
+
+def _abs(x):
+    """abs with numpy's integer semantics (abs(INT_MIN) == INT_MIN in its dtype)."""
+    if isinstance(x, np.integer):
+        with np.errstate(over="ignore"):
+            return np.abs(x)
+    return abs(x)
 
 
 def _floordiv(a, b):
@@ -41,7 +51,7 @@ def _floormod(a, b):
 _RUNTIME = {
     "_f32": np.float32, "_f64": np.float64, "_i32": _wrap(32), "_i64": _wrap(64),
     "_min": np.minimum, "_max": np.maximum, "_exp": np.exp, "_log": np.log, "_sqrt": np.sqrt, "_tanh": np.tanh,
-    "_sigmoid": _sigmoid, "_abs": abs, "_floor": np.floor, "_floordiv": _floordiv, "_floormod": _floormod,
+    "_sigmoid": _sigmoid, "_abs": _abs, "_floor": np.floor, "_floordiv": _floordiv, "_floormod": _floormod,
     "_alloc": lambda n, dtype: np.zeros(n, dtype=dtype),
 }
 

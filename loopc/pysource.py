@@ -40,6 +40,19 @@ class PySourceEmitter:
     def __init__(self, namer=None, reserved=()):
         """``reserved``: names the generated code uses (runtime helpers) that nothing may shadow."""
         self.name = namer or Namer(reserved)
+        self.ranges = {}      # Var -> (lo, hi) of the enclosing loops with constant bounds
+
+    def wraps(self, e) -> bool:
+        """Whether integer arithmetic ``e`` may leave its dtype, so that its result must wrap
+        (two's complement, like numpy); index math that the loop ranges bound does not."""
+        from .lower.passes import bound_of
+        if not (E.is_int(e.dtype) and isinstance(e, (E.Add, E.Sub, E.Mul, E.FloorDiv, E.FloorMod))):
+            return False
+        if isinstance(e, (E.FloorDiv, E.FloorMod)) and isinstance(e.b, E.Const) and e.b.value > 0:
+            return False
+        bound = bound_of(e, self.ranges)
+        lo, hi = (-2**31, 2**31 - 1) if e.dtype == "int32" else (-2**63, 2**63 - 1)
+        return bound is None or bound[0] < lo or bound[1] > hi
 
     def expr(self, e) -> str:
         if isinstance(e, E.Const):
@@ -63,9 +76,11 @@ class PySourceEmitter:
             if isinstance(e.b, E.Const) and E.is_int(e.dtype) and e.b.value > 0:
                 return f"({self.expr(e.a)} {op} {self.expr(e.b)})"   # index math: plain Python
             helper = "_floordiv" if op == "//" else "_floormod"      # x // 0 == 0, floats floor(a / b)
-            return f"{helper}({self.expr(e.a)}, {self.expr(e.b)})"
+            text = f"{helper}({self.expr(e.a)}, {self.expr(e.b)})"
+            return f"{_CAST[e.dtype]}({text})" if self.wraps(e) else text
         if type(e) in _ARITH:
-            return f"({self.expr(e.a)} {_ARITH[type(e)]} {self.expr(e.b)})"
+            text = f"({self.expr(e.a)} {_ARITH[type(e)]} {self.expr(e.b)})"
+            return f"{_CAST[e.dtype]}{text}" if self.wraps(e) else text
         if type(e) in _CMP:
             return f"({self.expr(e.a)} {_CMP[type(e)]} {self.expr(e.b)})"
         if isinstance(e, E.And):
@@ -88,7 +103,14 @@ class PySourceEmitter:
             v = self.name(s.var, s.var.name)
             lo = self.expr(s.min)
             out.append(f"{pad}for {v} in range({lo}, {lo} + {self.expr(s.extent)}):")
+            saved = self.ranges.get(s.var)
+            if isinstance(s.min, E.Const) and isinstance(s.extent, E.Const):
+                self.ranges[s.var] = (s.min.value, s.min.value + s.extent.value - 1)
             self.stmt(s.body, indent + 1, out)
+            if saved is None:
+                self.ranges.pop(s.var, None)
+            else:
+                self.ranges[s.var] = saved
         elif isinstance(s, SeqStmt):
             if not s.stmts:
                 out.append(f"{pad}pass")

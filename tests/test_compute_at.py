@@ -391,5 +391,34 @@ def test_index_interval_through_block_division_and_remainder():
     assert _index_interval((q * 8 + r) // 8, shifted) == ({q: 1}, 0, 1)
     assert _index_interval((q * 8 + r) % 8, shifted) == ({}, 0, 7)
     assert _index_interval((q * 8 + r) % 8, {r: (2, 5)}) == ({}, 2, 5)
-    assert _index_interval((q * 6 + r) // 8, inner) is None                 # 6q is not whole blocks
     assert _index_interval(q * 3 + r * 2 + 1, inner) == ({q: 3}, 1, 15)
+
+
+@pytest.mark.parametrize("coef, d, r_lo, r_hi", [(6, 8, 0, 7), (3, 6, 0, 2), (3, 6, 0, 3), (4, 6, 1, 1),
+                                                 (5, 7, 0, 4), (2, 8, 0, 1), (3, 6, -1, 1), (12, 8, 0, 9)])
+def test_index_interval_of_partial_blocks_holds_every_value(coef, d, r_lo, r_hi):
+    """(c*q + r) // d and % d where c*q is not whole blocks (a fused loop split by a factor that
+    is not its inner extent): the interval inferred around the symbolic part holds every value
+    the index takes, checked by enumeration."""
+    from loopc.lower.loop_nest import _index_interval
+    from loopc.te import expr as E
+    q, r = E.Var("q"), E.Var("r")
+    for op, fn in ((E.FloorDiv, lambda x: x // d), (E.FloorMod, lambda x: x % d)):
+        out = _index_interval(op(q * coef + r, E.Const(d)), {r: (r_lo, r_hi)})
+        assert out is not None
+        terms, lo, hi = out
+        for qv in range(-3, 12):
+            sym = sum(c * _eval_int(t, {q: qv}) for t, c in terms.items())
+            for rv in range(r_lo, r_hi + 1):
+                assert sym + lo <= fn(coef * qv + rv) <= sym + hi, (op.__name__, qv, rv)
+
+
+def _eval_int(e, env):
+    from loopc.te import expr as E
+    if isinstance(e, E.Var):
+        return env[e]
+    if isinstance(e, E.Const):
+        return e.value
+    a, b = _eval_int(e.a, env), _eval_int(e.b, env)
+    return {E.Add: a + b, E.Sub: a - b, E.Mul: a * b, E.FloorDiv: a // b if b else 0,
+            E.FloorMod: a % b if b else 0}[type(e)]

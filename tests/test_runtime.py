@@ -265,8 +265,9 @@ def test_time_evaluator_checks_arguments(add_kernel):
     a, b, c = arrays()
     with pytest.raises(ArgumentError):
         f.time_evaluator(number=1, repeat=1)(a, b)
-    with pytest.raises(ValueError):
-        f.time_evaluator(number=0, repeat=1)(a, b, c)
+    for bad in (dict(number=0), dict(repeat=-1), dict(number=1.5), dict(min_repeat_ms=float("nan"))):
+        with pytest.raises(ArgumentError, match=next(iter(bad))):
+            f.time_evaluator(**{"number": 1, "repeat": 1, **bad})(a, b, c)
 
 
 # --------------------------------------------------------------------------- threads

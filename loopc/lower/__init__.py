@@ -9,11 +9,12 @@ import sys
 
 from ..ir.stmt import LoweredFunc
 from .loop_nest import schedule_to_loops
-from .passes import flatten_buffers, partition_tails, simplify, unroll_loops
+from .passes import flatten_buffers, partition_tails, privatize_lane_buffers, simplify, unroll_loops
 
 #: The lowering pipeline after the loop nests are built, top to bottom.
 PASSES = (
     ("flatten_buffers", flatten_buffers),   # T[i, j] -> T[i*N + j]
+    ("privatize_lane_buffers", privatize_lane_buffers),  # buffers inside a vector loop: one per lane
     ("simplify", simplify),                 # fold constants, canonical index math, drop proven guards
     ("partition_tails", partition_tails),   # loops split where tail guards start to matter
     ("simplify_partitions", simplify),      # ... so the main parts lose their guards

@@ -17,6 +17,7 @@ buffer of that region's constant size; the consumer's reads are shifted into it.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Tuple
 
@@ -114,24 +115,41 @@ def _index_interval(index, inner_ranges):
 
 
 def _divmod_interval(term, inner_ranges):
-    """(quotient terms, lo, hi) of ``x // d`` or ``x % d`` (see :func:`_index_interval`)."""
+    """(quotient terms, lo, hi) of ``x // d`` or ``x % d`` (see :func:`_index_interval`).
+
+    ``x = d*Q + q + r``: ``Q`` and ``q`` free of inner loops (``Q``'s coefficients multiples
+    of ``d``, ``q``'s not), ``r`` the inner loops plus the constant, in ``[r_lo, r_hi]``.
+    ``q % d`` is a multiple of ``g = gcd(q's coefficients, d)``, so while ``r`` stays within
+    ``[0, g)`` no iteration crosses a block of ``d``: a fused-then-split loop
+    ``((f.outer*3 + f.inner) // 6, (f.outer*3 + f.inner) % 6)`` reads one row and three
+    columns per ``f.outer``."""
     if not (isinstance(term, (E.FloorDiv, E.FloorMod)) and isinstance(term.b, E.Const) and term.b.value > 0):
         return None
     d = term.b.value
     terms, const = canonical_linear(term.a)
-    # whole blocks free of inner loops form the quotient; the rest must be bounded by them
-    quotient = {t: c // d for t, c in terms.items()
-                if t not in inner_ranges and c % d == 0 and not (E.free_vars(t) & inner_ranges.keys())}
-    rest = {t: c for t, c in terms.items() if t not in quotient}
-    bound = bound_of(from_linear(rest, const, term.dtype), inner_ranges)
+    outer = {t: c for t, c in terms.items() if t not in inner_ranges and not (E.free_vars(t) & inner_ranges.keys())}
+    whole = {t: c // d for t, c in outer.items() if c % d == 0}
+    part = {t: c for t, c in outer.items() if c % d}
+    inner = {t: c for t, c in terms.items() if t not in outer}
+    bound = bound_of(from_linear(inner, const, term.dtype), inner_ranges)
     if bound is None:
         return None
     r_lo, r_hi = bound
+    g = d
+    for c in part.values():
+        g = math.gcd(g, abs(c))
+    q = from_linear(part, 0, term.dtype) if part else None
     if isinstance(term, E.FloorDiv):
-        return quotient, r_lo // d, r_hi // d
-    if r_lo // d != r_hi // d:
-        return {}, 0, d - 1
-    return {}, r_lo % d, r_hi % d
+        if q is not None:
+            whole[E.FloorDiv(q, E.Const(d, term.dtype))] = 1
+        return whole, r_lo // d, (d - g + r_hi) // d
+    if q is None:
+        if r_lo // d != r_hi // d:
+            return {}, 0, d - 1
+        return {}, r_lo % d, r_hi % d
+    if 0 <= r_lo and r_hi < g:
+        return {E.FloorMod(q, E.Const(d, term.dtype)): 1}, r_lo, r_hi
+    return {}, 0, d - 1
 
 
 def infer_region(op, reads, inner_ranges) -> Region:

@@ -25,10 +25,10 @@ def flatten_buffers(func: LoweredFunc) -> LoweredFunc:
     bmap = func.attrs["buffer_map"]
 
     def flat_index(buf, indices):
-        idx = None
-        for i, stride in zip(indices, buf.strides):
+        idx = E.Const(0)          # a rank-0 tensor (a scalar) is element 0 of its buffer
+        for n, (i, stride) in enumerate(zip(indices, buf.strides)):
             term = i * stride if stride != 1 else i
-            idx = term if idx is None else idx + term
+            idx = term if n == 0 else idx + term
         return idx
 
     def fexpr(e):
@@ -42,6 +42,78 @@ def flatten_buffers(func: LoweredFunc) -> LoweredFunc:
         return None
 
     return _with_body(func, map_stmt(func.body, fstmt, fexpr))
+
+
+# --------------------------------------------------------------------------- vector lanes
+
+
+def privatize_lane_buffers(func: LoweredFunc) -> LoweredFunc:
+    """Give each lane of a vectorized loop its own copy of the buffers allocated inside it.
+
+    A buffer allocated in a loop body belongs to one iteration; run as vector lanes, the
+    iterations would share it (a stage computed at a loop nested in a vectorized loop). Each
+    such buffer gets the lane as a new innermost axis, so lane ``k`` reads and writes its own
+    elements (and contiguous lanes make vector accesses of them).
+
+    before:  for i in vectorized(8):            after:  for i in vectorized(8):
+               for j in range(8):                         for j in range(8):
+                 B = allocate(float32[1])                   B = allocate(float32[1, 8])
+                 B[0] = A[i*8 + j]*2                        B[0*8 + i] = A[i*8 + j]*2
+                 C[i*8 + j] = B[0] + 1                      C[i*8 + j] = B[0*8 + i] + 1
+
+    A vectorized loop inside another runs as a serial loop (one vector dimension at a time):
+    it becomes ``serial`` here, so the IR says what the code does.
+    """
+    def visit(s):      # top-down: the outermost vectorized loop decides for its whole body
+        if isinstance(s, For):
+            if s.kind is ForKind.VECTORIZED:
+                return _privatize(s)
+            body = visit(s.body)
+            return s if body is s.body else For(s.var, s.min, s.extent, s.kind, body, s.thread_tag)
+        if isinstance(s, SeqStmt):
+            parts = [visit(x) for x in s.stmts]
+            return s if all(a is b for a, b in zip(parts, s.stmts)) else seq(*parts)
+        if isinstance(s, IfThenElse):
+            t = visit(s.then_case)
+            e = None if s.else_case is None else visit(s.else_case)
+            return s if (t is s.then_case and e is s.else_case) else IfThenElse(s.cond, t, e)
+        if isinstance(s, Allocate):
+            b = visit(s.body)
+            return s if b is s.body else Allocate(s.buffer, b)
+        return s
+
+    return _with_body(func, visit(func.body))
+
+
+def _privatize(loop: For) -> For:
+    inner = [s for s in walk_stmt(loop.body)
+             if isinstance(s, Allocate) or (isinstance(s, For) and s.kind is ForKind.VECTORIZED)]
+    if not inner:
+        return loop
+    lanes = loop.extent.value if isinstance(loop.extent, E.Const) else None
+    if lanes is None:
+        return loop
+    lane = loop.var if isinstance(loop.min, E.Const) and loop.min.value == 0 else loop.var - loop.min
+    private = {s.buffer: dataclasses.replace(s.buffer, shape=tuple(s.buffer.shape) + (lanes,))
+               for s in inner if isinstance(s, Allocate)}
+
+    def index(i):
+        return i * lanes + lane
+
+    def fexpr(e):
+        return E.transform(e, lambda n: E.Load(private[n.buffer], index(n.index))
+                           if isinstance(n, E.Load) and n.buffer in private else None)
+
+    def fstmt(s):
+        if isinstance(s, Store) and s.buffer in private:
+            return Store(private[s.buffer], index(s.index), s.value)
+        if isinstance(s, Allocate) and s.buffer in private:
+            return Allocate(private[s.buffer], s.body)
+        if isinstance(s, For) and s.kind is ForKind.VECTORIZED:
+            return For(s.var, s.min, s.extent, ForKind.SERIAL, s.body, s.thread_tag)
+        return None
+
+    return For(loop.var, loop.min, loop.extent, loop.kind, map_stmt(loop.body, fstmt, fexpr), loop.thread_tag)
 
 
 # --------------------------------------------------------------------------- unroll
@@ -376,12 +448,29 @@ def bound_of(e, ranges):
     terms, const = linear_form(e)
     lo = hi = const
     for t, c in terms.items():
-        if t not in ranges:
+        t_range = ranges.get(t) if t in ranges else _divmod_bound(t, ranges)
+        if t_range is None:
             return None
-        tlo, thi = ranges[t]
+        tlo, thi = t_range
         lo += min(c * tlo, c * thi)
         hi += max(c * tlo, c * thi)
     return lo, hi
+
+
+def _divmod_bound(t, ranges):
+    """Interval of ``x // d`` or ``x % d`` (constant d > 0) from the interval of ``x``."""
+    if not (isinstance(t, (E.FloorDiv, E.FloorMod)) and isinstance(t.b, E.Const) and _is_int(t)
+            and t.b.value > 0):
+        return None
+    inner = bound_of(t.a, ranges)
+    if inner is None:
+        return None
+    d = t.b.value
+    if isinstance(t, E.FloorDiv):
+        return inner[0] // d, inner[1] // d
+    if inner[0] // d == inner[1] // d:
+        return inner[0] % d, inner[1] % d
+    return 0, d - 1
 
 
 def prove(cond, ranges):

@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass
 from typing import Tuple
 
+from ..errors import ArgumentError
+
 
 @dataclass(frozen=True)
 class ProfileResult:
@@ -26,8 +28,12 @@ def time_evaluator(call, number: int = 10, repeat: int = 3, min_repeat_ms: float
     With ``min_repeat_ms``, ``number`` grows until one round lasts at least that long.
     ``sync`` (e.g. a device synchronise) runs before each clock read.
     """
-    if number < 1 or repeat < 1:
-        raise ValueError("time_evaluator needs number >= 1 and repeat >= 1")
+    for name, value in (("number", number), ("repeat", repeat), ("warmup", warmup)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "warmup" else 1):
+            raise ArgumentError(f"time_evaluator: {name}={value!r} must be an int >= "
+                                f"{0 if name == 'warmup' else 1}")
+    if not isinstance(min_repeat_ms, (int, float)) or not 0 <= min_repeat_ms < float("inf"):
+        raise ArgumentError(f"time_evaluator: min_repeat_ms={min_repeat_ms!r} must be a finite number >= 0")
     sync = sync or (lambda: None)
 
     def evaluator(*args) -> ProfileResult:

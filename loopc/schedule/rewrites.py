@@ -25,6 +25,22 @@ def _axis_names(tensor):
     return [f"ax{d}" for d in range(len(tensor.shape))]
 
 
+def _computed_stage(schedule, tensor, primitive) -> Stage:
+    """The stage of ``tensor``, which must be a te.compute of this schedule."""
+    if not isinstance(tensor, Tensor):
+        raise ScheduleError(primitive, str(tensor), f"expects a tensor, got {type(tensor).__name__}",
+                            f"s.{primitive}(C, ...) with C a te.compute tensor")
+    if not isinstance(tensor.op, ComputeOp):
+        raise ScheduleError(primitive, tensor.name, "is a placeholder (an input): it is not computed, so there "
+                            "is nothing to " + ("cache" if primitive == "cache_write" else "factor"),
+                            "use s.cache_read for inputs" if primitive == "cache_write"
+                            else "rfactor the te.compute reduction that reads it")
+    if tensor.op not in schedule._stage_of:
+        raise ScheduleError(primitive, tensor.name, "is not part of this schedule",
+                            "create the schedule from the outputs that read this tensor")
+    return schedule._stage_of[tensor.op]
+
+
 def _check_scope(primitive, name, scope):
     if scope not in SCOPES:
         raise ScheduleError(primitive, name, f"unknown scope {scope!r}", f"use one of {', '.join(SCOPES)}")
@@ -112,14 +128,19 @@ def _blocks(tensor, block):
     """``block`` as {axis: factor}, checked (a trace stores it as [[axis, factor], ...])."""
     if not block:
         return {}
-    items = block.items() if isinstance(block, dict) else block
+    if isinstance(block, dict):
+        items = list(block.items())
+    elif isinstance(block, (list, tuple)) and all(isinstance(x, (list, tuple)) and len(x) == 2 for x in block):
+        items = list(block)
+    else:
+        raise ScheduleError("cache_read", tensor.name, f"block={block!r} is not a mapping of axis to factor",
+                            "pass block={axis: factor}, e.g. block={0: 16}")
     out = {}
-    for item in items:
-        d, factor = item
-        if not (isinstance(d, int) and 0 <= d < len(tensor.shape)):
+    for d, factor in items:
+        if not (isinstance(d, int) and not isinstance(d, bool) and 0 <= d < len(tensor.shape)):
             raise ScheduleError("cache_read", tensor.name, f"block axis {d!r} is not an axis of the "
                                 f"{len(tensor.shape)}-d tensor", "name axes by position, e.g. block={0: 16}")
-        if not (isinstance(factor, int) and factor >= 1):
+        if not (isinstance(factor, int) and not isinstance(factor, bool) and factor >= 1):
             raise ScheduleError("cache_read", tensor.name, f"block factor {factor!r} for axis {d} is not a "
                                 "positive integer", "e.g. block={0: 16}")
         out[d] = factor
@@ -127,8 +148,12 @@ def _blocks(tensor, block):
 
 
 def _permutation(primitive, name, layout, rank):
-    perm = tuple(range(rank)) if layout is None else tuple(layout)
-    if sorted(perm) != list(range(rank)) or not all(isinstance(d, int) for d in perm):
+    try:
+        perm = tuple(range(rank)) if layout is None else tuple(layout)
+    except TypeError:
+        perm = None
+    if perm is None or not all(isinstance(d, int) and not isinstance(d, bool) for d in perm) \
+            or sorted(perm) != list(range(rank)):
         raise ScheduleError(primitive, name, f"layout {layout!r} is not a permutation of the {rank} axes",
                             f"e.g. layout={tuple(range(rank))[::-1]} reverses them")
     return perm
@@ -144,7 +169,7 @@ def cache_write(schedule, tensor, scope, layout=None):
     permutation) orders the buffer's axes: with ``layout=(1, 0)``, ``C.local[j, i]`` — e.g.
     the vector lanes of a register tile innermost.
     """
-    stage = schedule[tensor]
+    stage = _computed_stage(schedule, tensor, "cache_write")
     _check_scope("cache_write", stage.name, scope)
     if stage.relations or stage.iter_kinds or stage.attach is not AttachKind.ROOT:
         raise ScheduleError("cache_write", stage.name, "the stage already has schedule steps",
@@ -175,7 +200,7 @@ def rfactor(schedule, tensor, axis, factor_axis=0):
              C[i] = sum(C.rf[k.inner.v, i], k.inner.v)
     ``factor_axis`` places the new axis among the output axes (0: first, -1: last).
     """
-    stage = schedule[tensor]
+    stage = _computed_stage(schedule, tensor, "rfactor")
     if not isinstance(stage.body, E.Reduce):
         stage._fail("rfactor", "the stage is not a reduction", "rfactor a te.sum/max/min stage")
     axis = stage._leaf("rfactor", axis)

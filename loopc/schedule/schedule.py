@@ -166,9 +166,10 @@ class Schedule:
                 REPLAYABLE[prim](stage, args)
             except ScheduleError:
                 raise
-            except (KeyError, TypeError, ValueError) as err:
-                raise ScheduleError("replay", stage.name, f"step {n} ({prim}) is malformed: {err!r} in {step!r}",
-                                    "replay a trace produced by Schedule.trace_json()") from err
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError) as err:
+                raise ScheduleError("replay", stage.name, f"step {n} ({prim}) is malformed: "
+                                    f"{_short(err)} in {_short(step)}",
+                                    "replay a trace produced by Schedule.trace_json()") from None
         return self
 
     @staticmethod
@@ -182,6 +183,15 @@ class Schedule:
         return found[0]
 
 
+def _short(x, limit=200) -> str:
+    """``repr(x)``, cut to ``limit`` characters (and safe on absurdly nested values)."""
+    try:
+        text = repr(x)
+    except RecursionError:
+        text = f"<a too deeply nested {type(x).__name__}>"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _parse_trace(trace) -> list:
     """The list of steps of a trace, each checked for shape; ScheduleError when malformed."""
     def bad(what):
@@ -192,6 +202,8 @@ def _parse_trace(trace) -> list:
             trace = json.loads(trace)
         except json.JSONDecodeError as err:
             raise bad(f"not JSON ({err})") from err
+        except RecursionError:
+            raise bad("nested too deeply to be a trace") from None
     if isinstance(trace, dict):
         version = trace.get("version", TRACE_VERSION)
         if version != TRACE_VERSION:
@@ -204,7 +216,7 @@ def _parse_trace(trace) -> list:
     for n, step in enumerate(trace):
         if not (isinstance(step, dict) and isinstance(step.get("stage"), str)
                 and isinstance(step.get("primitive"), str) and isinstance(step.get("args", {}), dict)):
-            raise bad(f"step {n} is not {{'stage': str, 'primitive': str, 'args': dict}}: {step!r}")
+            raise bad(f"step {n} is not {{'stage': str, 'primitive': str, 'args': dict}}: {_short(step)}")
         step.setdefault("args", {})
     return trace
 

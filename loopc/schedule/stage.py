@@ -144,12 +144,13 @@ class Stage:
             self._fail("split", f"give exactly one of factor= or nparts= for axis '{parent.name}'",
                        "s[T].split(axis, factor=8) or s[T].split(axis, nparts=4)")
         extent = parent.extent
+        # a factor (or nparts) past the extent gives an inner (outer) loop of the extent, not
+        # 2**40 guarded iterations
         if factor is not None:
-            f = self._int_arg("split", "factor", factor, parent)
-            outer_ext = -(-extent // f)
+            f = min(self._int_arg("split", "factor", factor, parent), extent)
         else:
-            outer_ext = self._int_arg("split", "nparts", nparts, parent)
-            f = -(-extent // outer_ext)
+            f = -(-extent // min(self._int_arg("split", "nparts", nparts, parent), extent))
+        outer_ext = -(-extent // f)
         outer = self._new_axis(self.name_of(parent) + ".outer", outer_ext, parent.kind)
         inner = self._new_axis(self.name_of(parent) + ".inner", f, parent.kind)
         self.relations.append(Split(parent, outer, inner, f))
@@ -304,6 +305,12 @@ class Stage:
         if self.relations or self.iter_kinds:
             self._fail("compute_inline", "the stage already has split/fuse/annotations that inlining would drop",
                        "call compute_inline on a fresh stage")
+        attached = [st.name for st in self.schedule.stages
+                    if st.attach is AttachKind.SCOPE and st.attach_stage is self]
+        if attached:
+            self._fail("compute_inline", f"{', '.join(attached)} is computed at a loop of this stage, which "
+                       "inlining would remove", f"compute_at {attached[0]} to a loop of a stage that stays, "
+                       "or compute_root() it first")
         self.attach, self.attach_stage, self.attach_ivar = AttachKind.INLINE, None, None
         self._record("compute_inline")
 
@@ -324,6 +331,9 @@ class Stage:
             self._fail("compute_at", f"stage '{parent.name}' belongs to another schedule")
         if parent is self:
             self._fail("compute_at", "a stage cannot be computed inside its own loops")
+        if parent.attach is AttachKind.INLINE:
+            self._fail("compute_at", f"stage '{parent.name}' is inlined into its consumers and has no loops",
+                       f"call s[{parent.name}].compute_root() first, or attach to a stage that reads it")
         if self.is_output:
             self._fail("compute_at", "an output stage must be computed at the root",
                        "attach the stages that feed the output instead")
@@ -365,6 +375,7 @@ class Stage:
         after:   for i.outer in thread_binding(64, "blockIdx.x"):
                    for i.inner in thread_binding(256, "threadIdx.x"): body
         """
+        self._check_attached_ok("bind")
         leaf = self._leaf("bind", iv)
         if not isinstance(thread_axis, IterVar) or thread_axis.kind is not IterKind.THREAD:
             self._fail("bind", f"the second argument must be te.thread_axis(...), got {thread_axis!r}",

@@ -159,7 +159,9 @@ def min(a, b=None, axis=None, where=None):  # noqa: A001
 
 def if_then_else(cond, t, f) -> Expr:
     """``t`` where ``cond`` holds, else ``f``; the side not taken is never evaluated."""
-    t, f = _unify(*_pair(t, f))
+    t, f = _pair(t, f)
+    if not (t.dtype == f.dtype == "bool"):      # two booleans stay a boolean
+        t, f = _unify(t, f)
     return Select(_as_bool(cond), t, f)
 
 

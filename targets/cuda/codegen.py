@@ -89,6 +89,13 @@ class CUDAEmitter(PySourceEmitter):
 
     def expr(self, e, prec: int = 0) -> str:
         """Python source of ``e``, parenthesised only where precedence needs it."""
+        if e.dtype == "int32" and getattr(self, "_wrapping", None) is not e and self.wraps(e):
+            # numba computes int32 + int32 in 64 bits: wrap to 32 like numpy and the CPU
+            saved, self._wrapping = getattr(self, "_wrapping", None), e
+            try:
+                return f"_i32(_i64({self.expr(e)}))"
+            finally:
+                self._wrapping = saved
         op = _OPS.get(type(e))
         if op is not None:
             p, sym = op
@@ -228,13 +235,20 @@ class CUDAEmitter(PySourceEmitter):
         pad = "    " * ind
         v = self.name(s.var, s.var.name)
         lo = s.min.value
+        self._enter(s)
         out.append(f"{pad}{v} = cuda.{s.thread_tag}" + (f" + {lo}" if lo else ""))
         if s.extent.value < self.kernel.launch[s.thread_tag]:
             out.append(f"{pad}if {v} < {lo + s.extent.value}:")
             return ind + 1
         return ind
 
+    def _enter(self, s):
+        """Note the loop's range: index math it bounds needs no 32-bit wrap (see ``wraps``)."""
+        if isinstance(s.min, E.Const) and isinstance(s.extent, E.Const):
+            self.ranges[s.var] = (s.min.value, s.min.value + s.extent.value - 1)
+
     def _loop_header(self, s) -> str:
+        self._enter(s)
         v = self.name(s.var, s.var.name)
         if isinstance(s.min, E.Const) and s.min.value == 0:
             return f"for {v} in range({self.expr(s.extent)}):"
@@ -339,6 +353,7 @@ class CUDAEmitter(PySourceEmitter):
         elif isinstance(s, For) and is_hw_loop(s):
             v = self.name(s.var, s.var.name)
             lo = s.min.value
+            self._enter(s)
             out.append(f"{pad}{v} = cuda.{s.thread_tag}" + (f" + {lo}" if lo else ""))
             pushed = [("hw", s.thread_tag)]
             if s.extent.value < self.kernel.launch[s.thread_tag]:

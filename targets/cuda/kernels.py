@@ -494,6 +494,8 @@ def _plan_kernel(n, body, func, globals_, order, target) -> Kernel:
             visit(s.body, stack + (s,))
 
     visit(body, ())
+    if not launch and all(a.buffer.size == 1 for a in accesses if a.store):
+        launch["threadIdx.x"] = 1       # a scalar (a dot product, a loss): one thread computes it
     if not launch:
         first = stage.split(",")[0]
         raise BuildError(f"{where} has no loop bound to blockIdx/threadIdx, so it would run on a single GPU "

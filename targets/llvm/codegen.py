@@ -19,6 +19,7 @@ import llvmlite.ir as ir
 
 from loopc.errors import BuildError
 from loopc.ir.stmt import Allocate, For, ForKind, IfThenElse, LoweredFunc, SeqStmt, Store
+from loopc.lower.passes import bound_of
 from loopc.te import expr as E
 
 I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
@@ -32,6 +33,7 @@ VOID = ir.VoidType()
 LLTYPE = {"float32": F32, "float64": F64, "int32": I64, "int64": I64, "bool": I1}
 MEMTYPE = {**LLTYPE, "int32": I32, "bool": I8}
 NBYTES = {"float32": 4, "float64": 8, "int32": 4, "int64": 8, "bool": 1}
+INT_RANGE = {"int32": (-2**31, 2**31 - 1), "int64": (-2**63, 2**63 - 1)}
 FMF = ("contract",)          # let LLVM fuse a*b+c into one fma
 STACK_LIMIT = 64 * 1024      # intermediates up to this many bytes live on the stack
 ALIGN = 64
@@ -59,6 +61,8 @@ class FunctionCodegen:
         self.module = module
         self.use_openmp = use_openmp
         self.env = {}          # Var -> LLVM value or Ramp
+        self.ranges = {}       # Var -> (lo, hi) of each enclosing loop with constant bounds
+        self._fits = {}        # id(expr) -> (expr, whether the ranges prove it fits its dtype)
         self.buffers = {}      # Buffer -> ptr
         self.lanes = None      # vector width inside a vectorized loop
         self.mask = None       # <lanes x i1> under a per-lane guard
@@ -146,6 +150,22 @@ class FunctionCodegen:
         self.builder.call(free, [ptr])
 
     def loop(self, s: For):
+        saved = self.ranges.get(s.var)
+        if isinstance(s.min, E.Const) and isinstance(s.extent, E.Const):
+            self.ranges[s.var] = (s.min.value, s.min.value + s.extent.value - 1)
+        else:
+            self.ranges.pop(s.var, None)
+        self._fits = {}
+        try:
+            self._loop(s)
+        finally:
+            if saved is None:
+                self.ranges.pop(s.var, None)
+            else:
+                self.ranges[s.var] = saved
+            self._fits = {}
+
+    def _loop(self, s: For):
         if s.kind is ForKind.THREAD_BINDING:
             raise BuildError(f"loop {s.var.name} is bound to {s.thread_tag}, a GPU thread axis; "
                              "build this schedule with target='cuda', or remove the bind for the CPU")
@@ -532,15 +552,44 @@ class FunctionCodegen:
             if isinstance(e, E.Max): return bld.call(self.intrinsic("maximum", a.type, args=[a.type, a.type]), [a, b])
             op = {E.LT: "<", E.LE: "<=", E.EQ: "==", E.NE: "!="}[type(e)]
             return bld.fcmp_ordered(op, a, b) if op != "!=" else bld.fcmp_unordered(op, a, b)
-        if isinstance(e, E.Add): return bld.add(a, b, flags=["nsw"])
-        if isinstance(e, E.Sub): return bld.sub(a, b, flags=["nsw"])
-        if isinstance(e, E.Mul): return bld.mul(a, b, flags=["nsw"])
+        if isinstance(e, (E.Add, E.Sub, E.Mul)):
+            return self.int_arith(e, a, b)
         if isinstance(e, (E.FloorDiv, E.FloorMod)):
-            return self.safe_divmod(e, a, b)
+            out = self.safe_divmod(e, a, b)
+            if dtype == "int32" and not _is_vec(out) and not (isinstance(e.b, E.Const) and e.b.value > 0):
+                out = self.wrap32(out)      # INT32_MIN // -1 is 2**31 in 64 bits: wrap like numpy
+            return out
         if isinstance(e, E.Min): return bld.select(bld.icmp_signed("<", a, b), a, b)
         if isinstance(e, E.Max): return bld.select(bld.icmp_signed(">", a, b), a, b)
         op = {E.LT: "<", E.LE: "<=", E.EQ: "==", E.NE: "!="}[type(e)]
         return bld.icmp_signed(op, a, b)
+
+    def int_arith(self, e, a, b):
+        """Integer + - * with numpy's semantics: two's-complement wrap at the dtype's width.
+
+        A scalar int32 lives in 64 bits (see LLTYPE), where + - * of two int32 values cannot
+        overflow; the result is wrapped back to 32 bits unless the loop ranges prove it fits
+        (index math). int64 and vector lanes wrap in hardware: no ``nsw`` unless proven."""
+        bld = self.builder
+        fits = self.fits(e)
+        scalar32 = e.dtype == "int32" and not _is_vec(a)
+        flags = ["nsw"] if fits or scalar32 else []
+        op = {E.Add: bld.add, E.Sub: bld.sub, E.Mul: bld.mul}[type(e)]
+        out = op(a, b, flags=flags)
+        return out if fits or not scalar32 else self.wrap32(out)
+
+    def fits(self, e) -> bool:
+        """True when the loop ranges prove that ``e`` stays within its integer dtype."""
+        key = id(e)
+        if key not in self._fits:
+            bound = bound_of(e, self.ranges)
+            lo, hi = INT_RANGE[e.dtype]
+            self._fits[key] = (e, bound is not None and lo <= bound[0] and bound[1] <= hi)
+        return self._fits[key][1]
+
+    def wrap32(self, v):
+        """A 64-bit int32 value wrapped to 32 bits (two's complement) and widened again."""
+        return self.builder.sext(self.builder.trunc(v, I32), I64)
 
     def ramp_arith(self, e, a, b):
         bld = self.builder
@@ -563,16 +612,23 @@ class FunctionCodegen:
         return None
 
     def safe_divmod(self, e, a, b):
-        """Integer // and % with numpy's convention x // 0 == x % 0 == 0: a zero divisor (in any
-        lane, including masked-off ones) never traps."""
+        """Integer // and % with numpy's conventions, which never trap: x // 0 == x % 0 == 0, and
+        x // -1 == -x (wrapping: INT_MIN // -1 == INT_MIN), x % -1 == 0 — in every lane,
+        masked-off ones included (sdiv traps on a zero divisor and on INT_MIN / -1)."""
         fn = self.floordiv if isinstance(e, E.FloorDiv) else self.floormod
-        if isinstance(e.b, E.Const) and e.b.value != 0:
+        if isinstance(e.b, E.Const) and e.b.value not in (0, -1):
             return fn(a, b)
         bld = self.builder
+
+        def const(v):
+            return ir.Constant(b.type, [v] * b.type.count) if isinstance(b.type, ir.VectorType) else ir.Constant(b.type, v)
         zero = ir.Constant(b.type, None)
-        one = ir.Constant(b.type, [1] * b.type.count) if isinstance(b.type, ir.VectorType) else ir.Constant(b.type, 1)
         is_zero = bld.icmp_signed("==", b, zero)
-        return bld.select(is_zero, zero, fn(a, bld.select(is_zero, one, b)))
+        is_minus_one = bld.icmp_signed("==", b, const(-1))
+        special = bld.or_(is_zero, is_minus_one)
+        regular = fn(a, bld.select(special, const(1), b))
+        minus_one = bld.sub(zero, a) if isinstance(e, E.FloorDiv) else zero
+        return bld.select(is_zero, zero, bld.select(is_minus_one, minus_one, regular))
 
     def floordiv(self, a, b):
         bld = self.builder
@@ -648,7 +704,8 @@ class FunctionCodegen:
         ty = x.type
         if e.name == "abs" and E.is_int(e.dtype):
             neg = bld.sub(ir.Constant(ty, None), x)
-            return bld.select(bld.icmp_signed("<", x, ir.Constant(ty, None)), neg, x)
+            out = bld.select(bld.icmp_signed("<", x, ir.Constant(ty, None)), neg, x)
+            return self.wrap32(out) if e.dtype == "int32" and ty == I64 else out   # abs(INT_MIN) == INT_MIN
         if e.name == "sigmoid":
             ex = bld.call(self.intrinsic("exp", ty), [bld.fneg(x)])
             one = ir.Constant(ty, [1.0] * ty.count) if isinstance(ty, ir.VectorType) else ir.Constant(ty, 1.0)

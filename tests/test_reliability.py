@@ -1,0 +1,270 @@
+"""Regression tests of the reliability issue: each program loopc accepts computes what numpy
+computes (on the LLVM target and in the reference interpreter), and each mistake is a clear
+LoopcError. Cases that could crash the process run in a subprocess."""
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import loopc
+from loopc import te
+
+
+def _both(s, args, *arrays):
+    """Run the schedule natively and in the interpreter; return both outputs (the last array)."""
+    out_native = [a.copy() for a in arrays]
+    loopc.build(s, args)(*out_native)
+    out_interp = [a.copy() for a in arrays]
+    loopc.interp.run(loopc.lower(s, args), *out_interp)
+    return out_native[-1], out_interp[-1]
+
+
+def _run_isolated(code: str, timeout=120):
+    """Run ``code`` in a fresh interpreter; a crash shows as a negative return code, not a dead pytest."""
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+# --------------------------------------------------------------------------- vector lanes
+
+
+@pytest.mark.parametrize("n", [1, 5, 8])
+@pytest.mark.parametrize("vector_loop", ["i", "j.outer"])
+def test_stage_computed_inside_a_vectorized_loop(n, vector_loop):
+    """``vectorize(i); compute_at(B, C, j)``: each lane of i computes its own copy of B."""
+    A = te.placeholder((n, n + 2), name="A")
+    B = te.compute((n, n + 2), lambda i, j: A[i, j] * 2 + 1, name="B")
+    C = te.compute((n, n + 1), lambda i, j: B[i, j] + B[i, j + 1], name="C")
+    s = te.create_schedule(C.op)
+    i, j = C.op.axis
+    jo, ji = s[C].split(j, factor=2)
+    if vector_loop == "i":
+        s[C].vectorize(i)
+        s[B].compute_at(s[C], ji)
+    else:
+        s[C].reorder(jo, i, ji)
+        s[C].vectorize(jo)
+        s[B].compute_at(s[C], i)
+    a = np.random.default_rng(n).standard_normal((n, n + 2)).astype("float32")
+    b = a * 2 + 1
+    native, interp = _both(s, [A, C], a, np.zeros((n, n + 1), "float32"))
+    np.testing.assert_allclose(native, b[:, :-1] + b[:, 1:], rtol=1e-6)
+    np.testing.assert_allclose(interp, native, rtol=1e-6)
+
+
+def test_register_tile_under_a_vectorized_outer_loop():
+    """cache_write + compute_at at a loop nested in a vectorized one (a matmul, prime sizes)."""
+    M, N, K = 13, 11, 7
+    A = te.placeholder((M, K), name="A")
+    B = te.placeholder((K, N), name="B")
+    k = te.reduce_axis((0, K), name="k")
+    C = te.compute((M, N), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
+    s = te.create_schedule(C.op)
+    CL = s.cache_write(C, "local")
+    i, j = C.op.axis
+    io, ii = s[C].split(i, factor=4)
+    s[C].reorder(ii, io, j)
+    s[C].vectorize(ii)
+    s[CL].compute_at(s[C], j)
+    rng = np.random.default_rng(0)
+    a, b = rng.random((M, K), dtype=np.float32), rng.random((K, N), dtype=np.float32)
+    native, interp = _both(s, [A, B, C], a, b, np.zeros((M, N), "float32"))
+    np.testing.assert_allclose(native, a @ b, rtol=1e-5)
+    np.testing.assert_allclose(interp, a @ b, rtol=1e-5)
+    text = str(loopc.lower(s, [A, B, C]))
+    assert "float32[1, 1, 4]" in text           # one accumulator per lane
+
+
+def test_vectorized_loop_inside_a_vectorized_loop_runs_serially():
+    A = te.placeholder((4, 6), name="A")
+    B = te.compute((4, 6), lambda i, j: A[i, j] + 1, name="B")
+    C = te.compute((4, 6), lambda i, j: B[i, j] * 3, name="C")
+    s = te.create_schedule(C.op)
+    s[C].vectorize(C.op.axis[0])
+    s[B].compute_at(s[C], C.op.axis[1])
+    s[B].vectorize(B.op.axis[1])
+    text = str(loopc.lower(s, [A, C]))
+    assert text.count("vectorized(") == 1
+    a = np.arange(24, dtype="float32").reshape(4, 6)
+    native, _ = _both(s, [A, C], a, np.zeros((4, 6), "float32"))
+    np.testing.assert_array_equal(native, (a + 1) * 3)
+
+
+# --------------------------------------------------------------------------- bound inference
+
+
+@pytest.mark.parametrize("rows, cols, factor", [(11, 6, 3), (11, 7, 3), (5, 4, 2), (3, 5, 5), (7, 6, 4)])
+def test_compute_at_after_fuse_and_split_computes_only_what_is_read(rows, cols, factor):
+    A = te.placeholder((rows, cols), name="A")
+    B = te.compute((rows, cols), lambda i, j: A[i, j] * 2, name="B")
+    C = te.compute((rows, cols), lambda i, j: B[i, j] + 1, name="C")
+    s = te.create_schedule(C.op)
+    fused = s[C].fuse(*C.op.axis)
+    fo, _ = s[C].split(fused, factor=factor)
+    s[B].compute_at(s[C], fo)
+    func = loopc.lower(s, [A, C])
+    buf = next(x.buffer for x in loopc.ir.walk_stmt(func.body) if isinstance(x, loopc.ir.Allocate))
+    assert buf.size < rows * cols          # a region, not the whole producer per iteration
+    if cols % factor == 0:
+        assert buf.shape == (1, factor)    # one row, ``factor`` columns
+    a = np.random.default_rng(1).standard_normal((rows, cols)).astype("float32")
+    native, interp = _both(s, [A, C], a, np.zeros((rows, cols), "float32"))
+    np.testing.assert_allclose(native, a * 2 + 1, rtol=1e-6)
+    np.testing.assert_allclose(interp, a * 2 + 1, rtol=1e-6)
+
+
+# --------------------------------------------------------------------------- integers
+
+
+INT_CASES = {
+    "add_max": (lambda a, b: te.max(a + b, 0), lambda a, b: np.maximum(a + b, 0)),
+    "mul_sub": (lambda a, b: a * b - b * 3, lambda a, b: a * b - b * np.array(3, a.dtype)),
+    "floordiv": (lambda a, b: a // b, lambda a, b: np.floor_divide(a, b)),
+    "floormod": (lambda a, b: a % b, lambda a, b: np.mod(a, b)),
+    "abs_neg": (lambda a, b: te.abs(a) - b, lambda a, b: np.abs(a) - b),
+}
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
+@pytest.mark.parametrize("case", sorted(INT_CASES))
+@pytest.mark.parametrize("vector", [False, True])
+def test_integer_arithmetic_wraps_like_numpy(dtype, case, vector):
+    """Two's-complement wrap at the dtype's width, INT_MIN // -1 == INT_MIN, x // 0 == 0."""
+    make, ref = INT_CASES[case]
+    info = np.iinfo(dtype)
+    a = np.array([info.max, info.min, info.min, 7, -7, info.max, 0, 1], dtype)
+    b = np.array([1, -1, 1, 0, -1, info.max, -1, info.min], dtype)
+    A = te.placeholder((8,), dtype, name="A")
+    B = te.placeholder((8,), dtype, name="B")
+    C = te.compute((8,), lambda i: make(A[i], B[i]), name="C")
+    s = te.create_schedule(C.op)
+    if vector:
+        s[C].vectorize(C.op.axis[0])
+    with np.errstate(all="ignore"):
+        expected = ref(a, b)
+    native, interp = _both(s, [A, B, C], a, b, np.zeros(8, dtype))
+    np.testing.assert_array_equal(native, expected)
+    np.testing.assert_array_equal(interp, expected)
+
+
+def test_index_arithmetic_that_overflows_int32_wraps():
+    A = te.placeholder((8,), "int32", name="A")
+    C = te.compute((8,), lambda i: i * 1000000000 + A[i], name="C")
+    s = te.create_schedule(C.op)
+    a = np.arange(8, dtype="int32")
+    with np.errstate(all="ignore"):
+        expected = np.arange(8, dtype="int32") * np.int32(1000000000) + a
+    native, interp = _both(s, [A, C], a, np.zeros(8, "int32"))
+    np.testing.assert_array_equal(native, expected)
+    np.testing.assert_array_equal(interp, expected)
+
+
+def test_int64_division_by_minus_one_does_not_trap():
+    """INT64_MIN // -1 traps in the CPU's divide instruction (SIGFPE): checked in a subprocess."""
+    proc = _run_isolated("""
+        import numpy as np, loopc
+        from loopc import te
+        A = te.placeholder((3,), "int64", name="A"); B = te.placeholder((3,), "int64", name="B")
+        C = te.compute((3,), lambda i: A[i] // B[i] + A[i] % B[i], name="C")
+        f = loopc.build(te.create_schedule(C.op), [A, B, C])
+        a = np.array([np.iinfo("int64").min, 5, -9], "int64"); b = np.array([-1, -1, 0], "int64")
+        c = np.zeros(3, "int64"); f(a, b, c); print(c.tolist())
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [np.iinfo("int64").min, -5, 0]
+
+
+# --------------------------------------------------------------------------- scalars, dtypes
+
+
+def test_rank0_tensors_build_and_run():
+    """A dot product into a scalar, and a scalar input broadcast over a vector."""
+    A = te.placeholder((5,), name="A")
+    B = te.placeholder((5,), name="B")
+    k = te.reduce_axis((0, 5), name="k")
+    D = te.compute((), lambda: te.sum(A[k] * B[k], axis=k), name="D")
+    S = te.placeholder((), name="S")
+    E2 = te.compute((5,), lambda i: A[i] * S[()] + D[()], name="E2")
+    s = te.create_schedule(E2.op)
+    a, b = np.arange(5, dtype="float32"), np.ones(5, "float32")
+    native, interp = _both(s, [A, B, S, E2], a, b, np.array(3, "float32"), np.zeros(5, "float32"))
+    np.testing.assert_allclose(native, a * 3 + a.sum())
+    np.testing.assert_allclose(interp, a * 3 + a.sum())
+    s2 = te.create_schedule(D.op)
+    native, interp = _both(s2, [A, B, D], a, b, np.zeros((), "float32"))
+    assert native.shape == () and float(native) == pytest.approx(a.sum())
+    assert float(interp) == pytest.approx(a.sum())
+
+
+def test_if_then_else_of_two_booleans_is_boolean():
+    assert te.if_then_else(te.const(True), te.const(False), te.const(True)).dtype == "bool"
+    A = te.placeholder((6,), name="A")
+    C = te.compute((6,), lambda i: te.if_then_else(A[i] > 0, te.const(False), te.const(True)), name="C")
+    assert C.dtype == "bool"
+    a = np.array([-1, 2, 0, 3, -4, 5], "float32")
+    native, interp = _both(te.create_schedule(C.op), [A, C], a, np.zeros(6, bool))
+    np.testing.assert_array_equal(native, ~(a > 0))
+    np.testing.assert_array_equal(interp, ~(a > 0))
+
+
+# --------------------------------------------------------------------------- splits
+
+
+@pytest.mark.parametrize("kw", [dict(factor=2**40), dict(nparts=2**40), dict(factor=13), dict(nparts=100)])
+def test_split_past_the_extent_is_one_loop_of_the_extent(kw):
+    A = te.placeholder((13,), name="A")
+    C = te.compute((13,), lambda i: A[i] + 1, name="C")
+    s = te.create_schedule(C.op)
+    outer, inner = s[C].split(C.op.axis[0], **kw)
+    assert outer.extent * inner.extent == 13
+    a = np.arange(13, dtype="float32")
+    native, _ = _both(s, [A, C], a, np.zeros(13, "float32"))
+    np.testing.assert_array_equal(native, a + 1)
+
+
+# --------------------------------------------------------------------------- clear errors
+
+
+def _pipeline():
+    A = te.placeholder((8, 8), name="A")
+    B = te.compute((8, 8), lambda i, j: A[i, j] * 2, name="B")
+    C = te.compute((8, 8), lambda i, j: B[i, j] + 1, name="C")
+    D = te.compute((8, 8), lambda i, j: C[i, j] + 1, name="D")
+    return A, B, C, D, te.create_schedule(D.op)
+
+
+def _attach_then_inline(A, B, C, D, s):
+    s[B].compute_at(s[C], C.op.axis[0])
+    s[C].compute_inline()
+
+
+def _inline_then_attach(A, B, C, D, s):
+    s[C].compute_inline()
+    s[B].compute_at(s[C], C.op.axis[0])
+
+
+SCHEDULE_MISTAKES = {
+    "compute_at into a stage later inlined": (_attach_then_inline, "compute_inline.*computed at"),
+    "compute_at into an inlined stage": (_inline_then_attach, "compute_at.*inlined"),
+    "layout with a string": (lambda A, B, C, D, s: s.cache_read(A, "local", [B], layout=(0, "a")), "layout"),
+    "block not a mapping": (lambda A, B, C, D, s: s.cache_read(A, "local", [B], block=[1]), "block"),
+    "cache_write on a placeholder": (lambda A, B, C, D, s: s.cache_write(A, "local"), "cache_write.*placeholder"),
+    "rfactor on a placeholder": (lambda A, B, C, D, s: s.rfactor(A, B.op.axis[0]), "rfactor.*placeholder"),
+    "bind on an inlined stage": (lambda A, B, C, D, s: (s[B].compute_inline(),
+                                                        s[B].bind(B.op.axis[0], te.thread_axis("blockIdx.x"))),
+                                 "bind.*inlined"),
+    "deeply nested trace": (lambda A, B, C, D, s: s.replay("[" * 100000 + "]" * 100000), "nested"),
+    "deeply nested step": (lambda A, B, C, D, s: s.replay([{"stage": "D", "primitive": "split",
+                                                             "args": {"axis": json.loads("[" * 900 + "]" * 900)}}]),
+                           "malformed"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SCHEDULE_MISTAKES))
+def test_schedule_mistakes_are_schedule_errors(case):
+    fn, pattern = SCHEDULE_MISTAKES[case]
+    with pytest.raises(loopc.ScheduleError, match=pattern):
+        fn(*_pipeline())
