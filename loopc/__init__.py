@@ -6,16 +6,21 @@
 __version__ = "0.1.0"
 
 from . import interp, te
-from .errors import ArgumentError, BuildError, LoopcError, LoweringError, ScheduleError
+from .errors import (AllocationError, ArgumentError, BoundsError, BuildError, LoopcError, LoweringError,
+                     ScheduleError)
 from .lower import lower
 from .runtime.profiling import profile
 from .schedule import create_schedule
 
 __all__ = ["te", "interp", "lower", "build", "create_schedule", "profile", "LoopcError", "ScheduleError",
-           "LoweringError", "BuildError", "ArgumentError", "__version__"]
+           "LoweringError", "BuildError", "ArgumentError", "BoundsError", "AllocationError", "__version__"]
 
 
-def build(schedule, args, target: str = "llvm", name: str = "main"):
-    """Lower and compile ``schedule`` for ``target``; returns a callable Module."""
+def build(schedule, args, target: str = "llvm", name: str = "main", bounds_check: bool | None = None):
+    """Lower and compile ``schedule`` for ``target``; returns a callable Module.
+
+    ``bounds_check=True`` (or ``LOOPC_BOUNDS_CHECK=1``) checks, at run time, every access whose
+    index the loop ranges do not prove inside its buffer (data-dependent indices such as
+    ``A[I[i]]``): a BoundsError instead of a crash or garbage."""
     from .build_module import build as _build
-    return _build(schedule, args, target=target, name=name)
+    return _build(schedule, args, target=target, name=name, bounds_check=bounds_check)

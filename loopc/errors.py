@@ -27,3 +27,11 @@ class BuildError(LoopcError):
 
 class ArgumentError(LoopcError, TypeError):
     """A compiled function called with a wrong count, shape, dtype or layout of arrays."""
+
+
+class BoundsError(LoopcError, IndexError):
+    """A bounds-checked kernel (``loopc.build(..., bounds_check=True)``) met an index outside its buffer."""
+
+
+class AllocationError(LoopcError, MemoryError):
+    """A kernel could not allocate an intermediate buffer."""

@@ -5,6 +5,8 @@ Each returns the output tensor; the op carries a ``tag`` and ``attrs`` that
 """
 from __future__ import annotations
 
+import math
+
 from loopc import te
 from loopc.errors import LoopcError
 
@@ -100,7 +102,7 @@ def _pool(X, kernel, stride, padding, kind, name):
         return X[n, c, h, w]
 
     if kind == "max_pool2d":
-        return te.compute((N, C, P, Q), lambda n, c, p, q: te.max(window(n, c, p, q, -3.4e38), axis=[r, s]),
+        return te.compute((N, C, P, Q), lambda n, c, p, q: te.max(window(n, c, p, q, -math.inf), axis=[r, s]),
                           name=name, tag=kind, attrs=attrs)
     total = te.compute((N, C, P, Q), lambda n, c, p, q: te.sum(window(n, c, p, q, 0.0), axis=[r, s]),
                        name=name + "_sum", tag="pool_sum", attrs=attrs)

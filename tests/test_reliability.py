@@ -268,3 +268,177 @@ def test_schedule_mistakes_are_schedule_errors(case):
     fn, pattern = SCHEDULE_MISTAKES[case]
     with pytest.raises(loopc.ScheduleError, match=pattern):
         fn(*_pipeline())
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+@pytest.mark.parametrize("fill", [-np.inf, np.finfo("float32").min, -1e30])
+def test_max_pool_pads_with_minus_infinity(fill):
+    """A window that holds only padding and ``fill`` returns ``fill`` (PyTorch pads with -inf)."""
+    import warnings
+    from loopc import schedules
+    from loopc.schedules import testing
+    X = te.placeholder((1, 2, 5, 5), name="X")
+    Y = schedules.max_pool2d(X, 3, 2, 1)
+    x = np.full((1, 2, 5, 5), fill, "float32")
+    x[0, 1, 2:, 2:] = 7.0
+    expected = testing.max_pool2d(x, 3, 2, 1)
+    assert expected[0, 0, 0, 0] == np.float32(fill)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s = schedules.schedule(Y)
+    native, interp = _both(s, [X, Y], x, np.zeros(Y.shape, "float32"))
+    np.testing.assert_array_equal(native, expected)
+    np.testing.assert_array_equal(interp, expected)
+
+
+# --------------------------------------------------------------------------- reads outside a buffer
+
+
+OUT_OF_BOUNDS = {
+    "far past the end": (lambda A, i: A[i + 1000000], "1000007"),
+    "one before the start": (lambda A, i: A[i - 1], "-1 at i=0"),
+    "guard too weak": (lambda A, i: te.if_then_else(i >= 0, A[i - 1], 0.0), "-1 at i=0"),
+    "division": (lambda A, i: A[(i + 9) // 2], "is 8 at i=7"),
+    "reduction where= too weak": (None, "A"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OUT_OF_BOUNDS))
+def test_reads_that_can_leave_the_tensor_are_lowering_errors(case):
+    make, detail = OUT_OF_BOUNDS[case]
+    A = te.placeholder((8,), name="A")
+    if make is None:
+        k = te.reduce_axis((0, 9), name="k")
+        C = te.compute((1,), lambda i: te.sum(A[k], axis=k, where=k < 9), name="C")
+    else:
+        C = te.compute((8,), lambda i: make(A, i), name="C")
+    with pytest.raises(loopc.LoweringError, match=r"reads A\[.*outside") as info:
+        loopc.lower(te.create_schedule(C.op), [A, C])
+    assert detail in str(info.value)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_guarded_reads_that_stay_inside_are_accepted(seed):
+    """Random shifted reads under the guard that makes them legal: accepted, and right."""
+    rng = np.random.default_rng(seed)
+    n, shift, scale = int(rng.integers(1, 12)), int(rng.integers(-5, 6)), int(rng.integers(1, 4))
+    A = te.placeholder((n,), name="A")
+    k = te.reduce_axis((0, 3), name="k")
+
+    def body(i):
+        j = i * scale + k + shift
+        return te.sum(te.if_then_else(te.all(j >= 0, j < n), A[j], 0.0), axis=k)
+    C = te.compute((n,), body, name="C")
+    a = rng.standard_normal(n).astype("float32")
+    expected = np.array([sum(a[j] for j in range(i * scale + shift, i * scale + shift + 3) if 0 <= j < n)
+                         for i in range(n)], "float32")
+    native, interp = _both(te.create_schedule(C.op), [A, C], a, np.zeros(n, "float32"))
+    np.testing.assert_allclose(native, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(interp, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_bounds_checked_build_raises_on_data_dependent_indices():
+    """A[I[i]] past A: a BoundsError from a checked build (in a subprocess: unchecked, it could crash)."""
+    proc = _run_isolated("""
+        import os, numpy as np, loopc
+        from loopc import te
+        A = te.placeholder((10,), name="A"); I = te.placeholder((6,), "int32", name="I")
+        C = te.compute((6,), lambda i: A[I[i]] * 2, name="C")
+        a = np.arange(10, dtype="float32")
+        for vector, how in ((False, "kwarg"), (True, "kwarg"), (False, "env")):
+            s = te.create_schedule(C.op)
+            if vector:
+                s[C].vectorize(C.op.axis[0])
+            if how == "env":
+                os.environ["LOOPC_BOUNDS_CHECK"] = "1"
+                f = loopc.build(s, [A, I, C])
+            else:
+                f = loopc.build(s, [A, I, C], bounds_check=True)
+            c = np.zeros(6, "float32")
+            f(a, np.array([0, 1, 2, 3, 4, 9], "int32"), c)
+            assert c.tolist() == [0, 2, 4, 6, 8, 18], c
+            try:
+                f(a, np.array([0, 1, 2, 300000000, 4, -5], "int32"), c)
+            except loopc.BoundsError as err:
+                assert "300000000" in str(err) and "'A'" in str(err), err
+            else:
+                raise SystemExit("no BoundsError")
+            f(a, np.array([5, 1, 2, 3, 4, 9], "int32"), c)     # the module stays usable
+            assert c[0] == 10
+        print("ok")
+    """)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def test_an_intermediate_larger_than_memory_is_a_build_error():
+    A = te.placeholder((4,), name="A")
+    B = te.compute((2**20, 2**20), lambda i, j: A[j % 4] * 2, name="B")     # 4 TiB
+    C = te.compute((4,), lambda i: B[i, i] + 1, name="C")
+    with pytest.raises(loopc.BuildError, match=r"'B'.*4\.0 TiB"):
+        loopc.build(te.create_schedule(C.op), [A, C])
+
+
+def test_a_failed_allocation_is_an_allocation_error():
+    """With the address space capped below an intermediate's size, aligned_alloc fails: the
+    kernel reports it instead of writing through a null pointer (in a subprocess)."""
+    proc = _run_isolated("""
+        import resource, numpy as np, loopc
+        from loopc import te
+        A = te.placeholder((4,), name="A")
+        B = te.compute((2**15, 2**15), lambda i, j: A[j % 4] * 2, name="B")        # 4 GiB
+        C = te.compute((4,), lambda i: B[i, i] + 1, name="C")
+        f = loopc.build(te.create_schedule(C.op), [A, C])
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        used = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
+        resource.setrlimit(resource.RLIMIT_AS, (used + 2**30, hard))
+        try:
+            f(np.ones(4, "float32"), np.zeros(4, "float32"))
+        except loopc.AllocationError as err:
+            assert "'B'" in str(err), err
+            print("ok")
+    """)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+# --------------------------------------------------------------------------- targets
+
+
+@pytest.mark.parametrize("target, pattern", [
+    ("llvm -mcpu=bogus", "unknown CPU -mcpu=bogus"),
+    ("llvm -mcpu=znver", "did you mean"),
+    ("llvm -mcpu=i386", "64-bit"),
+    ("llvm -mattr=+bogus", "unknown CPU feature"),
+    ("llvm -mattr=avx2", "must be \\+name"),
+    ('llvm "-mcpu=x', "malformed target"),
+])
+def test_bad_cpu_targets_are_build_errors_before_llvm_sees_them(target, pattern):
+    """LLVM ends the process on some of these (-mcpu=i386): checked in a subprocess."""
+    proc = _run_isolated(f"""
+        import loopc
+        from loopc import te
+        A = te.placeholder((4,), name="A"); C = te.compute((4,), lambda i: A[i] + 1, name="C")
+        try:
+            loopc.build(te.create_schedule(C.op), [A, C], target={target!r})
+        except loopc.BuildError as err:
+            print(err)
+    """)
+    assert proc.returncode == 0, proc.stderr
+    import re
+    assert re.search(pattern, proc.stdout), proc.stdout
+
+
+def test_features_the_machine_lacks_are_refused():
+    from loopc.targets.llvm import host_target
+    host = host_target()
+    missing = next((f for f in ("avx512f", "avx512bw", "amx-tile", "avx10.2") if f"-{f}" in host.features), None)
+    if missing is None:
+        pytest.skip("this CPU has every feature the test could name")
+    A = te.placeholder((4,), name="A")
+    C = te.compute((4,), lambda i: A[i] + 1, name="C")
+    with pytest.raises(loopc.BuildError, match=f"lacks {missing}"):
+        loopc.build(te.create_schedule(C.op), [A, C], target=f"llvm -mattr=+{missing}")

@@ -27,6 +27,7 @@ from ..schedule.relations import leaf_values, propagate_extents
 from ..schedule.stage import AttachKind
 from ..te import expr as E
 from ..te.tensor import IterKind, PlaceholderOp, Tensor
+from .bounds import check_reads_in_bounds
 from .passes import bound_of, canonical_linear, from_linear
 
 
@@ -324,6 +325,7 @@ def _check_args(schedule, args):
 def schedule_to_loops(schedule, args, name: str) -> LoweredFunc:
     """Pass 1: every root stage's loop nest, in producer-before-consumer order."""
     _check_args(schedule, args)
+    check_reads_in_bounds(schedule.declared_ops)
     params = tuple(Buffer(t.name, t.shape, t.dtype) for t in args)
     buffer_map = {t.op: b for t, b in zip(args, params)}
     builder = NestBuilder(schedule, buffer_map)

@@ -9,6 +9,8 @@ from ..ir.stmt import (Allocate, For, ForKind, IfThenElse, LoweredFunc, SeqStmt,
                        map_stmt, seq, walk_stmt)
 from ..te import expr as E
 
+INT32_MAX = 2**31 - 1
+
 #: an unrolled function body may hold at most this many statements.
 MAX_UNROLLED_STMTS = 20000
 
@@ -26,8 +28,11 @@ def flatten_buffers(func: LoweredFunc) -> LoweredFunc:
 
     def flat_index(buf, indices):
         idx = E.Const(0)          # a rank-0 tensor (a scalar) is element 0 of its buffer
+        wide = buf.size > INT32_MAX   # int32 index math would wrap: compute in int64
         for n, (i, stride) in enumerate(zip(indices, buf.strides)):
-            term = i * stride if stride != 1 else i
+            if wide:
+                i, stride = i.astype("int64"), E.Const(stride, "int64")
+            term = i * stride if not (isinstance(stride, int) and stride == 1) else i
             idx = term if n == 0 else idx + term
         return idx
 

@@ -18,7 +18,7 @@ class Module:
     pointer stays valid.
     """
 
-    def __init__(self, func, cfunc, keepalive, sources, target, build_seconds=0.0):
+    def __init__(self, func, cfunc, keepalive, sources, target, build_seconds=0.0, fault=None):
         self.func = func
         self.name = func.name
         self.params = func.params
@@ -30,6 +30,7 @@ class Module:
         self._cfunc = cfunc
         self._keepalive = keepalive
         self._sources = dict(sources)
+        self._fault = fault        # code -> LoopcError, for a kernel that returns a fault code
 
     def check(self, arrays):
         check_arguments(self.name, self.params, arrays, self.written)
@@ -46,12 +47,14 @@ class Module:
     def __call__(self, *arrays):
         self.check(arrays)
         if not profiling.recording():
-            self._cfunc(*[a.ctypes.data for a in arrays])
-            return
-        ptrs = [a.ctypes.data for a in arrays]
-        start = time.perf_counter()
-        self._cfunc(*ptrs)
-        profiling.record(self.label, start, time.perf_counter() - start, self.flop)
+            code = self._cfunc(*[a.ctypes.data for a in arrays])
+        else:
+            ptrs = [a.ctypes.data for a in arrays]
+            start = time.perf_counter()
+            code = self._cfunc(*ptrs)
+            profiling.record(self.label, start, time.perf_counter() - start, self.flop)
+        if code and self._fault is not None:
+            raise self._fault(code)
 
     def get_source(self, fmt: str = "llvm") -> str:
         """``"ir"`` (loopc's loop IR), ``"llvm"`` (optimised LLVM IR) or ``"asm"``."""

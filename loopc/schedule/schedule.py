@@ -52,6 +52,7 @@ class Schedule:
                                     "schedule the te.compute tensors that read it")
         self.outputs = [op.output(0) for op in ops]
         self.ops = post_order_ops(ops)
+        self.declared_ops = tuple(self.ops)     # the user's ops, before rewrites add stages
         self.stages = [Stage(op, self) for op in self.ops if isinstance(op, ComputeOp)]
         self._stage_of = {st.op: st for st in self.stages}
         self.trace = []

@@ -35,7 +35,9 @@ MEMTYPE = {**LLTYPE, "int32": I32, "bool": I8}
 NBYTES = {"float32": 4, "float64": 8, "int32": 4, "int64": 8, "bool": 1}
 INT_RANGE = {"int32": (-2**31, 2**31 - 1), "int64": (-2**63, 2**63 - 1)}
 FMF = ("contract",)          # let LLVM fuse a*b+c into one fma
-STACK_LIMIT = 64 * 1024      # intermediates up to this many bytes live on the stack
+STACK_LIMIT = 64 * 1024      # intermediates up to this many bytes live on the stack ...
+STACK_BUDGET = 256 * 1024    # ... while a function's stack holds at most this many (threads' stacks are small)
+FAULT_BOUNDS, FAULT_ALLOC = 1, 2   # what the entry function returns when a run faults
 ALIGN = 64
 MAX_SHUFFLED_STRIDE = 4      # strided vector loads up to this stride: a wide load and a shuffle
 
@@ -56,10 +58,13 @@ def _is_vec(v):
 class FunctionCodegen:
     """Emits one LoweredFunc (and its outlined parallel bodies) into an ir.Module."""
 
-    def __init__(self, func: LoweredFunc, module: ir.Module, use_openmp: bool):
+    def __init__(self, func: LoweredFunc, module: ir.Module, use_openmp: bool, bounds_check: bool = False):
         self.func = func
         self.module = module
         self.use_openmp = use_openmp
+        self.bounds_check = bounds_check
+        self.fault_buffers = []  # buffer names by the id a fault records
+        self.stack_bytes = 0     # bytes of intermediates on the current function's stack
         self.env = {}          # Var -> LLVM value or Ramp
         self.ranges = {}       # Var -> (lo, hi) of each enclosing loop with constant bounds
         self._fits = {}        # id(expr) -> (expr, whether the ranges prove it fits its dtype)
@@ -88,12 +93,15 @@ class FunctionCodegen:
             return f"v{ty.count}{FunctionCodegen._mangle(ty.element)}"
         if isinstance(ty, ir.PointerType):
             return "p0"
-        return {F32: "f32", F64: "f64", I32: "i32", I64: "i64", I1: "i1", I8: "i8"}[ty]
+        if isinstance(ty, ir.IntType):
+            return f"i{ty.width}"
+        return {F32: "f32", F64: "f64"}[ty]
 
     # ------------------------------------------------------------------ entry
 
     def emit(self):
-        fnty = ir.FunctionType(VOID, [PTR] * len(self.func.params))
+        """The entry function returns 0, or the kind of the first fault (FAULT_*) the run met."""
+        fnty = ir.FunctionType(I32, [PTR] * len(self.func.params))
         fn = ir.Function(self.module, fnty, self.func.name)
         for arg, buf in zip(fn.args, self.func.params):
             arg.name = buf.name.replace(".", "_")
@@ -103,8 +111,37 @@ class FunctionCodegen:
         self.builder = ir.IRBuilder(fn.append_basic_block("entry"))
         self.entry_block = fn.entry_basic_block
         self.stmt(self.func.body)
-        self.builder.ret_void()
+        if not self.fault_buffers:       # nothing in this kernel can fault
+            self.builder.ret(I32(0))
+            return fn
+        status = self.fault_global("loopc.fault", I32)
+        code = self.builder.load(status, typ=I32)
+        self.builder.store(I32(0), status)
+        self.builder.ret(code)
         return fn
+
+    # ------------------------------------------------------------------ faults
+
+    def fault_global(self, name, ty):
+        """A module-level cell that records a fault (what, which buffer, which index)."""
+        if name in self.module.globals:
+            return self.module.globals[name]
+        g = ir.GlobalVariable(self.module, ty, name)
+        g.initializer = ir.Constant(ty, 0)
+        return g
+
+    def fault_id(self, buf) -> int:
+        self.fault_buffers.append(buf.name)
+        return len(self.fault_buffers) - 1
+
+    def record_fault(self, kind, buf, index):
+        """Note a fault (the first of a run); the entry function returns its kind, the Module raises."""
+        b = self.builder
+        status = self.fault_global("loopc.fault", I32)
+        with b.if_then(b.icmp_signed("==", b.load(status, typ=I32), I32(0))):
+            b.store(I32(kind), status)
+            b.store(I32(self.fault_id(buf)), self.fault_global("loopc.fault_buffer", I32))
+            b.store(index if index.type == I64 else b.sext(index, I64), self.fault_global("loopc.fault_index", I64))
 
     def alloca_entry(self, ty, size=None, align=None):
         """An alloca in the function's entry block (never inside a loop)."""
@@ -136,7 +173,8 @@ class FunctionCodegen:
     def allocate(self, s: Allocate):
         buf = s.buffer
         nbytes = buf.size * NBYTES[buf.dtype]
-        if nbytes <= STACK_LIMIT:
+        if nbytes <= STACK_LIMIT and self.stack_bytes + nbytes <= STACK_BUDGET:
+            self.stack_bytes += -(-nbytes // ALIGN) * ALIGN
             ptr = self.alloca_entry(MEMTYPE[buf.dtype], size=I64(buf.size), align=ALIGN)
             self.buffers[buf] = ptr
             self.stmt(s.body)
@@ -144,10 +182,15 @@ class FunctionCodegen:
         aligned_alloc = self.declare("aligned_alloc", PTR, [I64, I64])
         free = self.declare("free", VOID, [PTR])
         rounded = -(-nbytes // ALIGN) * ALIGN
-        ptr = self.builder.call(aligned_alloc, [I64(ALIGN), I64(rounded)])
+        b = self.builder
+        ptr = b.call(aligned_alloc, [I64(ALIGN), I64(rounded)])
         self.buffers[buf] = ptr
-        self.stmt(s.body)
-        self.builder.call(free, [ptr])
+        with b.if_else(b.icmp_unsigned("==", ptr, ir.Constant(PTR, None))) as (failed, ok):
+            with failed:        # out of memory: report it, skip what needed the buffer
+                self.record_fault(FAULT_ALLOC, buf, I64(rounded))
+            with ok:
+                self.stmt(s.body)
+                b.call(free, [ptr])
 
     def loop(self, s: For):
         saved = self.ranges.get(s.var)
@@ -263,7 +306,9 @@ class FunctionCodegen:
         kernel.linkage = "internal"
         for arg in kernel.args[:len(captured_bufs)]:
             arg.add_attribute("noalias")
-        saved = (self.builder, self.fn, self.entry_block, self.env, self.buffers, self.in_parallel)
+        saved = (self.builder, self.fn, self.entry_block, self.env, self.buffers, self.in_parallel,
+                 self.stack_bytes)
+        self.stack_bytes = 0
         self.fn = kernel
         self.builder = bb = ir.IRBuilder(kernel.append_basic_block("entry"))
         self.entry_block = kernel.entry_basic_block
@@ -293,7 +338,8 @@ class FunctionCodegen:
                   for n, v in enumerate(values)]
         bb.call(kernel, loaded + [tid, nthreads])
         bb.ret_void()
-        (self.builder, self.fn, self.entry_block, self.env, self.buffers, self.in_parallel) = saved
+        (self.builder, self.fn, self.entry_block, self.env, self.buffers, self.in_parallel,
+         self.stack_bytes) = saved
 
         if self.use_openmp:
             tramp = self._gomp_trampoline(body_fn)
@@ -341,7 +387,61 @@ class FunctionCodegen:
 
     def load(self, e: E.Load):
         index = self.value(e.index)
-        buf = e.buffer
+        if self.unproven(e.buffer, e.index):
+            return self.checked(e.buffer, index, lambda: self._load(e.buffer, index), MEMTYPE[e.buffer.dtype])
+        return self._load(e.buffer, index)
+
+    def unproven(self, buf, index_expr) -> bool:
+        """With bounds checks on: whether the loop ranges leave ``index_expr`` possibly outside ``buf``."""
+        if not self.bounds_check:
+            return False
+        bound = bound_of(index_expr, self.ranges)
+        return bound is None or bound[0] < 0 or bound[1] >= buf.size
+
+    def checked(self, buf, index, access, ety=None):
+        """``access()`` where ``index`` lies inside ``buf``; elsewhere a fault is recorded (and a
+        load yields 0). Vector lanes outside are masked off."""
+        b = self.builder
+        if _is_vec(index):
+            vidx = self.materialize(index)
+            lanes = vidx.type.count
+            ity = vidx.type.element
+            ok = b.and_(b.icmp_signed(">=", vidx, ir.Constant(vidx.type, [0] * lanes)),
+                        b.icmp_signed("<", vidx, ir.Constant(vidx.type, [buf.size] * lanes)))
+            active = self.mask if self.mask is not None else self.splat(I1(1), lanes)
+            bad = b.and_(active, b.not_(ok))
+            with b.if_then(self.any_lane(bad)):
+                lane = b.call(self.intrinsic("cttz", ir.IntType(lanes), args=[ir.IntType(lanes), I1]),
+                              [b.bitcast(bad, ir.IntType(lanes)), I1(0)])
+                self.record_fault(FAULT_BOUNDS, buf, b.sext(b.extract_element(vidx, lane), I64)
+                                  if ity != I64 else b.extract_element(vidx, lane))
+            saved = self.mask
+            self.mask = b.and_(active, ok)
+            try:
+                return access()
+            finally:
+                self.mask = saved
+        ok = b.and_(b.icmp_signed(">=", index, ir.Constant(index.type, 0)),
+                    b.icmp_signed("<", index, ir.Constant(index.type, buf.size)))
+        with b.if_else(ok) as (inside, outside):
+            with inside:
+                value = access()
+                inside_block = b.block
+            with outside:
+                if self.mask is None:
+                    self.record_fault(FAULT_BOUNDS, buf, index)
+                else:
+                    with b.if_then(self.any_lane(self.mask)):
+                        self.record_fault(FAULT_BOUNDS, buf, index)
+                outside_block = b.block
+        if value is None:
+            return None
+        phi = b.phi(value.type)
+        phi.add_incoming(value, inside_block)
+        phi.add_incoming(ir.Constant(value.type, None), outside_block)
+        return phi
+
+    def _load(self, buf, index):
         ety = MEMTYPE[buf.dtype]
         b = self.builder
         if not _is_vec(index) and self.mask is None:
@@ -419,9 +519,14 @@ class FunctionCodegen:
         return self.from_memory(phi, buf.dtype)
 
     def store(self, s: Store):
-        buf = s.buffer
         index = self.value(s.index)
         value = self.value(s.value)
+        if self.unproven(s.buffer, s.index):
+            self.checked(s.buffer, index, lambda: self._store(s.buffer, index, value))
+        else:
+            self._store(s.buffer, index, value)
+
+    def _store(self, buf, index, value):
         b = self.builder
         ety = MEMTYPE[buf.dtype]
         if buf.dtype in ("bool", "int32"):
@@ -726,9 +831,15 @@ class _FnPtr:
         return self.ptr.get_reference()
 
 
-def emit_module(func: LoweredFunc, triple: str, data_layout: str, use_openmp: bool) -> ir.Module:
+def emit(func: LoweredFunc, triple: str, data_layout: str, use_openmp: bool, bounds_check: bool = False):
+    """(the ir.Module, the buffer names a fault record refers to by number)."""
     module = ir.Module(name=func.name)
     module.triple = triple
     module.data_layout = data_layout
-    FunctionCodegen(func, module, use_openmp).emit()
-    return module
+    gen = FunctionCodegen(func, module, use_openmp, bounds_check)
+    gen.emit()
+    return module, tuple(gen.fault_buffers)
+
+
+def emit_module(func: LoweredFunc, triple: str, data_layout: str, use_openmp: bool) -> ir.Module:
+    return emit(func, triple, data_layout, use_openmp)[0]

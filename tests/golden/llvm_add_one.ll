@@ -1,4 +1,4 @@
-define void @"add_one"(ptr noalias %"A", ptr noalias %"B")
+define i32 @"add_one"(ptr noalias %"A", ptr noalias %"B")
 {
 entry:
   %".4" = add nsw i64 0, 2
@@ -20,5 +20,5 @@ i_outer.body:
   %".17" = add nsw i64 %"i_outer", 1
   br label %"i_outer.header"
 i_outer.exit:
-  ret void
+  ret i32 0
 }
