@@ -14,8 +14,149 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
+import os
 import platform
 import sys
+
+
+# ---------------------------------------------------------------- option types (checked by argparse)
+# Each raises argparse.ArgumentTypeError, so a bad option is one line, `... error: argument --x: ...`,
+# and exit code 2, before any work starts.
+
+def positive_int(text: str) -> int:
+    """An int >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (1 or more), got {text}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """An int >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
+def thread_count(text: str) -> int:
+    """A positive int, at most MAX_THREADS (libgomp aborts when it cannot create its threads)."""
+    value = positive_int(text)
+    if value > MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"{value} threads is more than {MAX_THREADS} "
+                                         f"(this machine has {os.cpu_count()} cores); give 1..{MAX_THREADS}")
+    return value
+
+
+MAX_THREADS = max(256, 16 * (os.cpu_count() or 1))
+
+
+def finite_float(text: str) -> float:
+    """A finite float (not nan or inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite float > 0."""
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
+    return value
+
+
+def momentum_float(text: str) -> float:
+    """A finite float in [0, 1)."""
+    value = finite_float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1) (0.9 is usual), got {text}")
+    return value
+
+
+def target_arg(text: str) -> str:
+    """'llvm ...' or 'cuda ...', parsed as loopc.build would parse it."""
+    from loopc.errors import LoopcError
+    kind = text.split()[0] if text.split() else ""
+    try:
+        if kind == "cuda":
+            from loopc.targets.cuda.target import parse_target
+        elif kind == "llvm":
+            from loopc.targets.llvm.target import parse_target
+        else:
+            raise argparse.ArgumentTypeError(f"unknown target {text!r}; use 'llvm' (this CPU) or 'cuda'")
+        parse_target(text)
+    except LoopcError as e:
+        raise argparse.ArgumentTypeError(str(e).splitlines()[0]) from None
+    return text
+
+
+def _writable_dir(folder: str, what: str) -> None:
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"{what}: folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{what}: folder {folder} is not writable")
+
+
+def output_file(text: str) -> str:
+    """A file to write: not a directory, in an existing writable folder."""
+    path = os.path.expanduser(text)
+    if not text or os.path.isdir(path):
+        raise argparse.ArgumentTypeError(f"{text!r} is a directory, not a file; give a file path"
+                                         if text else "expected a file path")
+    _writable_dir(os.path.dirname(os.path.abspath(path)), text)
+    return path
+
+
+def weights_file(text: str) -> str:
+    """Where --save writes (``.npz`` appended when missing, as numpy does): checked like output_file."""
+    from loopc.nn.weights import weights_path
+    if text and os.path.isdir(os.path.expanduser(text)):
+        raise argparse.ArgumentTypeError(f"{text!r} is a directory; give a file path such as "
+                                         f"{os.path.join(text, 'lenet.npz')}")
+    return output_file(str(weights_path(text))) if text else output_file(text)
+
+
+def data_dir(text: str) -> str:
+    """A folder to read (whether it holds the right files is loopc.nn.datasets' to say)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a folder path, got ''")
+    return text
+
+
+def log_dir(text: str) -> str:
+    """A folder for logs: an existing writable folder, or one that can be created (its nearest
+    existing ancestor is a writable folder)."""
+    path = os.path.abspath(os.path.expanduser(text)) if text else ""
+    if not path:
+        raise argparse.ArgumentTypeError("expected a folder path")
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
+    ancestor = path
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise argparse.ArgumentTypeError(f"{text}: {ancestor} is a file, not a folder")
+    _writable_dir(ancestor, text)
+    return os.path.expanduser(text)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with errors as one line: ``loopc lenet train: error: argument --epochs: ...``."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def cmd_info(args) -> int:
@@ -83,6 +224,8 @@ def _ladder_table(size, repeat):
 
 def cmd_bench(args) -> int:
     if args.ladder:
+        # a, b and c in float32, the float64 reference and its two float64 operands
+        _check_fits(36 * args.size ** 2, f"--size {args.size}: the ladder", "--size")
         _ladder_table(args.size, args.repeat)
         return 0
     from loopc import benchsuite
@@ -93,7 +236,8 @@ def cmd_bench(args) -> int:
 
 def cmd_demo(args) -> int:
     from loopc.nn import demo
-    demo.main(epochs=args.epochs, batch_size=args.batch_size, threads=args.threads, with_torch=not args.no_torch)
+    with _as_options():
+        demo.main(epochs=args.epochs, batch_size=args.batch_size, threads=args.threads, with_torch=not args.no_torch)
     return 0
 
 
@@ -104,61 +248,150 @@ def _set_threads(n):
 
 
 def cmd_lenet_train(args) -> int:
+    """Train; with --save, the weights are written (atomically) after every completed epoch."""
     import loopc
+    from loopc.errors import LoopcError
     from loopc.nn import datasets
     from loopc.nn.lenet import LeNet
     from loopc.nn.runtime import untuned_summary
     from loopc.nn.train import TrainConfig, fit
 
+    with _as_options():
+        cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
+                          lr=args.lr if args.lr is not None else (1.0 if args.optimizer == "adadelta" else 0.01),
+                          momentum=args.momentum, gamma=args.gamma, seed=args.seed)
+    _check_outputs(args)
+    _check_target(args.target)
     _set_threads(args.threads)
     data = datasets.mnist(args.data)
     print(f"data: {data.source}: {len(data.train)} train / {len(data.test)} test images")
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
-                      lr=args.lr if args.lr is not None else (1.0 if args.optimizer == "adadelta" else 0.01),
-                      momentum=args.momentum, gamma=args.gamma, seed=args.seed)
     model = LeNet(seed=args.seed, target=args.target)
+    _check_memory(model, min(args.batch_size, max(len(data.train), 1)), "--batch-size")
     writer = None
     if args.logdir:
         from loopc.nn.tensorboard import SummaryWriter
         writer = SummaryWriter(args.logdir)
+    saved = []                                   # epochs whose weights are on disk
+
+    def save_epoch(result):
+        model.save(args.save)
+        saved.append(result.epoch)
+
     profiling = args.profile or args.trace
     prof = loopc.profile()
     try:
         with prof if profiling else contextlib.nullcontext():
-            fit(model, data, cfg, writer=writer)
+            fit(model, data, cfg, writer=writer, on_epoch=save_epoch if args.save else None)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(_kept(args, saved)) from None
+    except LoopcError as e:
+        if not args.save:
+            raise
+        raise LoopcError(f"{e}; {_kept(args, saved)}") from e
     finally:
         if writer is not None:
             writer.close()
+    if args.save:
+        print(f"weights saved to {args.save}")
     print(untuned_summary())
     if profiling:
         print("\ntop-10 operators (loopc.profile):")
         print(prof.table(top=10))
     if args.trace:
-        prof.export_chrome_trace(args.trace)
+        from loopc.runtime.files import atomic_path
+        with atomic_path(args.trace) as tmp:
+            prof.export_chrome_trace(tmp)
         print(f"Chrome trace written to {args.trace} (open it in chrome://tracing or ui.perfetto.dev)")
     if args.logdir:
         print(f"TensorBoard logs in {args.logdir}: tensorboard --logdir {args.logdir}")
-    if args.save:
-        model.save(args.save)
-        print(f"weights saved to {args.save}")
     return 0
 
 
+@contextlib.contextmanager
+def _as_options():
+    """ArgumentErrors about TrainConfig fields, reworded with the option names (--batch-size)."""
+    import re
+    from loopc.errors import ArgumentError
+    try:
+        yield
+    except ArgumentError as e:
+        text = re.sub(r"TrainConfig\.(\w+)", lambda m: "--" + m.group(1).replace("_", "-"), str(e))
+        raise ArgumentError(text) from None
+
+
+def _kept(args, saved) -> str:
+    """What --save holds after an interrupted or failed training run."""
+    if not args.save:
+        return "no weights saved (no --save)"
+    if not saved:
+        return f"nothing saved to {args.save} (no epoch ended with usable weights)"
+    return f"the weights of epoch {saved[-1]} are in {args.save}"
+
+
+def _check_outputs(args) -> None:
+    """Up front: distinct output files, and the TensorBoard package when --logdir asks for it."""
+    from loopc.errors import ArgumentError
+    if args.save and args.trace and os.path.abspath(args.save) == os.path.abspath(args.trace):
+        raise ArgumentError(f"--save and --trace both write {args.save}; give two different files")
+    if args.logdir:
+        from loopc.nn import tensorboard
+        if not tensorboard.available():
+            raise ArgumentError("--logdir needs the tensorboard package: pip install 'loopc[tensorboard]'")
+
+
+def _check_target(target: str) -> None:
+    """A CUDA target needs a usable GPU (or numba's simulator): say so before any work starts."""
+    if target.split()[0] != "cuda":
+        return
+    from loopc.errors import LoopcError
+    from loopc.targets.cuda import device
+    if not device.simulator() and not device.gpu_available():
+        raise LoopcError("--target cuda: no usable CUDA GPU here (numba found no driver or device); use "
+                         "--target llvm, or set NUMBA_ENABLE_CUDASIM=1 to run in numba's (slow) simulator")
+
+
+def _check_memory(model, batch: int, option: str) -> None:
+    """ArgumentError when one training step at ``batch`` needs more memory than the machine has."""
+    _check_fits(model.activation_bytes(batch), f"{option} {batch}: a training step", option)
+
+
+def _check_fits(need: int, what: str, option: str) -> None:
+    """ArgumentError when ``need`` bytes exceed the machine's memory (a MemoryError or the OOM
+    killer otherwise, after minutes of work)."""
+    from loopc.errors import ArgumentError
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):      # not every OS reports it
+        return
+    if need > total:
+        raise ArgumentError(f"{what} needs about {need / 2**30:.1f} GiB, more than this machine's "
+                            f"{total / 2**30:.1f} GiB of memory; give a smaller {option}")
+
+
 def cmd_lenet_eval(args) -> int:
+    """Test accuracy of saved weights (the weights are read first: a bad file fails fast)."""
     from loopc.nn import datasets
     from loopc.nn.lenet import LeNet
 
+    _check_target(args.target)
     _set_threads(args.threads)
-    data = datasets.mnist(args.data)
     model = LeNet(target=args.target)
     model.load(args.load)
+    data = datasets.mnist(args.data)
     loss, acc = model.evaluate(*data.test.tensors(), batch=args.batch_size)
     print(f"{args.load}: test accuracy {acc:.2%}, loss {loss:.4f} on {len(data.test)} images ({data.source})")
+    if not math.isfinite(loss):
+        print(f"loopc: warning: the test loss is {loss}: these weights overflow float32 on some images; "
+              "the accuracy is not meaningful", file=sys.stderr)
     return 0
 
 
 def cmd_lenet_bench(args) -> int:
     from loopc.nn import bench
+    from loopc.nn.lenet import LeNet
+    model = LeNet()
+    for b in args.batch_sizes:
+        _check_memory(model, b, "--batch-sizes")
     bench.run(batch_sizes=args.batch_sizes, threads=args.threads, number=args.number, repeat=args.repeat,
               with_torch=not args.no_torch)
     return 0
@@ -168,34 +401,38 @@ def _add_lenet(sub):
     lenet = sub.add_parser("lenet", help="LeNet-5 on loopc kernels: train, eval, bench")
     lsub = lenet.add_subparsers(dest="lenet_command", required=True)
     train = lsub.add_parser("train", help="train on MNIST (IDX files from --data, else the embedded subset)")
-    train.add_argument("--data", metavar="DIR", help="folder with MNIST's IDX files (raw or .gz; MNIST/raw too)")
-    train.add_argument("--epochs", type=int, default=3)
-    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--data", metavar="DIR", type=data_dir,
+                       help="folder with MNIST's IDX files (raw or .gz; MNIST/raw too)")
+    train.add_argument("--epochs", type=positive_int, default=3)
+    train.add_argument("--batch-size", type=positive_int, default=64)
     train.add_argument("--optimizer", choices=["adadelta", "sgd"], default="adadelta")
-    train.add_argument("--lr", type=float, default=None, help="default: 1.0 for adadelta, 0.01 for sgd")
-    train.add_argument("--momentum", type=float, default=0.9, help="sgd only")
-    train.add_argument("--gamma", type=float, default=0.7, help="learning-rate decay per epoch (StepLR)")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--threads", type=int, default=None)
+    train.add_argument("--lr", type=positive_float, default=None, help="default: 1.0 for adadelta, 0.01 for sgd")
+    train.add_argument("--momentum", type=momentum_float, default=0.9, help="sgd only, in [0, 1)")
+    train.add_argument("--gamma", type=positive_float, default=0.7, help="learning-rate decay per epoch (StepLR)")
+    train.add_argument("--seed", type=nonnegative_int, default=0)
+    train.add_argument("--threads", type=thread_count, default=None)
     train.add_argument("--profile", action="store_true", help="print the top-10 operator table")
-    train.add_argument("--trace", metavar="PATH", help="also write a Chrome trace of every kernel call")
-    train.add_argument("--logdir", metavar="DIR", help="TensorBoard event files: scalars and the graph")
-    train.add_argument("--save", metavar="PATH", help="write the trained weights (.npz)")
-    train.add_argument("--target", default="llvm", help="'llvm' (this CPU) or 'cuda' (an NVIDIA GPU, or numba's "
-                       "simulator with NUMBA_ENABLE_CUDASIM=1); the optimizer update runs on the CPU")
+    train.add_argument("--trace", metavar="PATH", type=output_file,
+                       help="also write a Chrome trace of every kernel call")
+    train.add_argument("--logdir", metavar="DIR", type=log_dir, help="TensorBoard event files: scalars and the graph")
+    train.add_argument("--save", metavar="PATH", type=weights_file,
+                       help="write the weights (.npz, appended when missing) after every epoch")
+    train.add_argument("--target", default="llvm", type=target_arg,
+                       help="'llvm' (this CPU) or 'cuda' (an NVIDIA GPU, or numba's simulator with "
+                       "NUMBA_ENABLE_CUDASIM=1); the optimizer update runs on the CPU")
     train.set_defaults(fn=cmd_lenet_train)
     ev = lsub.add_parser("eval", help="test accuracy of saved weights")
     ev.add_argument("--load", metavar="PATH", required=True, help="weights written by `lenet train --save`")
-    ev.add_argument("--data", metavar="DIR")
-    ev.add_argument("--batch-size", type=int, default=64)
-    ev.add_argument("--target", default="llvm", help="'llvm' or 'cuda'")
-    ev.add_argument("--threads", type=int, default=None)
+    ev.add_argument("--data", metavar="DIR", type=data_dir)
+    ev.add_argument("--batch-size", type=positive_int, default=64)
+    ev.add_argument("--target", default="llvm", type=target_arg, help="'llvm' or 'cuda'")
+    ev.add_argument("--threads", type=thread_count, default=None)
     ev.set_defaults(fn=cmd_lenet_eval)
     bn = lsub.add_parser("bench", help="per-operator profile and latency per batch size, beside PyTorch")
-    bn.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16, 64])
-    bn.add_argument("--threads", type=int, default=None)
-    bn.add_argument("--number", type=int, default=10, help="calls per timing round")
-    bn.add_argument("--repeat", type=int, default=5, help="timing rounds (the median is reported)")
+    bn.add_argument("--batch-sizes", type=positive_int, nargs="+", default=[1, 16, 64])
+    bn.add_argument("--threads", type=thread_count, default=None)
+    bn.add_argument("--number", type=positive_int, default=10, help="calls per timing round")
+    bn.add_argument("--repeat", type=positive_int, default=5, help="timing rounds (the median is reported)")
     bn.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     bn.set_defaults(fn=cmd_lenet_bench)
 
@@ -207,19 +444,34 @@ OP_ALIASES = {"conv2d": "conv2d_nchw"}
 
 def cmd_tune(args) -> int:
     """Tune a registered template (the built-in ``gemm``, or the operator library's ``matmul``,
-    ``dense``, ``conv2d_nchw``) and log every measurement."""
+    ``dense``, ``conv2d_nchw``) and log every measurement. Everything that can be checked is
+    checked before any tuning work: the target (a GPU for cuda), the number of --shape values
+    the template takes, the values themselves (the template's own checks) and the log file."""
     from loopc import autotune
     from loopc.autotune.dispatcher import target_key
+    from loopc.autotune.record import check_writable, failure_summary
+    from loopc.autotune.task import check_arity
+    from loopc.errors import ArgumentError, LoopcError
+    typed = args.op
     args.op = OP_ALIASES.get(args.op, args.op)
     if str(args.target).split()[:1] == ["cuda"] and args.op in LIBRARY_OPS:
         args.op += "_cuda"          # the operator library's GPU templates
+    _check_target(args.target)
     if args.op not in autotune.list_templates():
         try:                      # the operator library registers its templates when imported
             import loopc.schedules  # noqa: F401
         except ImportError:
             pass
     shape = tuple(args.shape)
-    task = autotune.create_task(args.op, shape, target=args.target)
+    check_arity(args.op, shape, f"--shape: {typed}", optional=False)
+    try:
+        task = autotune.create_task(args.op, shape, target=args.target)
+    except LoopcError:
+        raise
+    except Exception as err:  # noqa: BLE001 - the template rejects these values its own way
+        raise ArgumentError(f"--shape {' '.join(map(str, shape))}: {typed} cannot be built for these values "
+                            f"({type(err).__name__}: {err})") from None
+    check_writable(args.log)
     print(f"tuning {task.name}{task.args} on {target_key(task.target_string)[1]}: {len(task.config_space)} configs, "
           f"{args.trials} trials, {args.tuner} tuner, log {args.log}")
     tuners = {"model": autotune.ModelTuner, "ga": autotune.GATuner, "random": autotune.RandomTuner,
@@ -233,9 +485,13 @@ def cmd_tune(args) -> int:
     if not args.quiet:
         callbacks.append(autotune.progress_bar(args.trials))
     tuner.tune(args.trials, option, early_stopping=args.early_stopping, callbacks=callbacks)
-    best = [r for r in autotune.load_records(args.log) if r.ok and r.workload == task.workload]
+    tkey = target_key(task.target_string)
+    mine = [r for r in autotune.load_records(args.log, warn=False)
+            if r.workload == task.workload and target_key(r.target) == tkey]
+    best = [r for r in mine if r.ok]
     if not best:
-        print("no successful measurement")
+        print(f"loopc: tune: no successful measurement of {task.name}{task.args}: {failure_summary(mine)}",
+              file=sys.stderr)
         return 1
     r = max(best, key=lambda r: r.gflops)
     print(f"best: {r.gflops:.2f} GFLOP/s ({r.cost * 1e3:.3f} ms), config {r.config_entity()}")
@@ -245,20 +501,31 @@ def cmd_tune(args) -> int:
 
 
 def _add_tune(sub):
+    def process_count(text):
+        """Build processes: 1 .. MAX_THREADS."""
+        value = positive_int(text)
+        if value > MAX_THREADS:
+            raise argparse.ArgumentTypeError(f"at most {MAX_THREADS} build processes (this machine has "
+                                             f"{os.cpu_count()} cores), got {value}")
+        return value
+
     tune = sub.add_parser("tune", help="tune a template's knobs and log the measurements (JSON Lines)")
     tune.add_argument("op", help="a registered template (built in: gemm; the operator library's matmul (M N K), "
                                  "dense (batch in out), conv2d_nchw or conv2d (N C H W K R S stride padding))")
-    tune.add_argument("--shape", type=int, nargs="+", required=True, help="the template's arguments, e.g. M N K")
-    tune.add_argument("--trials", type=int, default=64)
+    tune.add_argument("--shape", type=nonnegative_int, nargs="+", required=True,
+                      help="the template's arguments, e.g. M N K")
+    tune.add_argument("--trials", type=positive_int, default=64)
     tune.add_argument("--tuner", choices=TUNERS, default="model")
-    tune.add_argument("--log", required=True, help="JSON Lines log (appended; a rerun resumes from it)")
-    tune.add_argument("--target", default="llvm", help="'llvm' (this CPU) or 'cuda' (the GPU templates of the "
-                      "library ops: block/thread tiles, shared-memory staging, unroll)")
-    tune.add_argument("--n-parallel", type=int, default=None, help="build processes (default: CPU count)")
-    tune.add_argument("--timeout", type=float, default=10.0, help="seconds per build and per run")
-    tune.add_argument("--number", type=int, default=4)
-    tune.add_argument("--repeat", type=int, default=3)
-    tune.add_argument("--early-stopping", type=int, default=None)
+    tune.add_argument("--log", type=output_file, required=True,
+                      help="JSON Lines log in an existing folder (appended; a rerun resumes from it)")
+    tune.add_argument("--target", type=target_arg, default="llvm", help="'llvm' (this CPU) or 'cuda' (the GPU "
+                      "templates of the library ops: block/thread tiles, shared-memory staging, unroll)")
+    tune.add_argument("--n-parallel", type=process_count, default=None, help="build processes (default: CPU count)")
+    tune.add_argument("--timeout", type=positive_float, default=10.0, help="seconds per build and per run")
+    tune.add_argument("--number", type=positive_int, default=4, help="calls per timing repeat")
+    tune.add_argument("--repeat", type=positive_int, default=3, help="timing repeats (the median counts)")
+    tune.add_argument("--early-stopping", type=positive_int, default=None,
+                      help="stop after this many trials without improvement")
     tune.add_argument("--seed", type=int, default=0)
     tune.add_argument("--no-check", action="store_true", help="skip the correctness check against the reference")
     tune.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -267,7 +534,7 @@ def _add_tune(sub):
 
 def build_parser() -> argparse.ArgumentParser:
     from loopc import ladder
-    p = argparse.ArgumentParser(prog="loopc", description="loopc: a tensor-program compiler with a loop-scheduling DSL")
+    p = _Parser(prog="loopc", description="loopc: a tensor-program compiler with a loop-scheduling DSL")
     sub = p.add_subparsers(dest="command", required=True)
 
     info = sub.add_parser("info", help="target triple, CPU name and features, threads, versions")
@@ -279,17 +546,17 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--step", default="parallel", choices=[n for n, _ in ladder.STEPS],
                       help="which schedule of the GEMM ladder")
     show.add_argument("--format", default="ir", choices=["ir", "llvm", "asm"])
-    show.add_argument("-M", type=int, default=64)
-    show.add_argument("-N", type=int, default=64)
-    show.add_argument("-K", type=int, default=64)
+    show.add_argument("-M", type=positive_int, default=64)
+    show.add_argument("-N", type=positive_int, default=64)
+    show.add_argument("-K", type=positive_int, default=64)
     show.set_defaults(fn=cmd_show)
 
     sp = sub.add_parser("bench", help="time the operator suite (or --ladder) beside numpy/PyTorch")
-    sp.add_argument("--size", type=int, default=1024, help="M = N = K of the GEMM ladder")
-    sp.add_argument("--repeat", type=int, default=3)
+    sp.add_argument("--size", type=positive_int, default=1024, help="M = N = K of the GEMM ladder")
+    sp.add_argument("--repeat", type=positive_int, default=3)
     sp.set_defaults(fn=cmd_bench)
     sp.add_argument("--ladder", action="store_true", help="the GEMM schedule ladder instead of the suite")
-    sp.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    sp.add_argument("--threads", type=thread_count, nargs="+", default=[1, 2])
     sp.add_argument("--quick", action="store_true", help="small shapes only")
 
     _add_lenet(sub)
@@ -297,22 +564,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="train LeNet on loopc kernels (embedded MNIST subset), profile, "
                                        "compare with PyTorch")
-    demo.add_argument("--epochs", type=int, default=None, help="default: 6")
-    demo.add_argument("--batch-size", type=int, default=None, help="default: 32")
-    demo.add_argument("--threads", type=int, default=None)
+    demo.add_argument("--epochs", type=positive_int, default=None, help="default: 6")
+    demo.add_argument("--batch-size", type=positive_int, default=None, help="default: 32")
+    demo.add_argument("--threads", type=thread_count, default=None)
     demo.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     demo.set_defaults(fn=cmd_demo)
     return p
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command. A LoopcError (a user mistake: bad input, a missing file) is one line on
+    stderr and exit code 2; Ctrl-C is one line and 130; any other exception is a bug and keeps
+    its traceback."""
     from loopc.errors import LoopcError
     try:
+        args = build_parser().parse_args(argv)
         return args.fn(args)
     except LoopcError as e:
-        print(f"loopc: error: {e}", file=sys.stderr)
+        print(f"loopc: error: {one_line(e)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:
+        print(f"loopc: interrupted{'; ' + one_line(e) if str(e) else ''}", file=sys.stderr)
+        return 130
+
+
+def one_line(error) -> str:
+    """An exception's message on one line (its lines joined with '; ')."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return "; ".join(lines) or type(error).__name__
 
 
 if __name__ == "__main__":

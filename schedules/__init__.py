@@ -167,15 +167,16 @@ _TENSOR_ARGS = ("tensor", "readers", "parent")    # trace arguments that name te
 
 def _retarget_trace(trace, stage):
     """A trace recorded on a template's graph, with its op names (``trace["names"]``, producers
-    first) renamed to those of ``stage``'s graph (same structure, other tensor names)."""
+    first) renamed to those of ``stage``'s graph (same structure, other tensor names). A trace
+    of another shape is returned as it is: replaying it raises a ScheduleError naming the fault."""
     from loopc.schedule import post_order_ops
     names = trace.get("names") if isinstance(trace, dict) else None
-    if not names:
+    if not isinstance(names, list) or not names or not isinstance(trace.get("steps"), list):
         return trace
     ours = [op.name for op in post_order_ops([stage.op])]
     if len(ours) != len(names):
         return trace
-    mapping = {a: b for a, b in zip(names, ours) if a != b}
+    mapping = {a: b for a, b in zip(names, ours) if isinstance(a, str) and a != b}
     if not mapping:
         return trace
 
@@ -193,15 +194,35 @@ def _retarget_trace(trace, stage):
 
     steps = []
     for st in trace["steps"]:
+        if not isinstance(st, dict) or not isinstance(st.get("args", {}), dict):
+            steps.append(st)                     # malformed: replay says which step and why
+            continue
         args = {k: (rename(v) if k in _TENSOR_ARGS else v) for k, v in st.get("args", {}).items()}
-        steps.append({**st, "stage": rename(st["stage"]), "args": args})
+        steps.append({**st, "stage": rename(st.get("stage")), "args": args})
     return {**trace, "steps": steps}
 
 
+def _check_replay(s, stage, trace):
+    """Replay ``trace`` (retargeted onto ``stage``'s graph) on a copy of ``s`` (a fresh schedule
+    of its outputs with ``s``'s steps so far): raises what ``s.replay`` would, leaving ``s``
+    untouched, so that a tuned record that does not apply here is skipped, not half applied."""
+    import copy
+    try:
+        shadow = te.create_schedule([o.op for o in s.outputs])
+        shadow.replay({"version": 1, "steps": copy.deepcopy(s.trace)})
+    except LoopcError:           # pragma: no cover - s's own steps always replay
+        return
+    shadow.replay(_retarget_trace(trace, stage))
+
+
 def _apply_tuned_or(s, stage, target, default):
+    """Schedule ``stage`` with the best tuned record that applies (records whose trace does not
+    replay here are skipped with a warning naming their file and line), else ``default()``."""
     key = workload_key(stage.op.output(0))
     _install_lookup()
-    trace = tuned_record_lookup(key, target) if tuned_record_lookup is not None else None
+    trace = None
+    if tuned_record_lookup is not None:
+        trace = tuned_record_lookup(key, target, check=lambda t: _check_replay(s, stage, t))
     if trace is not None:
         s.replay(_retarget_trace(trace, stage))
         return

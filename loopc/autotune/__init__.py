@@ -39,7 +39,7 @@ from .index_tuners import GridSearchTuner, RandomTuner
 from .measure import (ERROR_KINDS, LocalBuilder, LocalRunner, MeasureInput, MeasureResult, measure_option)
 from .model_tuner import ModelTuner
 from .plot import plot_tuning_curve
-from .record import Record, load_records, pick_best
+from .record import Record, RecordError, load_records, pick_best
 from .space import ConfigEntity, ConfigSpace
 from .task import Task, create_task, get_template, list_templates, template
 from .tuner import Tuner
@@ -57,6 +57,6 @@ def __getattr__(name):
 __all__ = ["template", "get_config", "create_task", "Task", "ConfigSpace", "ConfigEntity",
            "RandomTuner", "GridSearchTuner", "GATuner", "ModelTuner", "Tuner",
            "measure_option", "LocalBuilder", "LocalRunner", "DaskRunner", "MeasureInput", "MeasureResult",
-           "ERROR_KINDS", "log_to_file", "progress_bar", "load_records", "pick_best", "Record",
+           "ERROR_KINDS", "log_to_file", "progress_bar", "load_records", "pick_best", "Record", "RecordError",
            "apply_history_best", "ApplyHistoryBest", "ApplyConfig", "DispatchContext", "AutotuneWarning",
            "plot_tuning_curve", "get_template", "list_templates"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .record import append_record, load_records, make_record
+from .record import append_record, check_writable, load_records, make_record
 
 
 class LogToFile:
@@ -16,6 +16,10 @@ class LogToFile:
 
     def __init__(self, path):
         self.path = os.fspath(path)
+
+    def prepare(self):
+        """Before any measurement: RecordError when the log is a directory or not writable."""
+        check_writable(self.path)
 
     def __call__(self, tuner, inputs, results):
         for inp, res in zip(inputs, results):

@@ -16,7 +16,7 @@ import shlex
 import warnings
 from contextvars import ContextVar
 
-from ..errors import LoopcError
+from ..errors import BuildError, LoopcError
 
 _CONFIG: ContextVar = ContextVar("loopc_autotune_config", default=None)
 _DISPATCH: ContextVar = ContextVar("loopc_autotune_dispatch", default=None)
@@ -52,6 +52,11 @@ class DispatchContext:
     def query(self, workload, template):  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def reject(self, workload, config, err) -> bool:
+        """A template call with ``config`` (from :meth:`query`) raised ``err``: True when the
+        context dropped the record it came from and the call may be retried."""
+        return False
+
     def __enter__(self):
         self._tokens.append(_DISPATCH.set(self))
         return self
@@ -61,20 +66,46 @@ class DispatchContext:
         return False
 
 
+#: what a record's config or schedule trace can make a template or a replay raise (a record is
+#: untrusted input): the record is skipped, not the program
+RECORD_FAILURES = (LoopcError, KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError,
+                   ArithmeticError)
+
+
 def run_template(template, workload, args):
-    """Call ``template``'s function with the config the active context picks for ``workload``."""
+    """Call ``template``'s function with the config the active context picks for ``workload``.
+    When a config taken from a tuning record makes the template fail, the context skips that
+    record (with a warning naming its file and line) and the call is retried with the next."""
     ctx = _DISPATCH.get()
     if ctx is None:
         raise LoopcError(
             f"template {workload[0]!r} was called outside a tuning or apply context, so it has no config. "
             f"Use `with autotune.apply_history_best(log):` around the call (or autotune.ApplyConfig(cfg), "
             f"or tune it: autotune.create_task({workload[0]!r}, {list(workload[1])!r}))")
-    cfg = ctx.query(workload, template)
-    token = _CONFIG.set(cfg)
-    try:
-        return template.__wrapped__(*args)
-    finally:
-        _CONFIG.reset(token)
+    while True:
+        cfg = ctx.query(workload, template)
+        token = _CONFIG.set(cfg)
+        try:
+            return template.__wrapped__(*args)
+        except RECORD_FAILURES as err:
+            if not ctx.reject(workload, cfg, err):
+                raise
+        finally:
+            _CONFIG.reset(token)
+
+
+def skip_message(record, workload, err, here=False) -> str:
+    """The warning for a record whose schedule does not apply: where it is, and why. ``here``:
+    it replays on its template's graph but not on the caller's (other tensor names or wiring)."""
+    why = f"{type(err).__name__}: {err}".replace("\n", " ")
+    if len(why) > 300:
+        why = why[:300] + " ..."
+    if here:
+        return (f"autotune: {record.where}: the tuned schedule of this record for {_fmt(workload)} does not apply "
+                f"to this graph ({why}); skipped here, using the next-best record or the default schedule.")
+    return (f"autotune: {record.where}: the tuned schedule of this record for {_fmt(workload)} does not apply "
+            f"({why}); record skipped, using the next-best record or the default schedule. Delete that line "
+            f"or tune again (`loopc tune {workload[0]} ...`).")
 
 
 class ApplyConfig(DispatchContext):
@@ -89,8 +120,14 @@ class ApplyConfig(DispatchContext):
 
 
 def target_key(target: str):
-    """(cpu name, sorted enabled features) of a target string; records match on it."""
-    parts = shlex.split(str(target))
+    """(cpu name, sorted enabled features) of a target string; records match on it. A
+    string that does not split (an unbalanced quote) raises BuildError."""
+    try:
+        parts = shlex.split(str(target))
+    except ValueError as err:
+        text = str(target) if len(str(target)) <= 80 else str(target)[:80] + "..."
+        raise BuildError(f"malformed target string ({err}: an unbalanced quote?) {text!r}: write it as "
+                         "'llvm -mcpu=NAME -mattr=+f,...'") from None
     cpu, feats = "", ""
     for p in parts[1:]:
         key, _, val = p.partition("=")
@@ -153,7 +190,34 @@ class ApplyHistoryBest(DispatchContext):
         self._cache = {}
         self._spaces = {}
         self._warned = set()
+        self._rejected = {}   # id(record) -> record whose schedule did not apply (skipped)
+        self._said = set()    # warnings given once
+        self.replay_checked = {}   # id(record) -> its trace, checked (loopc.autotune.library's cache)
         self.fallbacks = []   # workloads that got no record (inspectable)
+
+    def warn_once(self, message, stacklevel=3):
+        """One AutotuneWarning per distinct ``message`` in this context."""
+        if message not in self._said:
+            self._said.add(message)
+            warnings.warn(message, AutotuneWarning, stacklevel=stacklevel)
+
+    def skip(self, record, workload, err, stacklevel=3):
+        """Never use ``record`` again in this context; one warning names its file:line and why."""
+        if id(record) in self._rejected:
+            return
+        self._rejected[id(record)] = record
+        self._cache.pop(_key(workload), None)
+        warnings.warn(skip_message(record, workload, err), AutotuneWarning, stacklevel=stacklevel)
+
+    def is_skipped(self, record) -> bool:
+        return id(record) in self._rejected
+
+    def reject(self, workload, config, err) -> bool:
+        chosen = self._cache.get(_key(workload), (None, None))[0]
+        if chosen is None or id(chosen) in self._rejected:
+            return False                 # the fallback config failed: not a record's fault
+        self.skip(chosen, workload, err, stacklevel=5)
+        return True
 
     def _space(self, template, workload):
         from .task import collect_space, workload_key
@@ -171,7 +235,7 @@ class ApplyHistoryBest(DispatchContext):
         key = workload_key(workload)
         if key in self._cache:
             return self._cache[key]
-        recs = self._by_workload.get(key, [])
+        recs = [r for r in self._by_workload.get(key, []) if id(r) not in self._rejected]
         space = self._space(template, workload) if template is not None and recs else None
 
         def fits(r):
@@ -217,8 +281,14 @@ class ApplyHistoryBest(DispatchContext):
                 f"and a tuner with callbacks=[autotune.log_to_file({self.source!r})].",
                 AutotuneWarning, stacklevel=4)
             self._warned.add(key)
+        if workload not in self.fallbacks:
             self.fallbacks.append(workload)
         return self._space(template, workload).fallback()
+
+
+def _key(workload):
+    from .task import workload_key
+    return workload_key(workload)
 
 
 def _fmt(workload):

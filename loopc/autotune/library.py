@@ -18,14 +18,16 @@ features) are not applied: one AutotuneWarning per workload says so.
 """
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 
 import numpy as np
 
 from .. import te
-from .dispatcher import ApplyConfig, ApplyHistoryBest, AutotuneWarning, current_context, get_config, resolve_target, \
-    target_key
+from ..errors import LoopcError
+from .dispatcher import RECORD_FAILURES, ApplyConfig, ApplyHistoryBest, AutotuneWarning, current_context, \
+    get_config, resolve_target, skip_message, target_key
 from .task import get_template, template, workload_key
 
 import loopc.schedules as _S
@@ -269,46 +271,70 @@ def _shipped_context():
     return _shipped[TUNED_DIR]
 
 
-def _best_for_cpu(ctx, workload, tkey):
-    """The best record of ``ctx`` for ``workload`` tuned on ``tkey`` (cpu and features) whose
-    config fits the template's current knobs; and the records tuned elsewhere."""
+def _candidates(ctx, workload, tkey):
+    """The records of ``ctx`` for ``workload`` tuned on ``tkey`` (cpu and features) whose config
+    fits the template's current knobs, best first (a generator: the space is collected only
+    when there is a record); and the records tuned elsewhere."""
     from .task import collect_space
-    recs = ctx._by_workload.get(workload_key(workload), [])
-    if not recs:
-        return None, []
-    space = None
-    mine, others = [], []
-    for r in recs:
-        (mine if target_key(r.target) == tkey else others).append(r)
-    for r in mine:
-        if space is None:
-            space = collect_space(get_template(workload[0]), workload[1])
-        if space.index_of(r.config_entity()) is not None:
-            return r, others
-    return None, others
+    recs = [r for r in ctx._by_workload.get(workload_key(workload), []) if not ctx.is_skipped(r)]
+    mine = [r for r in recs if target_key(r.target) == tkey]
+    others = [r for r in recs if target_key(r.target) != tkey]
+
+    def fitting():
+        space = None
+        for r in mine:
+            if space is None:
+                space = collect_space(get_template(workload[0]), workload[1])
+            if space.index_of(r.config_entity()) is not None:
+                yield r
+    return fitting(), others
 
 
 def _trace_of(record, workload):
     """The record's schedule trace (re-derived from its config when the record has none), with
-    the template graph's op names for renaming."""
+    the template graph's op names for renaming. The trace is replayed on a fresh schedule of
+    the template's graph and lowered: a record whose trace does not replay (edited, or written
+    by another loopc) raises here, so that it is skipped rather than applied."""
+    import loopc
     tmpl = get_template(workload[0])
     with ApplyConfig(record.config_entity()):
         s, tensors = tmpl(*workload[1])
     trace = record.trace if record.trace is not None else {"version": 1, "steps": s.trace}
-    if trace is record.trace:
-        try:                   # the record's trace must replay on the library op's fresh schedule
-            te.create_schedule([tensors[-1].op]).replay(trace)
-        except Exception:      # written by another loopc version: the config's schedule instead
-            trace = {"version": 1, "steps": s.trace}
-    trace = dict(trace)
-    trace["steps"] = [dict(st) for st in trace["steps"]]
+    if not isinstance(trace, dict) or not isinstance(trace.get("steps"), list):
+        raise LoopcError(f"the record's trace is not {{'version': 1, 'steps': [...]}}: {str(trace)[:100]}")
+    trace = copy.deepcopy(trace)
+    if record.trace is not None:
+        fresh = te.create_schedule([tensors[-1].op]).replay(copy.deepcopy(trace))
+        loopc.lower(fresh, list(tensors))
     trace["names"] = _names(s, tensors[-1])
     return trace
 
 
-def tuned_record_lookup(key, target="llvm"):
+def _checked_trace(ctx, record, workload, check):
+    """The trace of ``record`` when it replays on the template's graph (else the record is
+    skipped for good) and, through ``check``, on the caller's (else it is skipped for this
+    call); None when skipped. Each skip is a warning naming the record's file and line."""
+    try:
+        if id(record) not in ctx.replay_checked:
+            ctx.replay_checked[id(record)] = _trace_of(record, workload)
+    except RECORD_FAILURES as err:
+        ctx.skip(record, workload, err, stacklevel=6)
+        return None
+    trace = ctx.replay_checked[id(record)]
+    if check is not None:
+        try:
+            check(copy.deepcopy(trace))
+        except RECORD_FAILURES as err:
+            ctx.warn_once(skip_message(record, workload, err, here=True), stacklevel=6)
+            return None
+    return copy.deepcopy(trace)
+
+
+def tuned_record_lookup(key, target="llvm", check=None):
     """The hook of ``schedules.schedule``: the trace of the best record for this library
-    workload on this CPU, or None."""
+    workload on this CPU, or None. ``check(trace)``, when given, replays the trace where it
+    will be used and raises if it does not apply there. A record whose trace fails either way
+    is skipped with a warning naming its file and line, and the next-best record is tried."""
     workload = library_workload(key, target)
     if workload is None:
         return None
@@ -324,9 +350,11 @@ def tuned_record_lookup(key, target="llvm"):
     contexts.append(_shipped_context())
     elsewhere = []
     for c in contexts:
-        rec, others = _best_for_cpu(c, workload, tkey)
-        if rec is not None:
-            return _trace_of(rec, workload)
+        fitting, others = _candidates(c, workload, tkey)
+        for rec in fitting:
+            trace = _checked_trace(c, rec, workload, check)
+            if trace is not None:
+                return trace
         elsewhere += [(c, r) for r in others]
     if elsewhere:
         wkey = (workload_key(workload), tkey)

@@ -10,13 +10,23 @@ retire after ``max_tasks_per_child`` jobs (llvmlite leaks ~80 KB per compile).
   parent killed it, the killed job is a ``timeout`` and the others in flight are resubmitted.
   Otherwise the culprit is unknown when several jobs ran: each is resubmitted *alone*, and a
   job that breaks the pool while alone is a ``crash``.
+- A worker ends when the process that made the pool dies, however it dies (``kill -9``
+  included): a thread in each worker waits on multiprocessing's parent sentinel (a pipe the
+  parent holds open) and exits the worker at EOF, and ``PR_SET_PDEATHSIG`` ends it with the
+  forkserver. Without this an orphaned worker blocks forever on the job queue (it holds the
+  queue's write end itself) while holding the forkserver's "alive" pipe and the resource
+  tracker's pipe, so those two helpers never see EOF and linger as well.
 """
 from __future__ import annotations
 
+import ctypes
 import itertools
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
+import sys
+import threading
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -30,6 +40,31 @@ _STARTED = None
 def _init_worker(queue):
     global _STARTED
     _STARTED = queue
+    _die_with_parent()
+
+
+def _die_with_parent():
+    """End this worker process when its pool's owner dies (see the module docstring)."""
+    if sys.platform.startswith("linux"):
+        try:                              # the forkserver (our OS parent) dying kills us
+            PR_SET_PDEATHSIG = 1
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - no prctl
+            pass
+    parent = multiprocessing.parent_process()
+    sentinel = getattr(parent, "sentinel", None)
+    if sentinel is None:                   # pragma: no cover - not a multiprocessing child
+        return
+    threading.Thread(target=_watch_parent, args=(sentinel,), name="loopc-parent-watchdog", daemon=True).start()
+
+
+def _watch_parent(sentinel):
+    """Wait until the parent's end of the sentinel pipe closes (it died), then exit at once."""
+    try:
+        multiprocessing.connection.wait([sentinel])
+    except OSError:                        # pragma: no cover - the fd went away
+        pass
+    os._exit(70)
 
 
 def _call(job_id, fn, payload):

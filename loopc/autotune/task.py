@@ -18,10 +18,11 @@ import them by name (a script is imported too, so keep its work under
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import math
 
-from ..errors import LoopcError
+from ..errors import ArgumentError, LoopcError
 from ..te import expr as E
 from ..te.tensor import ComputeOp, PlaceholderOp
 from .dispatcher import ApplyConfig, DispatchContext, resolve_target, run_template
@@ -109,6 +110,35 @@ def list_templates():
     return sorted(_TEMPLATES)
 
 
+def template_params(template):
+    """``(required, optional)`` positional parameter names of a template's function."""
+    try:
+        params = inspect.signature(template.__wrapped__).parameters.values()
+    except (TypeError, ValueError, AttributeError):  # pragma: no cover - a builtin or odd callable
+        return None
+    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
+        return None
+    pos = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return ([p.name for p in pos if p.default is p.empty], [p.name for p in pos if p.default is not p.empty])
+
+
+def check_arity(name, args, display=None, optional=True):
+    """ArgumentError when template ``name`` does not take ``len(args)`` arguments; the message
+    lists its parameter names (``display`` names the template as the user wrote it).
+    ``optional=False``: only the required parameters may be given (a command line of ints)."""
+    sig = template_params(get_template(name))
+    if sig is None:
+        return
+    required, optional = sig[0], (sig[1] if optional else [])
+    if len(required) <= len(args) <= len(required) + len(optional):
+        return
+    count = f"{len(required)}" if not optional else f"{len(required)} to {len(required) + len(optional)}"
+    names = " ".join(required + [f"[{n}]" for n in optional])
+    got = " ".join(map(str, args)) or "none"
+    raise ArgumentError(f"{display or name} takes {count} argument{'s' if count != '1' else ''}: {names}; "
+                        f"got {len(args)} ({got})")
+
+
 class _CollectSpace(DispatchContext):
     """The template's ``cfg`` is the ConfigSpace being collected."""
 
@@ -171,6 +201,7 @@ class Task:
         self.name = name
         self.template = get_template(name)
         self.args = make_workload(name, args)[1]
+        check_arity(name, self.args, f"template {name!r}")
         self.target = target
         space = ConfigSpace()
         with _CollectSpace(space):

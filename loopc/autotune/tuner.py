@@ -121,18 +121,25 @@ class Tuner:
 
     def tune(self, n_trial, measure_option, early_stopping=None, callbacks=()):
         """Measure up to ``n_trial`` configs (records already in a ``log_to_file`` log count),
-        stopping early after ``early_stopping`` trials without improvement."""
+        stopping early after ``early_stopping`` trials without improvement. A callback's
+        ``prepare()`` runs first: a log that cannot be written fails before any measurement."""
         if not isinstance(measure_option, dict) or "runner" not in measure_option:
             raise LoopcError("tune(measure_option=...) needs autotune.measure_option(builder=..., runner=...)")
-        n_trial = int(n_trial)
+        n_trial = _count(n_trial, "n_trial", 0)
+        if early_stopping is not None:
+            early_stopping = _count(early_stopping, "early_stopping", 1)
         callbacks = list(callbacks)
-        self._resume(callbacks, measure_option["runner"])
-        done = self.n_trials
-        for cb in callbacks:
-            hook = getattr(cb, "on_tune_start", None)
-            if hook is not None:
-                hook(self, done)
         try:
+            for cb in callbacks:
+                prepare = getattr(cb, "prepare", None)
+                if prepare is not None:
+                    prepare()
+            self._resume(callbacks, measure_option["runner"])
+            done = self.n_trials
+            for cb in callbacks:
+                hook = getattr(cb, "on_tune_start", None)
+                if hook is not None:
+                    hook(self, done)
             while done < n_trial and self.has_next():
                 if early_stopping is not None and self.n_trials - self.best_trial >= early_stopping:
                     break
@@ -146,7 +153,6 @@ class Tuner:
                 hook = getattr(cb, "on_tune_end", None)
                 if hook is not None:
                     hook(self)
-
 
     def batch_size(self, measure_option) -> int:
         """Candidates measured per batch: what the builder (or a remote runner) runs at once."""
@@ -170,6 +176,14 @@ class Tuner:
                 cb(self, [inputs[i]], [res])
         self.update(inputs, results)
         return len(inputs)
+
+
+def _count(value, what, least):
+    """``value`` as an int >= ``least``; LoopcError naming ``what`` otherwise."""
+    whole = isinstance(value, (int, np.integer)) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not whole or value < least:
+        raise LoopcError(f"tune({what}=...) must be an integer >= {least}, got {value!r}")
+    return int(value)
 
 
 def runner_targets(runner, task):

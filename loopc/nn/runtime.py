@@ -108,16 +108,15 @@ class ParamStore:
                 raise LoopcError(f"saved weight {k} has shape {a.shape}, the model expects {shape}")
             self.arrays[k][...] = a
 
-    def save(self, path) -> None:
-        """An .npz file with one array per parameter name."""
-        np.savez(path, **self.state_dict())
+    def save(self, path):
+        """An .npz file with one array per parameter name (see loopc.nn.weights); returns its path."""
+        from .weights import save_weights
+        return save_weights(self.state_dict(), path)
 
-    def load(self, path) -> None:
-        try:
-            with np.load(path) as f:
-                self.load_state_dict(dict(f))
-        except (OSError, ValueError) as e:
-            raise LoopcError(f"cannot read weights from {path}: {e} (expected an .npz written by --save)") from e
+    def load(self, path, allow_nonfinite: bool = False) -> None:
+        """Weights written by ``save``; a LoopcError for anything else, the weights unchanged."""
+        from .weights import read_weights
+        self.load_state_dict(read_weights(path, self.shapes, allow_nonfinite))
 
 
 # ---------------------------------------------------------------------------- kernels
@@ -277,6 +276,8 @@ class Executor:
         #: on a GPU target, a device array per buffer (the host buffers are the staging copies)
         self.device = {} if str(target).split()[0] == "cuda" else None
         if self.device is not None:
+            from loopc.targets.cuda.module import CUDAModule
+            CUDAModule._require_device()     # a clear BuildError, not numba's CudaSupportError
             # inputs and weights: the host's buffers are the originals (feed, the optimizer
             # write them); other values are copied back after a run or when read
             self._host_owned = set(graph.inputs) | set(graph.params)
@@ -624,8 +625,10 @@ class Model:
         loss = float(-logp[np.arange(len(labels)), labels].astype(np.float64).mean())
         return loss, float((logp.argmax(axis=1) == labels).mean())
 
-    def save(self, path) -> None:
-        self.store.save(path)
+    def save(self, path):
+        """Write the weights to ``path`` (``.npz`` appended when missing); returns the path written."""
+        return self.store.save(path)
 
-    def load(self, path) -> None:
-        self.store.load(path)
+    def load(self, path, allow_nonfinite: bool = False) -> None:
+        """Read weights written by ``save``; LoopcError for anything else (see loopc.nn.weights)."""
+        self.store.load(path, allow_nonfinite)

@@ -12,9 +12,10 @@ grouped by layer (``conv1/conv2d``) and backward nodes under ``backward/`` (like
 """
 from __future__ import annotations
 
+import os
 import time
 
-from loopc.errors import LoopcError
+from loopc.errors import ArgumentError, LoopcError
 
 
 def _tb():
@@ -78,8 +79,16 @@ class SummaryWriter:
 
     def __init__(self, logdir):
         *_, EventFileWriter = _tb()
-        self.logdir = str(logdir)
-        self._writer = EventFileWriter(self.logdir)
+        if not isinstance(logdir, (str, os.PathLike)) or os.fspath(logdir) == "":
+            raise ArgumentError(f"SummaryWriter(logdir): expected a folder path, got {logdir!r}")
+        self.logdir = os.path.expanduser(os.fspath(logdir))
+        if os.path.exists(self.logdir) and not os.path.isdir(self.logdir):
+            raise LoopcError(f"TensorBoard logdir {self.logdir} is a file, not a folder; give a folder path")
+        try:
+            self._writer = EventFileWriter(self.logdir)
+        except OSError as e:
+            raise LoopcError(f"cannot write TensorBoard logs to {self.logdir}: {e.strerror or e}; give a "
+                             "folder whose parent exists and is writable") from None
 
     def _add(self, event, step=None):
         event.wall_time = time.time()

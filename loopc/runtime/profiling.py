@@ -13,6 +13,8 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 
+from .files import atomic_write
+
 _active = []          # profilers currently recording (innermost last)
 _lock = threading.Lock()
 
@@ -84,8 +86,7 @@ class Profiler:
         t0 = self._t0 if self._t0 is not None else min((e.start for e in self.events), default=0.0)
         trace = [{"name": e.label, "cat": "kernel", "ph": "X", "ts": (e.start - t0) * 1e6, "dur": e.seconds * 1e6,
                   "pid": os.getpid(), "tid": e.thread, "args": {"flop": e.flop}} for e in self.events]
-        with open(path, "w") as f:
-            json.dump({"traceEvents": trace, "displayTimeUnit": "ms"}, f)
+        atomic_write(path, lambda f: json.dump({"traceEvents": trace, "displayTimeUnit": "ms"}, f), mode="w")
 
 
 def profile() -> Profiler:

@@ -13,6 +13,8 @@ import os
 import warnings
 from functools import lru_cache
 
+from ..errors import ArgumentError
+
 
 @lru_cache(maxsize=None)
 def libgomp():
@@ -40,8 +42,8 @@ def num_threads() -> int:
 
 def set_num_threads(n: int) -> None:
     """Use ``n`` threads for parallel loops called from this Python thread."""
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"set_num_threads needs a positive int, got {n!r}")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ArgumentError(f"set_num_threads needs a positive int, got {n!r}")
     lib = libgomp()
     if lib is not None:
         lib.omp_set_num_threads(ctypes.c_int(n))
