@@ -19,6 +19,12 @@ from loopc.autotune.dispatcher import resolve_target
 from loopc.autotune.record import MAX_DEPTH, Record, RecordError, append_record, load_records, save_records
 from loopc.schedules import testing as ref
 
+
+@pytest.fixture(autouse=True)
+def _fresh_untuned_warnings(monkeypatch):
+    """schedules warns once per workload and process: each test here sees its own first warning."""
+    monkeypatch.setattr(S, "_warned", set())
+
 HOST = resolve_target("llvm")
 RNG = np.random.default_rng(7)
 MATMUL = (24, 40, 20)                          # M N K
