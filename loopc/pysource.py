@@ -97,8 +97,20 @@ class PySourceEmitter:
             return f"_{e.name}({', '.join(self.expr(a) for a in e.args)})"
         raise TypeError(f"cannot emit {type(e).__name__} as Python")
 
+    #: Python compiles at most 20 nested blocks per function: deeper loop nests continue in a
+    #: nested function (a closure reads the enclosing loops' variables and buffers)
+    MAX_BLOCK_DEPTH = 16
+
     def stmt(self, s, indent: int, out: list):
         pad = "    " * indent
+        if isinstance(s, (For, IfThenElse)) and indent - getattr(self, "_base", 0) >= self.MAX_BLOCK_DEPTH:
+            name = self.name(object(), "_nest")
+            out.append(f"{pad}def {name}():")
+            saved, self._base = getattr(self, "_base", 0), indent + 1
+            self.stmt(s, indent + 1, out)
+            self._base = saved
+            out.append(f"{pad}{name}()")
+            return
         if isinstance(s, For):
             v = self.name(s.var, s.var.name)
             lo = self.expr(s.min)

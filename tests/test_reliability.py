@@ -442,3 +442,37 @@ def test_features_the_machine_lacks_are_refused():
     C = te.compute((4,), lambda i: A[i] + 1, name="C")
     with pytest.raises(loopc.BuildError, match=f"lacks {missing}"):
         loopc.build(te.create_schedule(C.op), [A, C], target=f"llvm -mattr=+{missing}")
+
+
+# --------------------------------------------------------------------------- found by the fuzzer
+
+
+def test_compute_at_whose_reads_moved_is_a_lowering_error():
+    """compute_at(R.rf, R, i), then cache_read(R.rf, ..., [R]): the copy at the root would read a
+    buffer that exists only inside R's loop (a KeyError in codegen before)."""
+    X = te.placeholder((11, 3), name="X")
+    k = te.reduce_axis((0, 3), name="k")
+    R = te.compute((11,), lambda i: te.sum(X[i, k], axis=k), name="R")
+    s = te.create_schedule(R.op)
+    rf = s.rfactor(R, k)
+    s[rf].compute_at(s[R], R.op.axis[0])
+    s.cache_read(rf, "global", [R])
+    with pytest.raises(loopc.LoweringError, match="R.rf.global read"):
+        loopc.lower(s, [X, R])
+
+
+def test_interpreter_runs_loop_nests_deeper_than_python_blocks():
+    """Python compiles at most 20 nested blocks: a 24-deep nest still runs in loopc.interp."""
+    A = te.placeholder((3, 4, 5), name="A")
+    C = te.compute((3, 4, 5), lambda i, j, k: A[i, j, k] * 2, name="C")
+    s = te.create_schedule(C.op)
+    for ax in list(C.op.axis):
+        outer, inner = s[C].split(ax, factor=2)
+        for iv in (outer, inner):
+            a, b = s[C].split(iv, factor=1)
+            s[C].split(a, factor=1)
+    assert len(s[C].leaf_iter_vars) >= 18
+    a = np.random.default_rng(0).random((3, 4, 5), dtype=np.float32)
+    native, interp = _both(s, [A, C], a, np.zeros_like(a))
+    np.testing.assert_array_equal(native, 2 * a)
+    np.testing.assert_array_equal(interp, 2 * a)

@@ -204,6 +204,14 @@ class NestBuilder:
                 if parent.iter_kinds.get(leaf) is ForKind.VECTORIZED:
                     raise LoweringError(f"stage '{st.name}' is computed inside vectorized loop '{leaf.name}' of "
                                         f"'{parent.name}'; attach it to an enclosing loop")
+                readers = schedule.readers_of(st)
+                if readers != [parent]:
+                    now = ", ".join(r.name for r in readers) or "no stage"
+                    raise LoweringError(
+                        f"stage '{st.name}' is computed at loop '{leaf.name}' of '{parent.name}', but {now} "
+                        f"read{'s' if len(readers) == 1 else ''} it now (a later cache_read, cache_write or rfactor "
+                        f"moved the reads); call s[{st.name}].compute_at(...) again with a loop of "
+                        f"{readers[0].name if len(readers) == 1 else 'its one reader'}, or compute_root() it")
                 self.attached.setdefault(parent, {}).setdefault(leaf, []).append(st)
 
     def body_of(self, stage):
