@@ -332,3 +332,38 @@ def test_module_outlives_schedule_and_lowered_func():
     f(a, c)
     np.testing.assert_allclose(c, (a * a).sum(axis=1), rtol=1e-5)
     assert "define" in f.get_source("llvm")
+
+
+def test_load_monitor_leaves_busy_cores_to_other_processes(monkeypatch):
+    """The automatic thread count: other processes using a core take it (a spinning team
+    would wait for a descheduled thread every kernel); when they stop, every core comes back."""
+    calls = []
+
+    class FakeGomp:
+        def omp_set_num_threads(self, n):
+            calls.append(n.value)
+    monkeypatch.setattr(threads, "libgomp", lambda: FakeGomp())
+    clock = {"t": 100.0, "busy": 0.0, "own": 0.0}
+    monkeypatch.setattr(threads.time, "monotonic", lambda: clock["t"])
+    mon = threads.LoadMonitor()
+    mon.cores, mon.active = 4, True
+    monkeypatch.setattr(mon, "_machine_busy", lambda: clock["busy"])
+    monkeypatch.setattr(mon, "_own", lambda: clock["own"])
+
+    def window(own_cores, other_cores, seconds=0.2):
+        clock["t"] += seconds
+        clock["own"] += own_cores * seconds
+        clock["busy"] += (own_cores + other_cores) * seconds
+        mon.check()
+        return mon.threads
+
+    mon.check()                                  # the first look is a baseline
+    assert window(4.0, 0.0) == 4
+    assert window(3.0, 1.0) == 3                 # one core taken by another process
+    assert window(2.0, 2.2) == 2
+    assert window(1.0, 3.6) == 1                 # never fewer than one
+    assert window(1.0, 0.4) == 1                 # in between: keep the decision (hysteresis)
+    assert window(4.0, 0.1) == 4                 # the machine is free again
+    clock["t"] += 60                             # a long pause: a fresh baseline, no decision
+    mon.check()
+    assert mon.threads == 4 and calls == [4, 3, 2, 1, 4]

@@ -24,23 +24,6 @@ from .train import TrainConfig, check_int, fit
 DEMO_CONFIG = TrainConfig(epochs=6, batch_size=32, optimizer="adadelta", lr=1.0, gamma=0.8, seed=0)
 
 
-def busy_machine_threads(log=print):
-    """Threads for a shared machine: every core when it is idle, one when other work already
-    keeps the cores busy (a parallel kernel waits for its slowest thread, and a thread that the
-    OS has descheduled costs a whole time slice per kernel)."""
-    import os
-    cores = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        return cores
-    if cores > 1 and load > cores - 0.5:
-        log(f"(the machine is busy: load {load:.1f} on {cores} cores; running on 1 thread — "
-            f"--threads {cores} overrides)")
-        return 1
-    return cores
-
-
 def main(epochs=None, batch_size=None, threads=None, with_torch=True, data_root=None, log=print) -> float:
     from loopc.runtime import threads as th
     from loopc.targets.llvm import host_target
@@ -48,7 +31,7 @@ def main(epochs=None, batch_size=None, threads=None, with_torch=True, data_root=
     cfg = TrainConfig(**{**DEMO_CONFIG.__dict__, **overrides})      # ArgumentError when out of range
     if threads is not None:
         check_int("demo threads", threads, low=1)
-    th.set_num_threads(threads if threads is not None else busy_machine_threads(log))
+    th.set_num_threads(threads)      # None: every free core, following the machine's load
     t_start = time.perf_counter()
     log(f"loopc {loopc.__version__} demo: LeNet-5 trained on loopc kernels — {host_target().cpu}, "
         f"{th.num_threads()} thread(s)")

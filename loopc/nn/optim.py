@@ -62,6 +62,7 @@ class Optimizer:
         arrays = [self.store.flat, self.store.grad_flat, *self.state, self._lr, *self._new]
         module.check(arrays)
         cfunc = getattr(module, "_cfunc", None)
+        self._module = module
         self._call = (functools.partial(cfunc, *[a.ctypes.data for a in arrays]) if cfunc is not None
                       else functools.partial(module, *arrays))
         self._flop = self.flop_per_weight * self.store.size
@@ -83,7 +84,9 @@ class Optimizer:
     def step(self) -> None:
         """Apply one update from ``store.grads`` to ``store.arrays`` (one kernel call)."""
         t = time.perf_counter()
-        self._call()
+        code = self._call()
+        if code:
+            raise self._module.fault_error(code)
         for dst, src in zip([*self.state, self.store.flat], self._new):
             np.copyto(dst, src)
         if profiling.recording():

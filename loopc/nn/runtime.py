@@ -34,7 +34,7 @@ import numpy as np
 
 import loopc
 from loopc.errors import LoopcError
-from loopc.runtime import profiling
+from loopc.runtime import profiling, threads
 
 from .ops import OPS
 
@@ -386,15 +386,20 @@ class Executor:
             self._upload()
             self._fresh = set()
         sync = self._synchronize if self.device is not None else (lambda: None)
+        threads.adapt()
         if profiling.recording():
             for st in steps:
                 t = time.perf_counter()
-                st.call()
+                code = st.call()
+                if code:
+                    raise st.kernel.module.fault_error(code)
                 sync()
                 profiling.record(st.label, t, time.perf_counter() - t, st.flop)
         else:
             for st in steps:
-                st.call()
+                code = st.call()
+                if code:             # a CPU kernel's fault (a failed allocation): raise, never ignore
+                    raise st.kernel.module.fault_error(code)
         if self.device is not None:
             self._download(self.outputs if outputs is None else outputs)
 

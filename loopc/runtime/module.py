@@ -6,7 +6,7 @@ import numpy as np
 from ..errors import ArgumentError, LoopcError
 import time
 
-from . import profiling
+from . import profiling, threads
 from .args import check_arguments, written_buffers
 from .timing import time_evaluator
 
@@ -46,6 +46,7 @@ class Module:
 
     def __call__(self, *arrays):
         self.check(arrays)
+        threads.adapt()
         if not profiling.recording():
             code = self._cfunc(*[a.ctypes.data for a in arrays])
         else:
@@ -53,8 +54,14 @@ class Module:
             start = time.perf_counter()
             code = self._cfunc(*ptrs)
             profiling.record(self.label, start, time.perf_counter() - start, self.flop)
-        if code and self._fault is not None:
-            raise self._fault(code)
+        if code:
+            raise self.fault_error(code)
+
+    def fault_error(self, code: int) -> LoopcError:
+        """The error for a nonzero fault code returned by the raw entry point (``_cfunc``)."""
+        if self._fault is None:
+            return LoopcError(f"{self.name}(): the kernel reported fault code {code}")
+        return self._fault(code)
 
     def get_source(self, fmt: str = "llvm") -> str:
         """``"ir"`` (loopc's loop IR), ``"llvm"`` (optimised LLVM IR) or ``"asm"``."""
