@@ -476,3 +476,16 @@ def test_interpreter_runs_loop_nests_deeper_than_python_blocks():
     native, interp = _both(s, [A, C], a, np.zeros_like(a))
     np.testing.assert_array_equal(native, 2 * a)
     np.testing.assert_array_equal(interp, 2 * a)
+
+
+def test_blocked_cache_read_of_a_boolean_tensor_pads_with_false():
+    """block={0: 4} on 5 elements pads the last block: with False, not the int 0 (an LLVM type error before)."""
+    A = te.placeholder((5,), name="A")
+    M = te.compute((5,), lambda i: A[i] > 0, name="M")
+    O = te.compute((5,), lambda i: te.if_then_else(M[i], 1.0, 0.0), name="O")
+    s = te.create_schedule(O.op)
+    s.cache_read(M, "local", [s[O]], block={0: 4})
+    a = np.array([1, -1, 2, -3, 4], "float32")
+    native, interp = _both(s, [A, O], a, np.zeros(5, "float32"))
+    np.testing.assert_array_equal(native, (a > 0).astype("float32"))
+    np.testing.assert_array_equal(interp, (a > 0).astype("float32"))

@@ -101,7 +101,7 @@ def cache_read(schedule, tensor, scope, readers, layout=None, block=None):
             in_bounds.append(source_index[d] < tensor.shape[d])
     copy = E.TensorRead(tensor, tuple(source_index))
     if in_bounds:
-        copy = if_then_else(te_all(*in_bounds), copy, 0)
+        copy = if_then_else(te_all(*in_bounds), copy, E.Const(0, tensor.dtype))   # a zero of its own dtype
     cache_op = ComputeOp(f"{tensor.name}.{scope}", axes, copy, tensor.dtype)
     cache = cache_op.output(0)
 

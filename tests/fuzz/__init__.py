@@ -1,0 +1,1 @@
+"""Differential fuzzing of random legal schedules (see tests/fuzz/README.md)."""
