@@ -10,7 +10,7 @@ import argparse
 import os
 import platform
 
-from loopc import benchsuite
+from loopc.apps import benchsuite
 from loopc.targets.llvm import host_target
 
 

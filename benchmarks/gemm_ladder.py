@@ -12,7 +12,7 @@ import argparse
 import os
 import platform
 
-from loopc import ladder
+from loopc.apps import ladder
 from loopc.runtime import threads
 from loopc.targets.llvm import host_target
 

@@ -78,7 +78,7 @@ if not hasattr(np, "row_stack"):
 loopc = bootstrap_imports()
 from loopc import te  # noqa: E402
 from loopc.targets import cuda as cuda_target  # noqa: E402
-from loopc.targets.cuda import schedules  # noqa: E402
+from loopc.schedules import cuda as schedules  # noqa: E402
 import loopc.schedules as lib  # noqa: E402
 from loopc.schedules import testing  # noqa: E402
 
@@ -547,7 +547,7 @@ def lenet(sim, rng):
     loopc's times include what its executor copies per call (inputs and weights to the GPU,
     the log-probabilities and gradients back) and, for the training step, the SGD update,
     which runs on the CPU."""
-    from loopc.nn.bench import torch_lenet
+    from loopc.apps.lenet_bench import torch_lenet
     from loopc.nn.lenet import LeNet
     from loopc.nn.optim import SGD
     batch = 1 if sim else 64

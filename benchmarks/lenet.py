@@ -25,7 +25,7 @@ def main():
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     args = ap.parse_args()
 
-    from loopc.nn import bench
+    from loopc.apps import lenet_bench as bench
     from loopc.nn.lenet import LeNet
     from loopc.runtime import threads
     from loopc.targets.llvm import host_target

@@ -33,7 +33,7 @@ def _hog(stop):
 
 def measure(batches, rounds, steps, loads):
     import numpy as np
-    from loopc.nn.bench import SGD, LeNet
+    from loopc.nn import SGD, LeNet
     from loopc.runtime import threads
 
     cores = threads.num_threads()

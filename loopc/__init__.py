@@ -16,8 +16,10 @@ __all__ = ["te", "interp", "lower", "build", "create_schedule", "profile", "Loop
            "LoweringError", "BuildError", "ArgumentError", "BoundsError", "AllocationError", "__version__"]
 
 
-def build(schedule, args, target: str = "llvm", name: str = "main", bounds_check: bool | None = None):
-    """Lower and compile ``schedule`` for ``target``; returns a callable Module.
+def build(schedule, args, target="llvm", name: str = "main", bounds_check: bool | None = None):
+    """Lower and compile ``schedule`` for ``target`` (a string such as ``"llvm -mcpu=haswell"``
+    or ``"cuda"``, or a ``loopc.target.Target``); returns a callable Module. The target's
+    backend (``loopc.backend``) compiles it.
 
     ``bounds_check=True`` (or ``LOOPC_BOUNDS_CHECK=1``) checks, at run time, every access whose
     index the loop ranges do not prove inside its buffer (data-dependent indices such as

@@ -86,17 +86,11 @@ def momentum_float(text: str) -> float:
 
 
 def target_arg(text: str) -> str:
-    """'llvm ...' or 'cuda ...', parsed as loopc.build would parse it."""
+    """'llvm ...' or 'cuda ...', parsed as loopc.build parses it (loopc.target)."""
     from loopc.errors import LoopcError
-    kind = text.split()[0] if text.split() else ""
+    from loopc.target import Target
     try:
-        if kind == "cuda":
-            from loopc.targets.cuda.target import parse_target
-        elif kind == "llvm":
-            from loopc.targets.llvm.target import parse_target
-        else:
-            raise argparse.ArgumentTypeError(f"unknown target {text!r}; use 'llvm' (this CPU) or 'cuda'")
-        parse_target(text)
+        Target.parse(text)
     except LoopcError as e:
         raise argparse.ArgumentTypeError(str(e).splitlines()[0]) from None
     return text
@@ -166,9 +160,9 @@ def cmd_info(args) -> int:
 
     import loopc
     from loopc.runtime import threads
-    from loopc.targets.llvm import host_target
+    from loopc.target import host
 
-    t = host_target()
+    t = host()
     feats = [f[1:] for f in t.features.split(",") if f.startswith("+")]
     simd = [f for f in feats if f.startswith(("avx", "sse", "fma", "neon", "sve"))]
     rows = [
@@ -199,7 +193,7 @@ def _llvm_version():
 
 def cmd_show(args) -> int:
     import loopc
-    from loopc import ladder
+    from loopc.apps import ladder
 
     steps = dict(ladder.STEPS)
     s, tensors = steps[args.step](args.M, args.N, args.K)
@@ -211,7 +205,7 @@ def cmd_show(args) -> int:
 
 
 def _ladder_table(size, repeat):
-    from loopc import ladder
+    from loopc.apps import ladder
     print(f"GEMM {size}x{size}x{size} float32 schedule ladder (loopc; numpy for reference)")
     results = ladder.run_ladder(size, size, size, repeat=repeat)
     np_seconds = ladder.time_numpy(size, size, size, repeat=repeat)
@@ -228,14 +222,14 @@ def cmd_bench(args) -> int:
         _check_fits(36 * args.size ** 2, f"--size {args.size}: the ladder", "--size")
         _ladder_table(args.size, args.repeat)
         return 0
-    from loopc import benchsuite
+    from loopc.apps import benchsuite
     print(benchsuite.format_header())
     benchsuite.run_suite(tuple(args.threads), quick=args.quick, repeat=args.repeat)
     return 0
 
 
 def cmd_demo(args) -> int:
-    from loopc.nn import demo
+    from loopc.apps import demo
     with _as_options():
         demo.main(epochs=args.epochs, batch_size=args.batch_size, threads=args.threads, with_torch=not args.no_torch)
     return 0
@@ -341,7 +335,8 @@ def _check_outputs(args) -> None:
 
 def _check_target(target: str) -> None:
     """A CUDA target needs a usable GPU (or numba's simulator): say so before any work starts."""
-    if target.split()[0] != "cuda":
+    from loopc.target import kind_of
+    if kind_of(target) != "cuda":
         return
     from loopc.errors import LoopcError
     from loopc.targets.cuda import device
@@ -387,7 +382,7 @@ def cmd_lenet_eval(args) -> int:
 
 
 def cmd_lenet_bench(args) -> int:
-    from loopc.nn import bench
+    from loopc.apps import lenet_bench as bench
     from loopc.nn.lenet import LeNet
     model = LeNet()
     for b in args.batch_sizes:
@@ -438,7 +433,7 @@ def _add_lenet(sub):
 
 
 TUNERS = ("model", "ga", "random", "grid")
-LIBRARY_OPS = ("matmul", "dense", "conv2d_nchw")     # loopc.autotune.library: templates of loopc.schedules
+LIBRARY_OPS = ("matmul", "dense", "conv2d_nchw")     # loopc.schedules.tasks: the library's tunable ops
 OP_ALIASES = {"conv2d": "conv2d_nchw"}
 
 
@@ -452,9 +447,10 @@ def cmd_tune(args) -> int:
     from loopc.autotune.record import check_writable, failure_summary
     from loopc.autotune.task import check_arity
     from loopc.errors import ArgumentError, LoopcError
+    from loopc.target import kind_of
     typed = args.op
     args.op = OP_ALIASES.get(args.op, args.op)
-    if str(args.target).split()[:1] == ["cuda"] and args.op in LIBRARY_OPS:
+    if kind_of(args.target) == "cuda" and args.op in LIBRARY_OPS:
         args.op += "_cuda"          # the operator library's GPU templates
     _check_target(args.target)
     if args.op not in autotune.list_templates():
@@ -532,8 +528,23 @@ def _add_tune(sub):
     tune.set_defaults(fn=cmd_tune)
 
 
+class _LadderSteps:
+    """The choices of ``show --step``: the GEMM ladder's step names, read from loopc.apps.ladder
+    only when argparse checks or lists them (no other command imports the ladder)."""
+
+    @staticmethod
+    def _names():
+        from loopc.apps import ladder
+        return [n for n, _ in ladder.STEPS]
+
+    def __contains__(self, name):
+        return name in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from loopc import ladder
     p = _Parser(prog="loopc", description="loopc: a tensor-program compiler with a loop-scheduling DSL")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -543,8 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = sub.add_parser("show", help="print an op's lowered IR, LLVM IR or assembly")
     show.add_argument("op", choices=["gemm"], help="the operator (more arrive with the operator library)")
-    show.add_argument("--step", default="parallel", choices=[n for n, _ in ladder.STEPS],
-                      help="which schedule of the GEMM ladder")
+    show.add_argument("--step", default="parallel", choices=_LadderSteps(), metavar="STEP",
+                      help="which schedule of the GEMM ladder: %(choices)s")
     show.add_argument("--format", default="ir", choices=["ir", "llvm", "asm"])
     show.add_argument("-M", type=positive_int, default=64)
     show.add_argument("-N", type=positive_int, default=64)

@@ -2,15 +2,17 @@
 the base of GPU code emitters. Every loop kind runs as a plain serial loop here."""
 from __future__ import annotations
 
+import builtins
 import keyword
 import math
 import re
 
+from .arith import bound_of
+from .ir.emitter import ExprEmitter
 from .ir.stmt import Allocate, For, IfThenElse, LoweredFunc, SeqStmt, Store
+from .ir.visitor import const_range
 from .te import expr as E
 
-_CMP = {E.LT: "<", E.LE: "<=", E.EQ: "==", E.NE: "!="}
-_ARITH = {E.Add: "+", E.Sub: "-", E.Mul: "*", E.Div: "/"}
 _CAST = {"float32": "_f32", "float64": "_f64", "int32": "_i32", "int64": "_i64", "bool": "bool"}
 
 
@@ -18,7 +20,6 @@ class Namer:
     """Unique Python identifiers for Vars and Buffers (``i.outer`` -> ``i_outer``)."""
 
     def __init__(self, reserved=()):
-        import builtins
         self.names = {}
         self.taken = set(reserved) | set(dir(builtins))
 
@@ -36,7 +37,13 @@ class Namer:
         return name
 
 
-class PySourceEmitter:
+class PySourceEmitter(ExprEmitter):
+    """Python source of loop IR: every operator in parentheses, integer arithmetic wrapped to
+    its dtype where it may leave it (see :meth:`wraps`)."""
+
+    full_parens = True
+    tight_mul = False
+
     def __init__(self, namer=None, reserved=()):
         """``reserved``: names the generated code uses (runtime helpers) that nothing may shadow."""
         self.name = namer or Namer(reserved)
@@ -45,7 +52,6 @@ class PySourceEmitter:
     def wraps(self, e) -> bool:
         """Whether integer arithmetic ``e`` may leave its dtype, so that its result must wrap
         (two's complement, like numpy); index math that the loop ranges bound does not."""
-        from .lower.passes import bound_of
         if not (E.is_int(e.dtype) and isinstance(e, (E.Add, E.Sub, E.Mul, E.FloorDiv, E.FloorMod))):
             return False
         if isinstance(e, (E.FloorDiv, E.FloorMod)) and isinstance(e.b, E.Const) and e.b.value > 0:
@@ -54,47 +60,46 @@ class PySourceEmitter:
         lo, hi = (-2**31, 2**31 - 1) if e.dtype == "int32" else (-2**63, 2**63 - 1)
         return bound is None or bound[0] < lo or bound[1] > hi
 
-    def expr(self, e) -> str:
-        if isinstance(e, E.Const):
-            if e.dtype == "bool":
-                return repr(bool(e.value))
-            if E.is_float(e.dtype):
-                v = float(e.value)
-                text = repr(v) if math.isfinite(v) else f"float('{v!r}')"
-                return f"{_CAST[e.dtype]}({text})"
-            return repr(int(e.value))
-        if isinstance(e, E.Var):
-            return self.name(e, e.name)
-        if isinstance(e, E.Load):
-            return f"{self.name(e.buffer, e.buffer.name)}[{self.expr(e.index)}]"
-        if isinstance(e, E.Min):
-            return f"_min({self.expr(e.a)}, {self.expr(e.b)})"
-        if isinstance(e, E.Max):
-            return f"_max({self.expr(e.a)}, {self.expr(e.b)})"
-        if isinstance(e, (E.FloorDiv, E.FloorMod)):
-            op = "//" if isinstance(e, E.FloorDiv) else "%"
-            if isinstance(e.b, E.Const) and E.is_int(e.dtype) and e.b.value > 0:
-                return f"({self.expr(e.a)} {op} {self.expr(e.b)})"   # index math: plain Python
-            helper = "_floordiv" if op == "//" else "_floormod"      # x // 0 == 0, floats floor(a / b)
-            text = f"{helper}({self.expr(e.a)}, {self.expr(e.b)})"
+    # ------------------------------------------------------------------ expressions
+
+    def emit_Const(self, e, prec):
+        if e.dtype == "bool":
+            return repr(bool(e.value))
+        if E.is_float(e.dtype):
+            v = float(e.value)
+            text = repr(v) if math.isfinite(v) else f"float('{v!r}')"
+            return f"{_CAST[e.dtype]}({text})"
+        return repr(int(e.value))
+
+    def emit_Var(self, e, prec):
+        return self.name(e, e.name)
+
+    def emit_Load(self, e, prec):
+        return f"{self.name(e.buffer, e.buffer.name)}[{self.expr(e.index)}]"
+
+    def emit_Min(self, e, prec):
+        return f"_{type(e).__name__.lower()}({self.expr(e.a)}, {self.expr(e.b)})"
+
+    emit_Max = emit_Min
+
+    def emit_BinaryOp(self, e, prec):
+        if isinstance(e, (E.FloorDiv, E.FloorMod)) and not (
+                isinstance(e.b, E.Const) and E.is_int(e.dtype) and e.b.value > 0):   # not index math:
+            helper = "_floordiv" if isinstance(e, E.FloorDiv) else "_floormod"    # x // 0 == 0, floats
+            text = f"{helper}({self.expr(e.a)}, {self.expr(e.b)})"                 # floor(a / b)
             return f"{_CAST[e.dtype]}({text})" if self.wraps(e) else text
-        if type(e) in _ARITH:
-            text = f"({self.expr(e.a)} {_ARITH[type(e)]} {self.expr(e.b)})"
-            return f"{_CAST[e.dtype]}{text}" if self.wraps(e) else text
-        if type(e) in _CMP:
-            return f"({self.expr(e.a)} {_CMP[type(e)]} {self.expr(e.b)})"
-        if isinstance(e, E.And):
-            return f"({self.expr(e.a)} and {self.expr(e.b)})"
-        if isinstance(e, E.Or):
-            return f"({self.expr(e.a)} or {self.expr(e.b)})"
-        if isinstance(e, E.Not):
-            return f"(not {self.expr(e.a)})"
-        if isinstance(e, E.Cast):
-            return f"{_CAST[e.dtype]}({self.expr(e.value)})"
-        if isinstance(e, E.Select):
-            return f"({self.expr(e.t)} if {self.expr(e.cond)} else {self.expr(e.f)})"
-        if isinstance(e, E.Call):
-            return f"_{e.name}({', '.join(self.expr(a) for a in e.args)})"
+        text = super().emit_BinaryOp(e, prec)
+        if isinstance(e, (E.Add, E.Sub, E.Mul, E.Div)) and self.wraps(e):
+            return f"{_CAST[e.dtype]}{text}"
+        return text
+
+    def emit_Cast(self, e, prec):
+        return f"{_CAST[e.dtype]}({self.expr(e.value)})"
+
+    def emit_Call(self, e, prec):
+        return f"_{e.name}({', '.join(self.expr(a) for a in e.args)})"
+
+    def emit_Expr(self, e, prec):
         raise TypeError(f"cannot emit {type(e).__name__} as Python")
 
     #: Python compiles at most 20 nested blocks per function: deeper loop nests continue in a
@@ -115,9 +120,9 @@ class PySourceEmitter:
             v = self.name(s.var, s.var.name)
             lo = self.expr(s.min)
             out.append(f"{pad}for {v} in range({lo}, {lo} + {self.expr(s.extent)}):")
-            saved = self.ranges.get(s.var)
-            if isinstance(s.min, E.Const) and isinstance(s.extent, E.Const):
-                self.ranges[s.var] = (s.min.value, s.min.value + s.extent.value - 1)
+            saved, rng = self.ranges.get(s.var), const_range(s)
+            if rng is not None:
+                self.ranges[s.var] = rng
             self.stmt(s.body, indent + 1, out)
             if saved is None:
                 self.ranges.pop(s.var, None)

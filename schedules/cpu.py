@@ -1,21 +1,32 @@
-"""Default CPU schedule templates, one per operator tag.
+"""CPU schedule templates of the forward operators, registered for the "llvm" target kind.
 
-Each ``schedule_<tag>(s, stage)`` edits schedule ``s`` in place for one stage (and the stages
-it owns, such as a padding stage or the im2col patch matrix).
+Each template ``name(cfg, s, stage, target)`` edits schedule ``s`` in place for one stage (and
+the stages its op owns: a padding stage, the im2col patch matrix, avg_pool's window sums,
+softmax's row reductions); its knobs' first choices are the default schedule, and its sizes
+come from the target's facts (``facts.cpu_facts``: vector lanes, registers, caches). Called
+as ``template(s, stage, target=None, **knobs)`` it applies config 0 with some knobs set.
 """
 from __future__ import annotations
 
+from loopc.autotune.space import KnobValues
 from loopc.errors import ScheduleError
 from loopc.schedule import AttachKind
 from loopc.schedule.im2col import match_conv
 from loopc.te.expr import Reduce
+from loopc.te.tensor import ComputeOp
 
-VEC = 16          # float32 lanes per vector loop: two AVX2 registers, one AVX-512 register
-TILE_ROWS = 4     # rows of a register tile: 4 x 16 floats = 8 AVX2 accumulators
+from .facts import cpu_facts, cpu_target
+from .registry import register
+
 PAR_MIN_WORK = 1 << 15   # parallelise only loops whose work is worth a thread wake-up
 DENSE_PAR_MIN_MACS = 1 << 21   # a dense layer of fewer multiply-adds (~30 us) is not worth a thread wake-up
-COL_IMAGE_BYTES = 256 * 1024   # a per-image im2col matrix up to this size stays in L2
-ACC_VECTORS = 12  # AVX2 registers a register tile may use as accumulators (of 16: room for operands)
+#: rows of X that share each loaded vector of W in the dense template (its o-tile fills the
+#: remaining accumulators), and the row tile when no preferred one divides an extent
+TILE_ROWS = 4
+#: k steps unrolled inside the GEMM's register tile
+K_UNROLL = 4
+#: pooling windows up to this many elements are unrolled
+MAX_UNROLLED_WINDOW = 16
 
 
 def _work(stage):
@@ -26,9 +37,26 @@ def _work(stage):
     return n
 
 
-def schedule_injective(s, stage):
+def _first(default, choices):
+    """``choices`` with ``default`` moved to the front: a knob whose config 0 is the default."""
+    return [default] + [c for c in choices if c != default]
+
+
+def _row_tile(extent, choices, fallback=TILE_ROWS):
+    """A register-tile height that divides ``extent`` (no guard in the inner loop), else ``fallback``."""
+    for t in choices:
+        if extent % t == 0:
+            return t
+    return min(fallback, extent)
+
+
+# --------------------------------------------------------------------------- elementwise
+
+
+@register(("injective", "bias_add"), "llvm")
+def elementwise(cfg, s, stage, target):
     """All axes fused into one flat loop (row-major: the index folds back to the flat offset),
-    split into 16-lane vectors; the outer part parallel when the tensor is large.
+    split into vectors of two registers; the outer part parallel when the tensor is large.
 
     for f.outer in parallel(size / 16): for f.inner in vectorized(16): Y[f] = g(X[f])
     """
@@ -36,21 +64,37 @@ def schedule_injective(s, stage):
     flat = stage.fuse(*axes) if len(axes) > 1 else axes[0]
     if flat.extent < 4:
         return
-    outer, vi = stage.split(flat, factor=min(VEC, flat.extent))
-    stage.vectorize(vi)
-    if _work(stage) >= PAR_MIN_WORK:
+    outer, inner = stage.split(flat, factor=min(cpu_facts(target).vec, flat.extent))
+    stage.vectorize(inner)
+    if _work(stage) >= PAR_MIN_WORK and outer.extent > 1:
         stage.parallel(outer)
 
 
-def schedule_gemm(s, stage, b_tensor, *, tile_rows=TILE_ROWS, vec=VEC, k_tile=0, k_unroll=4, parallel=True):
-    """C[i, j] += A[i, k] * B[k, j] with B read through a packed K x 16 panel per column block.
+# --------------------------------------------------------------------------- GEMM and dense
+
+
+@register(("matmul", "dense_backward_data", "dense_backward_weight"), "llvm")
+def gemm(cfg, s, stage, target):
+    """C[i, j] += A[i, k] * B[k, j] (B = the op's second input) with B read through a packed
+    K x vec panel per column block; knobs: the tile's rows and width, k blocking, parallel.
 
     for j.outer (parallel):
       B.panel[k, 0:16] = B[k, j.outer*16 : +16]          # cache_read, once per column block
       for i.outer: for k.outer: for k.inner (unrolled 4), i.inner (unrolled 4):
         C[i, j.outer*16 + 0:16] += A[i, k] * B.panel[k, 0:16]
     """
-    C = stage.op.output(0)
+    f = cpu_facts(target)
+    M = stage.op.axis[0].extent
+    K = stage.reduce_axes[0].extent
+    cfg.define_knob("tile_rows", _first(min(f.gemm_rows, M), [r for r in (4, 2, 6, 8) if r <= M]))
+    cfg.define_knob("vec", [f.vec, f.lanes])
+    cfg.define_knob("k_tile", [k for k in (0, 128, 256) if k < K])    # 0: k not blocked
+    cfg.define_knob("parallel", [1, 0])
+    _gemm(s, stage, stage.op.input_tensors[1], tile_rows=cfg["tile_rows"].val, vec=cfg["vec"].val,
+          k_tile=cfg["k_tile"].val, parallel=bool(cfg["parallel"].val))
+
+
+def _gemm(s, stage, b_tensor, *, tile_rows, vec, k_tile, parallel):
     i, j = stage.op.axis
     (k,) = stage.reduce_axes
     panel = s.cache_read(b_tensor, "global", [stage])
@@ -62,8 +106,8 @@ def schedule_gemm(s, stage, b_tensor, *, tile_rows=TILE_ROWS, vec=VEC, k_tile=0,
         stage.reorder(jo, ko, io, k, ii, ji)
     else:
         stage.reorder(jo, io, k, ii, ji)
-    if k_unroll > 1 and k.extent >= 2 * k_unroll:
-        _, ku = stage.split(k, factor=k_unroll)
+    if k.extent >= 2 * K_UNROLL:
+        _, ku = stage.split(k, factor=K_UNROLL)
         stage.unroll(ku)
     stage.unroll(ii)
     stage.vectorize(ji)
@@ -71,30 +115,38 @@ def schedule_gemm(s, stage, b_tensor, *, tile_rows=TILE_ROWS, vec=VEC, k_tile=0,
     s[panel].vectorize(s[panel].op.axis[1])
     if parallel and _work(stage) >= PAR_MIN_WORK and jo.extent > 1:
         stage.parallel(jo)
-    return C
 
 
-def schedule_dense(s, stage, *, lanes=VEC // 2, i_tiles=(4, 2), o_tiles=(3, 2), parallel=True):
-    """Y[i, o] = sum_k X[i, k] * W[o, k]: both operands contiguous along k, so k runs in 8 vector
-    lanes (rfactor) and a 4 x 3 block of (i, o) dot products shares each loaded vector.
+@register("dense", "llvm")
+def dense(cfg, s, stage, target):
+    """Y[i, o] = sum_k X[i, k] * W[o, k]: both operands contiguous along k, so k runs in one
+    register's lanes (rfactor) and a tile_i x tile_o block of (i, o) dot products (4 x 3 on
+    AVX2: 12 accumulators) shares each loaded vector.
 
     for i.outer, o.outer:
       for k.outer: for i.inner (4), o.inner (3) unrolled: Y.rf[i, o, 0:8] += X[i, k:k+8] * W[o, k:k+8]
     Y[i, o] = sum(Y.rf[i, o, 0:8])
     """
+    f = cpu_facts(target)
+    i, o = stage.op.axis
+    cfg.define_knob("lanes", [f.lanes, f.vec])
+    cfg.define_knob("tile_i", _first(_row_tile(i.extent, (TILE_ROWS, 2)), [t for t in (1, 2, 4, 8) if t <= i.extent]))
+    o_rows = (f.accumulators // TILE_ROWS, 2)
+    cfg.define_knob("tile_o", _first(_row_tile(o.extent, o_rows), [t for t in (1, 2, 4, 5) if t <= o.extent]))
+    cfg.define_knob("parallel", [1, 0])
+    lanes, parallel = cfg["lanes"].val, bool(cfg["parallel"].val)
     (k,) = stage.reduce_axes
     if k.extent < 2 * lanes:
-        i, o = stage.op.axis
         if parallel and _work(stage) >= PAR_MIN_WORK:
             stage.parallel(i)
         return
     _, ki = stage.split(k, factor=lanes)
     rf = s.rfactor(stage.op.output(0), ki, factor_axis=-1)
-    stage.unroll(stage.reduce_axes[0])    # the sum of the 8 lanes: straight-line adds
+    stage.unroll(stage.reduce_axes[0])    # the sum of the lanes: straight-line adds
     rf_stage = s[rf]
     i, o, lane = rf_stage.op.axis
-    io, ii = rf_stage.split(i, factor=_row_tile(i.extent, tuple(i_tiles)))
-    oo, oi = rf_stage.split(o, factor=_row_tile(o.extent, tuple(o_tiles)))
+    io, ii = rf_stage.split(i, factor=min(cfg["tile_i"].val, i.extent))
+    oo, oi = rf_stage.split(o, factor=min(cfg["tile_o"].val, o.extent))
     rf_stage.reorder(io, oo, rf_stage.reduce_axes[0], ii, oi, lane)
     rf_stage.unroll(ii)
     rf_stage.unroll(oi)
@@ -103,44 +155,96 @@ def schedule_dense(s, stage, *, lanes=VEC // 2, i_tiles=(4, 2), o_tiles=(3, 2), 
         rf_stage.parallel(io)
 
 
-def _row_tile(extent, choices=(6, 4, 3, 2)):
-    """A register-tile height that divides ``extent`` (no guard in the inner loop), else 4."""
-    for t in choices:
-        if extent % t == 0:
-            return t
-    return min(TILE_ROWS, extent)
-
+# --------------------------------------------------------------------------- convolution
 
 #: direct convolution (output channels in vector lanes) for output images up to this many
-#: pixels: a whole image's outputs for one vector of channels (P*Q x 16 floats) stay in L2
+#: pixels: a whole image's outputs for one vector of 16 channels (P*Q x 64 bytes, 256 KiB)
+#: stay in a 512 KiB L2 (a fixed count: tests and tuned records name it)
 DIRECT_MAX_PIXELS = 4096
-#: ... whose window C*R*S is at most this: the register tile stays live over the whole sum
-DIRECT_REGISTER_CRS = 512
+#: output channels of a direct convolution's vector at the least: a 64-byte line of packed weights
+LINE_FLOATS = 16
+#: input channels of a block when a long window blocks them (a slice of packed weights in L1)
+C_BLOCK = 16
 
 
-def default_conv2d_method(K, P, Q):
-    """"direct" when K output channels fill whole vectors and the P x Q image is not too large."""
-    return "direct" if K % VEC == 0 and P * Q <= DIRECT_MAX_PIXELS else "im2col"
+def channel_vector(f, K):
+    """Output channels in the vector of a direct convolution: two registers, or one when K
+    allows no more, but never less than a 64-byte line (AVX2: 16; AVX-512: 32 or 16); None
+    when K is a multiple of none of them."""
+    for v in sorted({max(LINE_FLOATS, f.vec), max(LINE_FLOATS, f.lanes)}, reverse=True):
+        if K % v == 0:
+            return v
+    return None
 
 
-def schedule_conv2d(s, stage, *, method=None, **options):
-    """Convolution: ``method`` "direct" (:func:`schedule_conv2d_direct`) or "im2col"
-    (:func:`schedule_conv2d_im2col`); by default direct when the output channels fill whole
-    vectors and an image is not too large (LeNet's conv2, ResNet's 56x56 and 14x14 layers),
-    im2col otherwise (LeNet's conv1, with 6 channels)."""
-    op = stage.op
-    N, K, P, Q = op.shape
+def _conv_shape(stage):
+    N, K, P, Q = stage.op.shape
+    W = match_conv(stage)[1].tensor      # the weight read (a clear error if not a convolution)
+    return (N, K, P, Q), W.shape[1:], W
+
+
+def default_conv2d_method(stage, target=None):
+    """"direct" when the K output channels fill whole channel vectors and the P x Q image is
+    not too large (LeNet's conv2, ResNet's 56x56 and 14x14 layers), else "im2col" (LeNet's
+    conv1, with 6 channels)."""
+    (_, K, P, Q), _, _ = _conv_shape(stage)
+    return "direct" if channel_vector(cpu_facts(target), K) and P * Q <= DIRECT_MAX_PIXELS else "im2col"
+
+
+@register("conv2d_nchw", "llvm")
+def conv2d(cfg, s, stage, target):
+    """Convolution: :func:`conv2d_direct` or :func:`conv2d_im2col`, whichever
+    :func:`default_conv2d_method` picks; a convolution whose default is direct may also be
+    tuned to im2col (knob ``method``, with im2col's default knobs)."""
+    if default_conv2d_method(stage, target) == "im2col":
+        return conv2d_im2col(cfg, s, stage, target)
+    cfg.define_knob("method", ["direct", "im2col"])
+    knobs = _direct_knobs(cfg, stage, target)
+    if cfg["method"].val == "im2col":
+        return conv2d_im2col(KnobValues({"parallel": int(knobs["parallel"])}), s, stage, target)
+    return _direct(s, stage, **knobs)
+
+
+def schedule_conv2d(s, stage, method=None, target=None, **knobs):
+    """The convolution template with some knobs set, ``method`` "direct" or "im2col" (None:
+    the default for the shape), e.g. ``schedule_conv2d(s, s[Y], method="direct", tile_q=3)``."""
     if method is None:
-        method = default_conv2d_method(K, P, Q)
-    if method == "direct":
-        return schedule_conv2d_direct(s, stage, **options)
-    if method == "im2col":
-        return schedule_conv2d_im2col(s, stage, **options)
-    raise ScheduleError("schedules.cpu.schedule_conv2d", stage.name, f"unknown method {method!r}",
-                        "use method='direct' or method='im2col'")
+        return conv2d(s, stage, target=target, **knobs)
+    template = {"direct": conv2d_direct, "im2col": conv2d_im2col}.get(method)
+    if template is None:
+        raise ScheduleError("schedules.cpu.schedule_conv2d", stage.name, f"unknown method {method!r}",
+                            "use method='direct' or method='im2col'")
+    cfg = KnobValues(knobs)
+    template(cfg, s, stage, cpu_target(target))
+    cfg.check_used(f"the {method} convolution template")
 
 
-def schedule_conv2d_direct(s, stage, *, vec=VEC, tile_q=None, c_block=None, unroll_s=True, parallel=True):
+def _direct_knobs(cfg, stage, target):
+    """Knobs of the direct method (tile_q, c_block, unroll_s, parallel), defaults first."""
+    f = cpu_facts(target)
+    (N, K, P, Q), (C, R, S_), _ = _conv_shape(stage)
+    vec = channel_vector(f, K) or max(LINE_FLOATS, f.vec)
+    # the packed weights of one channel vector (C*R*S x vec floats) fit L1: the tile stays live
+    # over the whole window; a longer window blocks the input channels
+    long_window = C * R * S_ > f.l1d // (4 * vec)
+    c_block = C_BLOCK if long_window and C % C_BLOCK == 0 else 0
+    pixels = P * Q if c_block else Q
+    tile_q = next((t for t in (5, 6, 4, 7, 3) if pixels % t == 0 and f.regs(vec) * t <= f.accumulators),
+                  min(4, pixels))
+    cfg.define_knob("tile_q", _first(tile_q, (4, 5, 6, 3)))
+    cfg.define_knob("c_block", _first(c_block, [b for b in (0, 16, 32) if b == 0 or C % b == 0]))
+    cfg.define_knob("unroll_s", [1, 0])
+    cfg.define_knob("parallel", [1, 0])
+    return dict(vec=vec, tile_q=cfg["tile_q"].val, c_block=cfg["c_block"].val,
+                unroll_s=bool(cfg["unroll_s"].val), parallel=bool(cfg["parallel"].val))
+
+
+def conv2d_direct(cfg, s, stage, target):
+    """Direct convolution (:func:`_direct`) with its knobs."""
+    _direct(s, stage, **_direct_knobs(cfg, stage, target))
+
+
+def _direct(s, stage, *, vec, tile_q, c_block, unroll_s, parallel):
     """Direct convolution with the output channels in vector lanes: weights packed a vector of
     output channels at a time (``cache_read`` with ``block``), a ``tile_q`` x ``vec`` register
     tile of outputs (``cache_write`` with the channels innermost), each input value broadcast
@@ -151,22 +255,14 @@ def schedule_conv2d_direct(s, stage, *, vec=VEC, tile_q=None, c_block=None, unro
           for c, r: for s, q.inner (unrolled): Y.local[q.inner, 0:16] += X[n, c, p+r, q+s] * W.global[k.outer, c, r, s, 0:16]
           Y[n, k.outer*16 + 0:16, p, q.outer*T + q.inner] = Y.local[q.inner, 0:16]
 
-    With a long window (C*R*S > DIRECT_REGISTER_CRS, ``c_block`` > 0) the tile lives at
-    k.outer and the channels are blocked: a c_block slice of the packed weights stays in L1
-    while every pixel of the image uses it; the tile then runs over the image's pixels in
-    row-major order (p and q fused), ``tile_q`` of them at a time, so that a 14-wide row needs
-    no tail; for one image, each k.outer block packs its own weights. A padding stage is
-    computed once, at the root."""
+    With a long window (``c_block`` > 0) the tile lives at k.outer and the channels are
+    blocked: a c_block slice of the packed weights stays in L1 while every pixel of the image
+    uses it; the tile then runs over the image's pixels in row-major order (p and q fused),
+    ``tile_q`` of them at a time, so that a 14-wide row needs no tail; for one image, each
+    k.outer block packs its own weights. A padding stage is computed once, at the root."""
     op = stage.op
     Y = op.output(0)
-    N, K, P, Q = op.shape
-    W = match_conv(stage)[1].tensor      # the weight read (a clear error if not a convolution)
-    _, C, R, S_ = W.shape
-    if c_block is None:
-        c_block = 16 if C * R * S_ > DIRECT_REGISTER_CRS and C % 16 == 0 else 0
-    if tile_q is None:
-        pixels = P * Q if c_block else Q
-        tile_q = next((t for t in (5, 6, 4, 7, 3) if pixels % t == 0 and 2 * t <= ACC_VECTORS), min(4, pixels))
+    (N, K, P, Q), (C, R, S_), W = _conv_shape(stage)
     vec = min(vec, K)
     source = op.input_tensors[0]
     if getattr(source.op, "tag", "") == "pad" and s[source].attach is AttachKind.INLINE:
@@ -211,59 +307,73 @@ def schedule_conv2d_direct(s, stage, *, vec=VEC, tile_q=None, c_block=None, unro
         s[Y].parallel(n if n.extent > 1 else ko)
 
 
-def schedule_conv2d_im2col(s, stage, *, vec=VEC, k_tiles=(6, 4, 3, 2), per_image=None, parallel=True):
-    """im2col, with the patch matrix built one 16-column panel at a time inside the GEMM.
+def conv2d_im2col(cfg, s, stage, target):
+    """im2col, with the patch matrix built one vec-column panel at a time inside the GEMM
+    (knobs: ``vec`` pixels in lanes, ``tile_k`` output channels per tile, ``per_image`` patch
+    matrices, ``parallel``)::
 
-    for n (parallel):
-      for pq.outer:                                     # 16 output pixels
-        col[crs, 0:16] = X[n, c, p*sh + r*dh, q*sw + s*dw]      # compute_at: a packed panel
-        for k.outer: for crs: for k.inner (unrolled): Y[n, k, pq.outer*16 + 0:16] += W[k, crs] * col[crs, 0:16]
+        for n (parallel):
+          for pq.outer:                                     # 16 output pixels
+            col[crs, 0:16] = X[n, c, p*sh + r*dh, q*sw + s*dw]      # compute_at: a packed panel
+            for k.outer: for crs: for k.inner (unrolled): Y[n, k, pq.outer*16 + 0:16] += W[k, crs] * col[crs, 0:16]
     """
-    op = stage.op
+    f = cpu_facts(target)
+    (N, K, P, Q), (C, R, S_), _ = _conv_shape(stage)
+    # tile rows of vec lanes whose accumulators fit the registers (AVX2: 6, 4, 3, 2)
+    rows = [t for t in (12, 8, 6, 4, 3, 2) if t * f.regs(f.vec) <= f.accumulators]
+    # a per-image patch matrix (C*R*S x P*Q floats) that fits half of L2, for narrow images
+    per_image = C * R * S_ * P * Q * 4 <= f.l2 // 2 and Q <= 32
+    cfg.define_knob("vec", [f.vec, f.lanes])
+    cfg.define_knob("tile_k", _first(_row_tile(K, rows), (2, 4, 8)))
+    cfg.define_knob("per_image", [int(per_image), int(not per_image)])
+    cfg.define_knob("parallel", [1, 0])
+    vec, tile_k = cfg["vec"].val, cfg["tile_k"].val
     pads = [st for st in s.stages if st.op.tag == "pad"]
-    col, _ = s.im2col(op.output(0))
+    col, _ = s.im2col(stage.op.output(0))
     for pad in pads:
         pad.compute_inline()
     n, k, p, q = stage.op.axis
     (crs,) = stage.reduce_axes
     pq = stage.fuse(p, q)
     pqo, pqi = stage.split(pq, factor=min(vec, pq.extent))
-    ko, ki = stage.split(k, factor=_row_tile(k.extent, tuple(k_tiles)))
+    ko, ki = stage.split(k, factor=min(tile_k, k.extent))
     stage.reorder(n, pqo, ko, crs, ki, pqi)
     stage.unroll(ki)
     stage.vectorize(pqi)
     col_stage = s[col]
-    R, S_ = op.input_tensors[1].shape[2:]
-    Q = q.extent
-    if per_image is None:     # the default: by the size of the per-image patch matrix
-        per_image = crs.extent * pq.extent * 4 <= COL_IMAGE_BYTES and Q <= 32
     # splitting the patch row index (c, r, s) back into three loops turns its // and % into sums
     _, rs_ax = col_stage.split(col_stage.op.axis[1], factor=R * S_)
     col_stage.split(rs_ax, factor=S_)
-    if per_image:
+    if cfg["per_image"].val:
         # small images: one patch matrix per image, built a whole output row q at a time —
         # the input row is contiguous there, so each copy is a plain vector load
         col_stage.compute_at(stage, n)
         _, qv = col_stage.split(col_stage.op.axis[2], factor=Q)
         col_stage.vectorize(qv)
     else:
-        # large images: a 16-pixel panel per block, a vector gather (a compact loop nest: LLVM's
+        # large images: a vec-pixel panel per block, a vector gather (a compact loop nest: LLVM's
         # unroller would otherwise take ~1 s to expand a scalar copy)
         col_stage.compute_at(stage, pqo)
         col_stage.vectorize(col_stage.op.axis[2])
-    if parallel and _work(stage) * crs.extent >= PAR_MIN_WORK:
+    if cfg["parallel"].val and _work(stage) * crs.extent >= PAR_MIN_WORK:
         stage.parallel(n if n.extent > 1 else pqo)
 
 
-#: pooling windows up to this many elements are unrolled
-MAX_UNROLLED_WINDOW = 16
+# --------------------------------------------------------------------------- pooling and softmax
 
 
-def schedule_pool(s, stage):
-    """Parallel over images x channels; the window loops innermost, unrolled when small."""
-    for other in s.stages:
-        if other.op.tag == "pool_sum" and other.attach is AttachKind.ROOT and other is not stage:
-            schedule_pool(s, other)
+@register(("max_pool2d", "avg_pool2d"), "llvm")
+def pool(cfg, s, stage, target):
+    """Parallel over images x channels; the window loops innermost, unrolled when small, under
+    a vector of output columns. avg_pool2d's window sums (its ``pool_sum`` input) first."""
+    vec = cpu_facts(target).vec
+    for t in stage.op.input_tensors:
+        if getattr(t.op, "tag", "") == "pool_sum" and s[t].attach is AttachKind.ROOT:
+            _pool_loops(s[t], 2 * vec)
+    _pool_loops(stage, 2 * vec)
+
+
+def _pool_loops(stage, max_vector):
     n, c, p, q = stage.op.axis
     window = 1
     for ax in stage.reduce_axes:
@@ -272,17 +382,42 @@ def schedule_pool(s, stage):
         # straight-line window, under a vector of output columns
         for ax in stage.reduce_axes:
             stage.unroll(ax)
-        if q.extent <= 2 * VEC and tuple(stage.op.attrs.get("padding", (0, 0))) == (0, 0):
+        if q.extent <= max_vector and tuple(stage.op.attrs.get("padding", (0, 0))) == (0, 0):
             stage.vectorize(q)    # a row of outputs at once: branch-free max, strided loads
     if _work(stage) >= PAR_MIN_WORK:
         stage.parallel(stage.fuse(n, c))
 
 
-def schedule_rowwise(s, stage):
-    """Softmax pieces: parallel over rows; elementwise stages vectorized along the row."""
+@register(("softmax", "log_softmax"), "llvm")
+def softmax(cfg, s, stage, target):
+    """Softmax and its pieces (the row max, exponentials and row sum its op reads: untagged
+    compute stages): parallel over rows; elementwise stages vectorized along the row."""
+    vec = cpu_facts(target).vec
+    for helper in _untagged_producers(stage.op):
+        st = s[helper]
+        if st.attach is AttachKind.ROOT and not st.relations and not st.iter_kinds:
+            rowwise(st, vec)
+    rowwise(stage, vec)
+
+
+def _untagged_producers(op):
+    """The untagged compute ops ``op`` reads, directly or through each other, producers first."""
+    out = []
+
+    def visit(o):
+        for t in o.input_tensors:
+            if isinstance(t.op, ComputeOp) and not t.op.tag and t.op not in out:
+                visit(t.op)
+                out.append(t.op)
+    visit(op)
+    return out
+
+
+def rowwise(stage, vec):
+    """Parallel over rows (the first axis); an elementwise stage vectorized along the row."""
     axes = list(stage.op.axis)
     if not isinstance(stage.body, Reduce) and axes[-1].extent >= 4:
-        _, vi = stage.split(axes[-1], factor=min(VEC, axes[-1].extent))
+        _, vi = stage.split(axes[-1], factor=min(vec, axes[-1].extent))
         stage.vectorize(vi)
     if len(axes) > 1 and _work(stage) >= PAR_MIN_WORK:
         stage.parallel(axes[0])

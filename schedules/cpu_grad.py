@@ -1,55 +1,48 @@
-"""Default CPU schedule templates of the backward operators (``grad.py``) and optimizer
-updates (``optim.py``), one per tag; ``TEMPLATES`` maps each tag to its template.
+"""CPU schedule templates of the backward operators (``grad.py``) and optimizer updates
+(``optim.py``), registered for the "llvm" target kind like those of ``cpu.py``.
 
-Like ``cpu.py``: each ``schedule_<op>(s, stage)`` edits schedule ``s`` in place for one output
-stage and the helper stages its declaration owns (found by their ``<name>_<role>`` names).
+Each template edits schedule ``s`` for one output stage and the helper stages its declaration
+owns, found by their place in the op graph (which input of which stage, as ``grad.py``
+declares them), never by name. Sizes come from the target's facts (``facts.cpu_facts``):
+``f.lanes`` per register, ``f.vec`` per vector loop, ``f.accumulators`` per register tile.
 """
 from __future__ import annotations
 
 from loopc.schedule import AttachKind
-from loopc.te.tensor import PlaceholderOp
+from loopc.te.expr import Reduce
 
 from . import cpu
-from .cpu import PAR_MIN_WORK, VEC, _work
+from .cpu import PAR_MIN_WORK, _work
+from .facts import cpu_facts
+from .registry import register
 
-#: vector registers a micro-kernel may keep as accumulators (AVX2 has 16; keep room for operands)
-ACC_REGS = 12
-#: float32 lanes of one AVX2 register
-REG_LANES = 8
-
-
-def _input(op, suffix):
-    """The computed input of ``op`` whose name ends with ``suffix`` (a declaration's helper stage)."""
-    for t in op.input_tensors:
-        if not isinstance(t.op, PlaceholderOp) and t.op.name.endswith(suffix):
-            return t
-    return None
+#: the elementwise template of ``cpu.py`` also schedules these ops
+register(("relu_backward", "nll_loss_backward", "sgd_momentum", "adadelta",
+          "adadelta_delta"), "llvm")(cpu.elementwise.func)     # adadelta_delta: both outputs read it
 
 
-def _lanes(extent, max_lanes=24):
+def _lanes(f, extent, max_lanes=None):
     """A vector width for a loop of ``extent``: the whole loop when short, else a width that
-    divides it (16, 8, 24, then any from ``max_lanes`` down to 8), else 16 with a masked tail.
+    divides it (two registers, one, three, then any from ``max_lanes`` — default three
+    registers — down to one register), else two registers with a masked tail.
 
     Dividing matters: a masked tail inside a reduction keeps its accumulators in memory, and
     masked stores are slow (microcoded on AMD)."""
+    max_lanes = 3 * f.lanes if max_lanes is None else max_lanes
     if extent <= max_lanes:
         return extent
-    for v in (VEC, REG_LANES, 3 * REG_LANES):
+    for v in (f.vec, f.lanes, 3 * f.lanes):
         if v <= max_lanes and extent % v == 0:
             return v
-    for v in range(max_lanes, REG_LANES - 1, -1):
+    for v in range(max_lanes, f.lanes - 1, -1):
         if extent % v == 0:
             return v
-    return VEC
+    return f.vec
 
 
-def _regs(lanes):
-    return -(-lanes // REG_LANES)
-
-
-def _rows(extent, lanes):
+def _rows(f, extent, lanes):
     """Rows of a register tile (each ``lanes`` wide): a divisor of ``extent`` when one fits."""
-    limit = max(1, ACC_REGS // _regs(lanes))
+    limit = max(1, f.accumulators // f.regs(lanes))
     for t in range(min(limit, extent), 0, -1):
         if extent % t == 0 and t >= max(2, limit // 2):
             return t
@@ -62,51 +55,29 @@ def _split_vector(stage, axis, lanes):
     return stage.split(axis, factor=lanes)
 
 
-# --------------------------------------------------------------------------- elementwise
-
-
-def schedule_elementwise(s, stage):
-    """Every axis fused into one flat loop (row-major, so indices stay contiguous), split by 16
-    and vectorized; the outer part parallel when the tensor is large.
-
-        for i.outer in parallel(ceil(size / 16)): for i.inner in vectorized(16): out[i] = f(in[i])
-    """
-    axes = list(stage.op.axis)
-    flat = stage.fuse(*axes) if len(axes) > 1 else axes[0]
-    if flat.extent < 4:
-        return
-    outer, inner = stage.split(flat, factor=min(VEC, flat.extent))
-    stage.vectorize(inner)
-    if _work(stage) >= PAR_MIN_WORK and outer.extent > 1:
-        stage.parallel(outer)
-
-
 # --------------------------------------------------------------------------- dense and bias
 
 
-def schedule_dense_backward_data(s, stage):
-    """dX = dY @ W: the GEMM template, W read through packed panels."""
-    cpu.schedule_gemm(s, stage, stage.op.input_tensors[1])
+# dX = dY @ W and dW = dY^T @ X: the GEMM template of cpu.py (registered there for these tags),
+# the second operand read through packed panels.
 
 
-def schedule_dense_backward_weight(s, stage):
-    """dW = dY^T @ X: the GEMM template with dY read transposed (one scalar per row of the tile)."""
-    cpu.schedule_gemm(s, stage, stage.op.input_tensors[1])
-
-
-def schedule_bias_backward(s, stage):
+@register("bias_backward", "llvm")
+def bias_backward(cfg, s, stage, target):
     """db[j] = sum of dY over the other axes.
 
     Bias axis last (dense): vectors along j, the whole reduction on registers.
-    Otherwise (NCHW): the axes after j are contiguous, so they are fused, split by 16 and
-    rfactored into 16 partial sums per j that the last stage adds up.
+    Otherwise (NCHW): the axes after j are contiguous, so they are fused, split by two
+    registers' lanes (16 on AVX2) and rfactored into that many partial sums per j, which the
+    last stage adds up.
     """
+    f = cpu_facts(target)
     axis = stage.op.attrs["axis"]
     ndim = len(stage.op.input_tensors[0].shape)
     (j,) = stage.op.axis
     red = list(stage.reduce_axes)
     if axis == ndim - 1:
-        jo, ji = _split_vector(stage, j, _lanes(j.extent, VEC))
+        jo, ji = _split_vector(stage, j, _lanes(f, j.extent, f.vec))
         stage.reorder(*([jo] if jo is not None else []), *red, ji)
         stage.vectorize(ji)
         if jo is not None and _work(stage) >= PAR_MIN_WORK:
@@ -114,9 +85,9 @@ def schedule_bias_backward(s, stage):
         return
     trailing = red[axis:]           # the reduction axes after the bias axis, contiguous in dY
     inner = stage.fuse(*trailing) if len(trailing) > 1 else trailing[0]
-    if inner.extent < VEC:
+    if inner.extent < f.vec:
         return
-    _, lane = stage.split(inner, factor=VEC)
+    _, lane = stage.split(inner, factor=f.vec)
     rf = s[s.rfactor(stage.op.output(0), lane, factor_axis=-1)]
     rj, rlane = rf.op.axis
     rf.reorder(rj, *rf.reduce_axes, rlane)
@@ -128,7 +99,8 @@ def schedule_bias_backward(s, stage):
 # --------------------------------------------------------------------------- convolution
 
 
-def schedule_conv2d_backward_weight(s, stage):
+@register("conv2d_backward_weight", "llvm")
+def conv2d_backward_weight(cfg, s, stage, target):
     """acc[c, r, s, k] = sum_{n, p, q} Xpad[n, c, ...] * dyT[n, p, q, k] as a register-tiled GEMM.
 
     for c, r (parallel):                       # or (n.outer, c, r) after an rfactor over images
@@ -136,9 +108,10 @@ def schedule_conv2d_backward_weight(s, stage):
         acc[c, r, s, 0:K] += Xpad[n, c, p*sh + r*dh, q*sw + s*dw] * dyT[n, p, q, 0:K]
     then dW[k, c, r, s] = acc[c, r, s, k] (a small transposed copy).
     """
-    acc_t = _input(stage.op, "_acc")
-    dyT = _input(acc_t.op, "_dyT")
-    pad = _input(acc_t.op, "_pad")
+    f = cpu_facts(target)
+    (acc_t,) = stage.op.input_tensors             # dW reads acc
+    x_in, dyT = acc_t.op.input_tensors            # acc reads (Xpad or X, dyT)
+    pad = x_in if getattr(x_in.op, "tag", "") == "pad" else None
     acc = s[acc_t]
     C, R, S, K = acc_t.shape
     N = acc.reduce_axes[0].extent
@@ -151,9 +124,9 @@ def schedule_conv2d_backward_weight(s, stage):
         lead = main.op.axis[0]
     c, r, s_, k = main.op.axis[-4:]
     red = list(main.reduce_axes)
-    lanes = _lanes(K)
+    lanes = _lanes(f, K)
     ko, ki = _split_vector(main, k, lanes)
-    unroll = max(1, ACC_REGS // _regs(lanes))
+    unroll = max(1, f.accumulators // f.regs(lanes))
     so, si = (None, s_) if S <= unroll else main.split(s_, factor=unroll)
     outer = [x for x in (lead, c, r, so, ko) if x is not None]
     if red[-1].extent % 2 == 0:
@@ -186,7 +159,8 @@ def schedule_conv2d_backward_weight(s, stage):
             ps.parallel(ps.fuse(pn, pc))
 
 
-def schedule_conv2d_backward_data(s, stage):
+@register("conv2d_backward_data", "llvm")
+def conv2d_backward_data(cfg, s, stage, target):
     """Per image: the GEMM col = W^T @ dY[n] (vectors along p*Q + q), then col2im (vectors along w).
 
     for n (parallel):
@@ -194,11 +168,12 @@ def schedule_conv2d_backward_data(s, stage):
       for c, h: dX[n, c, h, 0:W] = sum_{r, s} col[c, r, s, (h + ph - r*dh)*Q + pw - s*dw + 0:W]
                                                          # r, s unrolled; lanes off the edge masked
     """
-    col_t = _input(stage.op, "_col")
+    f = cpu_facts(target)
+    (col_t,) = stage.op.input_tensors             # dX reads the GEMM's output col
     n, c, h, w = stage.op.axis
     r, s_ = stage.reduce_axes
     N, _, R, S = col_t.shape[:4]
-    wo, wi = _split_vector(stage, w, _lanes(w.extent, 32))
+    wo, wi = _split_vector(stage, w, _lanes(f, w.extent, 4 * f.lanes))
     stage.reorder(n, c, h, *([wo] if wo is not None else []), r, s_, wi)
     if R * S <= 64:
         stage.unroll(r)
@@ -217,9 +192,9 @@ def schedule_conv2d_backward_data(s, stage):
         stage.parallel(c)
     cn, cc, cr, cs, pq = col.op.axis
     crs = col.fuse(cc, cr, cs)
-    lanes = _lanes(pq.extent, VEC)
+    lanes = _lanes(f, pq.extent, f.vec)
     po, pi = _split_vector(col, pq, lanes)
-    rows = _rows(crs.extent, lanes)
+    rows = _rows(f, crs.extent, lanes)
     co, ci = col.split(crs, factor=rows)
     col.reorder(cn, co, *([po] if po is not None else []), *col.reduce_axes, ci, pi)
     col.unroll(ci)
@@ -231,7 +206,8 @@ def schedule_conv2d_backward_data(s, stage):
 # --------------------------------------------------------------------------- pooling
 
 
-def schedule_max_pool2d_backward(s, stage):
+@register("max_pool2d_backward", "llvm")
+def max_pool2d_backward(cfg, s, stage, target):
     """Parallel over (image, channel) planes.
 
     Tiling windows (one stage): h and w split by the window, so that the declaration's
@@ -247,15 +223,16 @@ def schedule_max_pool2d_backward(s, stage):
     kh, kw = stage.op.attrs["kernel"]
     n, c, h, w = stage.op.axis
     nc = stage.fuse(n, c)
-    am_t = _input(stage.op, "_argmax")
-    if am_t is None:
+    if not isinstance(stage.body, Reduce):        # the tiling form: one stage
+
         ho, hi = stage.split(h, factor=kh)
         wo, wi = stage.split(w, factor=kw)
         stage.reorder(nc, ho, hi, wo, wi)
         stage.unroll(hi)
         stage.unroll(wi)
     else:
-        mx_t = _input(am_t.op, "_winmax")
+        am_t = stage.op.input_tensors[0]          # the gradient's sum reads argmax first
+        mx_t = am_t.op.input_tensors[-1]          # argmax reads (X, winmax)
         am, mx = s[am_t], s[mx_t]
         am.compute_at(stage, nc)
         mx.compute_at(am, am.op.axis[1])
@@ -266,38 +243,25 @@ def schedule_max_pool2d_backward(s, stage):
 # --------------------------------------------------------------------------- loss
 
 
-def schedule_nll_loss(s, stage):
+@register("nll_loss", "llvm")
+def nll_loss(cfg, s, stage, target):
     """A (batch,) reduction into one number: the default loop is already the best."""
 
 
-def schedule_log_softmax_backward(s, stage):
+@register("log_softmax_backward", "llvm")
+def log_softmax_backward(cfg, s, stage, target):
     """Per row (axis last): the row sum of dlogp, then dlogp - exp(logp) * sum vectorized."""
+    f = cpu_facts(target)
     axis = stage.op.attrs["axis"]
     axes = list(stage.op.axis)
-    total = s[_input(stage.op, "_dsum")]
+    total = s[stage.op.input_tensors[-1]]        # the row sum, read last
     if axis != len(axes) - 1 or len(axes) < 2:
-        schedule_elementwise(s, stage)
+        cpu.elementwise.func(cfg, s, stage, target)
         return
     rows = stage.fuse(*axes[:-1]) if len(axes) > 2 else axes[0]
-    _, vi = _split_vector(stage, axes[-1], _lanes(axes[-1].extent, VEC))
+    _, vi = _split_vector(stage, axes[-1], _lanes(f, axes[-1].extent, f.vec))
     stage.vectorize(vi)
     total.compute_at(stage, rows)
     if _work(stage) >= PAR_MIN_WORK:
         stage.parallel(rows)
 
-
-TEMPLATES = {
-    "conv2d_backward_data": schedule_conv2d_backward_data,
-    "conv2d_backward_weight": schedule_conv2d_backward_weight,
-    "dense_backward_data": schedule_dense_backward_data,
-    "dense_backward_weight": schedule_dense_backward_weight,
-    "bias_backward": schedule_bias_backward,
-    "max_pool2d_backward": schedule_max_pool2d_backward,
-    "relu_backward": schedule_elementwise,
-    "nll_loss": schedule_nll_loss,
-    "nll_loss_backward": schedule_elementwise,
-    "log_softmax_backward": schedule_log_softmax_backward,
-    "sgd_momentum": schedule_elementwise,
-    "adadelta": schedule_elementwise,
-    "adadelta_delta": schedule_elementwise,   # its own vector loop: both outputs read it
-}

@@ -3,16 +3,18 @@
 Each function returns the gradient tensor; its op carries a ``tag`` (and ``attrs``) that
 ``loopc.schedules.schedule`` dispatches on (templates in ``cpu_grad.py``), like the forward ops
 in ``ops.py``. Where a good CPU loop nest needs a different data layout than the math suggests,
-the declaration spells the layout out as extra stages (a transposed copy, a patch matrix); each
-stage is named ``<name>_<role>`` so a template can find and schedule it:
+the declaration spells the layout out as extra stages (a transposed copy, a patch matrix),
+named ``<name>_<role>`` for people; a template finds each by its place in the op graph (which
+input of which stage reads it, the order listed here), never by name:
 
 ============================  ==========================================================
-conv2d_backward_data          ``<name>_col`` (GEMM, W^T @ dY per image) -> col2im sum
-conv2d_backward_weight        ``<name>_pad``, ``<name>_dyT`` (dY as n, p, q, k) ->
-                              ``<name>_acc`` (dW as c, r, s, k) -> transposed copy
-max_pool2d_backward           tiling 2-D windows: one branch-free stage; otherwise
-                              ``<name>_winmax``, ``<name>_argmax`` -> gradient routing
-log_softmax_backward          ``<name>_dsum`` -> elementwise
+conv2d_backward_data          dX reads ``col`` (GEMM, W^T @ dY per image): col2im sum
+conv2d_backward_weight        dW (a transposed copy) reads ``acc`` (dW as c, r, s, k);
+                              acc reads (``pad`` or X, ``dyT``: dY as n, p, q, k)
+max_pool2d_backward           tiling 2-D windows: one branch-free stage (no reduction);
+                              otherwise the routing sum reads ``argmax`` first, and
+                              argmax reads (X, ``winmax``)
+log_softmax_backward          the elementwise result reads ``dsum`` (the row sum) last
 ============================  ==========================================================
 
 The numpy references live in ``loopc.schedules.testing`` under the same names.
@@ -24,15 +26,11 @@ import math
 from loopc import te
 from loopc.errors import LoopcError
 
-from .ops import _check_rank, _pair
+from .ops import _check_rank, _pair, conv_geometry, conv_out, pad_nchw
 
 
 #: conv2d_backward_data pads each row of its GEMM output to a multiple of this many floats
 COL_ALIGN = 16
-
-
-def _conv_out(size, k, stride, pad, dil):
-    return (size + 2 * pad - dil * (k - 1) - 1) // stride + 1
 
 
 def _shape4(shape, what, op):
@@ -68,15 +66,10 @@ def conv2d_backward_data(dY, W, input_shape, stride=1, padding=0, dilation=1, na
     _check_rank(dY, 4, op, "N, K, P, Q")
     _check_rank(W, 4, op, "K, C, R, S")
     N, C, H, Wd = _shape4(input_shape, "input_shape", op)
-    sh, sw = _pair(stride, "stride")
-    ph, pw = _pair(padding, "padding")
-    dh, dw = _pair(dilation, "dilation")
     K, C2, R, S = W.shape
     if C2 != C:
         raise LoopcError(f"{op}: W{W.shape} expects {C2} input channels but input_shape has {C}")
-    P, Q = _conv_out(H, R, sh, ph, dh), _conv_out(Wd, S, sw, pw, dw)
-    if P <= 0 or Q <= 0:
-        raise LoopcError(f"{op}: the {R}x{S} filter does not fit the {H}x{Wd} input with this padding")
+    (sh, sw), (ph, pw), (dh, dw), (P, Q) = conv_geometry(op, (H, Wd), (R, S), stride, padding, dilation)
     _check_shape(dY, (N, K, P, Q), op, f"the conv2d output for input {input_shape} and W{W.shape}")
 
     k = te.reduce_axis((0, K), name="k")
@@ -129,24 +122,13 @@ def conv2d_backward_weight(dY, X, kernel_shape, stride=1, padding=0, dilation=1,
     _check_rank(dY, 4, op, "N, K, P, Q")
     _check_rank(X, 4, op, "N, C, H, W")
     K, C, R, S = _shape4(kernel_shape, "kernel_shape", op)
-    sh, sw = _pair(stride, "stride")
-    ph, pw = _pair(padding, "padding")
-    dh, dw = _pair(dilation, "dilation")
     N, C2, H, Wd = X.shape
     if C2 != C:
         raise LoopcError(f"{op}: X has {C2} channels but kernel_shape {kernel_shape} expects {C}")
-    P, Q = _conv_out(H, R, sh, ph, dh), _conv_out(Wd, S, sw, pw, dw)
-    if P <= 0 or Q <= 0:
-        raise LoopcError(f"{op}: the {R}x{S} filter does not fit the {H}x{Wd} input with this padding")
+    (sh, sw), (ph, pw), (dh, dw), (P, Q) = conv_geometry(op, (H, Wd), (R, S), stride, padding, dilation)
     _check_shape(dY, (N, K, P, Q), op, f"the conv2d output for X{X.shape} and a {kernel_shape} kernel")
 
-    if ph or pw:
-        Xp = te.compute((N, C, H + 2 * ph, Wd + 2 * pw),
-                        lambda n, c, h, w: te.if_then_else(te.all(h >= ph, h < H + ph, w >= pw, w < Wd + pw),
-                                                           X[n, c, h - ph, w - pw], 0.0),
-                        name=name + "_pad", tag="pad")
-    else:
-        Xp = X
+    Xp = pad_nchw(X, ph, pw, name + "_pad")
     dyT = te.compute((N, P, Q, K), lambda n, p, q, k: dY[n, k, p, q], name=name + "_dyT")
     n = te.reduce_axis((0, N), name="n")
     p = te.reduce_axis((0, P), name="p")
@@ -236,8 +218,7 @@ def max_pool2d_backward(dY, X, kernel, stride=None, padding=0, name="max_pool2d_
     N, C, H, W = X.shape
     if ph * 2 > kh or pw * 2 > kw:
         raise LoopcError(f"{op}: padding {(ph, pw)} must be at most half the kernel {(kh, kw)}")
-    P = (H + 2 * ph - kh) // sh + 1
-    Q = (W + 2 * pw - kw) // sw + 1
+    P, Q = conv_out(H, kh, sh, ph), conv_out(W, kw, sw, pw)
     if P <= 0 or Q <= 0:
         raise LoopcError(f"{op}: the {kh}x{kw} window does not fit the {H}x{W} input")
     _check_shape(dY, (N, C, P, Q), op, f"the max_pool2d output of X{X.shape}")

@@ -19,6 +19,37 @@ def _pair(v, what):
     raise LoopcError(f"{what} must be an int or a pair of ints, got {v!r}")
 
 
+def conv_out(size, kernel, stride=1, pad=0, dilation=1) -> int:
+    """Output length of a window op (convolution, pooling) along one axis: the windows of
+    ``kernel`` taps ``dilation`` apart, ``stride`` apart, over ``size`` padded by ``pad`` each side."""
+    return (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def conv_geometry(op, image, kernel, stride, padding, dilation):
+    """``((sh, sw), (ph, pw), (dh, dw), (P, Q))`` of a convolution of an ``image`` (H, W) by a
+    ``kernel`` (R, S); LoopcError naming ``op`` when the filter does not fit."""
+    sh, sw = _pair(stride, "stride")
+    ph, pw = _pair(padding, "padding")
+    dh, dw = _pair(dilation, "dilation")
+    (H, W), (R, S) = image, kernel
+    P, Q = conv_out(H, R, sh, ph, dh), conv_out(W, S, sw, pw, dw)
+    if P <= 0 or Q <= 0:
+        raise LoopcError(f"{op}: the {R}x{S} filter does not fit the {H}x{W} input with this padding")
+    return (sh, sw), (ph, pw), (dh, dw), (P, Q)
+
+
+def pad_nchw(X, ph, pw, name):
+    """``X`` with ``ph`` rows and ``pw`` columns of zeros around each image (a stage tagged
+    "pad", which templates inline or compute once), or ``X`` itself without padding."""
+    if not (ph or pw):
+        return X
+    N, C, H, W = X.shape
+    return te.compute((N, C, H + 2 * ph, W + 2 * pw),
+                      lambda n, c, h, w: te.if_then_else(te.all(h >= ph, h < H + ph, w >= pw, w < W + pw),
+                                                         X[n, c, h - ph, w - pw], 0.0),
+                      name=name, tag="pad")
+
+
 def _check_rank(t, rank, op, layout):
     if len(t.shape) != rank:
         raise LoopcError(f"{op}: {t.name} has shape {t.shape}; expected {rank} dimensions ({layout})")
@@ -55,24 +86,12 @@ def conv2d_nchw(X, W, stride=1, padding=0, dilation=1, name="conv2d"):
     """Y[n, k, p, q] = sum_{c, r, s} Xpad[n, c, p*sh + r*dh, q*sw + s*dw] * W[k, c, r, s]."""
     _check_rank(X, 4, "conv2d_nchw", "N, C, H, W")
     _check_rank(W, 4, "conv2d_nchw", "K, C, R, S")
-    sh, sw = _pair(stride, "stride")
-    ph, pw = _pair(padding, "padding")
-    dh, dw = _pair(dilation, "dilation")
     N, C, H, Wd = X.shape
     K, C2, R, S = W.shape
     if C != C2:
         raise LoopcError(f"conv2d_nchw: X has {C} channels but W{W.shape} expects {C2} (groups=1)")
-    P = (H + 2 * ph - dh * (R - 1) - 1) // sh + 1
-    Q = (Wd + 2 * pw - dw * (S - 1) - 1) // sw + 1
-    if P <= 0 or Q <= 0:
-        raise LoopcError(f"conv2d_nchw: the {R}x{S} filter does not fit the {H}x{Wd} input with this padding")
-    if ph or pw:
-        Xp = te.compute((N, C, H + 2 * ph, Wd + 2 * pw),
-                        lambda n, c, h, w: te.if_then_else(te.all(h >= ph, h < H + ph, w >= pw, w < Wd + pw),
-                                                           X[n, c, h - ph, w - pw], 0.0),
-                        name=name + "_pad", tag="pad")
-    else:
-        Xp = X
+    (sh, sw), (ph, pw), (dh, dw), (P, Q) = conv_geometry("conv2d_nchw", (H, Wd), (R, S), stride, padding, dilation)
+    Xp = pad_nchw(X, ph, pw, name + "_pad")
     c = te.reduce_axis((0, C), name="c")
     r = te.reduce_axis((0, R), name="r")
     s = te.reduce_axis((0, S), name="s")
@@ -89,8 +108,7 @@ def _pool(X, kernel, stride, padding, kind, name):
     sh, sw = _pair(kernel if stride is None else stride, "stride")
     ph, pw = _pair(padding, "padding")
     N, C, H, W = X.shape
-    P = (H + 2 * ph - kh) // sh + 1
-    Q = (W + 2 * pw - kw) // sw + 1
+    P, Q = conv_out(H, kh, sh, ph), conv_out(W, kw, sw, pw)
     r = te.reduce_axis((0, kh), name="r")
     s = te.reduce_axis((0, kw), name="s")
     attrs = {"kernel": (kh, kw), "stride": (sh, sw), "padding": (ph, pw)}

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .ops import conv_out
+
 
 def _pair(v):
     return (v, v) if isinstance(v, int) else tuple(v)
@@ -25,8 +27,7 @@ def conv2d_nchw(x, w, stride=1, padding=0, dilation=1):
     dh, dw = _pair(dilation)
     N, C, H, W = x.shape
     K, _, R, S = w.shape
-    P = (H + 2 * ph - dh * (R - 1) - 1) // sh + 1
-    Q = (W + 2 * pw - dw * (S - 1) - 1) // sw + 1
+    P, Q = conv_out(H, R, sh, ph, dh), conv_out(W, S, sw, pw, dw)
     xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     y = np.zeros((N, K, P, Q))
     for r in range(R):
@@ -41,8 +42,7 @@ def _windows(x, kernel, stride, padding, fill):
     sh, sw = _pair(kernel if stride is None else stride)
     ph, pw = _pair(padding)
     N, C, H, W = x.shape
-    P = (H + 2 * ph - kh) // sh + 1
-    Q = (W + 2 * pw - kw) // sw + 1
+    P, Q = conv_out(H, kh, sh, ph), conv_out(W, kw, sw, pw)
     xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
     return np.stack([xp[:, :, r: r + sh * (P - 1) + 1: sh, s: s + sw * (Q - 1) + 1: sw]
                      for r in range(kh) for s in range(kw)])
@@ -79,10 +79,6 @@ def log_softmax(x, axis=-1):
 # --------------------------------------------------------------------------- backward ops (grad.py)
 
 
-def _conv_out(size, k, stride, pad, dil):
-    return (size + 2 * pad - dil * (k - 1) - 1) // stride + 1
-
-
 def conv2d_backward_data(dy, w, input_shape, stride=1, padding=0, dilation=1):
     """dX of conv2d_nchw: each output gradient scattered back through the filter taps."""
     sh, sw = _pair(stride)
@@ -90,7 +86,7 @@ def conv2d_backward_data(dy, w, input_shape, stride=1, padding=0, dilation=1):
     dh, dw = _pair(dilation)
     N, C, H, W = input_shape
     K, _, R, S = w.shape
-    P, Q = _conv_out(H, R, sh, ph, dh), _conv_out(W, S, sw, pw, dw)
+    P, Q = conv_out(H, R, sh, ph, dh), conv_out(W, S, sw, pw, dw)
     dxp = np.zeros((N, C, H + 2 * ph, W + 2 * pw))
     dy64, w64 = dy.astype(np.float64), w.astype(np.float64)
     for r in range(R):

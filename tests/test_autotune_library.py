@@ -1,5 +1,5 @@
-"""The autotuner connected to the operator library: loopc.autotune.library's templates, the
-``schedules.tuned_record_lookup`` hook, and the records shipped in loopc/schedules/tuned/."""
+"""The autotuner connected to the operator library: loopc.schedules' tuning templates, its
+tuned-record lookup (``schedules.tuned_record_lookup``), and the records shipped in loopc/schedules/tuned/."""
 import json
 import os
 import subprocess
@@ -12,7 +12,7 @@ import pytest
 import loopc
 from loopc import autotune, te
 from loopc import schedules as S
-from loopc.autotune import library as L
+from loopc.schedules import records as L
 from loopc.autotune.dispatcher import resolve_target, target_key
 from loopc.autotune.record import Record, load_records, save_records
 from loopc.schedules import testing as ref
@@ -67,7 +67,7 @@ def test_hook_installed_without_importing_autotune_explicitly():
     code = ("import sys, warnings; warnings.simplefilter('ignore'); from loopc import te, schedules as S; "
             "X = te.placeholder((4, 32), name='X'); W = te.placeholder((3, 32), name='W'); "
             "S.schedule(S.dense(X, W)); assert S.tuned_record_lookup is not None; "
-            "print('loopc.autotune.library' in sys.modules)")
+            "print('loopc.schedules.records' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "True"

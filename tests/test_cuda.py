@@ -13,7 +13,7 @@ import loopc
 from loopc import te
 from loopc.runtime.module import Module
 from loopc.targets import cuda as cuda_target
-from loopc.targets.cuda import schedules
+from loopc.schedules import cuda as schedules
 
 from test_cuda_sim import (block_reduce_schedule, matmul_shared_schedule, matmul_tensors, softmax_schedule,
                            stencil_schedule)

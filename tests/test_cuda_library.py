@@ -144,7 +144,7 @@ def case_tune_on_the_gpu_then_schedule_applies_the_best():
     import os
     import tempfile
     from loopc import autotune
-    import loopc.autotune.library  # noqa: F401 - registers the templates
+    import loopc.schedules  # noqa: F401 - registers the templates
     log = os.path.join(tempfile.mkdtemp(), "cuda.jsonl")
     task = autotune.create_task("conv2d_nchw_cuda", (1, 3, 7, 7, 5, 3, 3, 2, 1), target="cuda")
     assert list(task.config_space.space_map) == ["method", "tile_k", "threads"]

@@ -37,7 +37,7 @@ def matmul_tensors(M, N, K, name="C"):
 def matmul_shared_schedule(M=19, N=19, K=13, block=(16, 16), thread=(2, 2), k_tile=8, interleave=True,
                            fetch="fuse", unroll_k=False):
     """The library's tiled GEMM: shared-memory A/B tiles, per-thread register tile."""
-    from loopc.targets.cuda import schedules
+    from loopc.schedules import cuda as schedules
     A, B, C = matmul_tensors(M, N, K)
     s = schedules.matmul(A, B, C, block=block, thread=thread, k_tile=k_tile, interleave=interleave, fetch=fetch,
                          unroll_k=unroll_k)
@@ -122,7 +122,7 @@ def conv2d_ref(x, w, pad):
 
 
 def maxpool_schedule(N=1, C=2, H=9, W=9, size=3, stride=2, threads=16):
-    from loopc.targets.cuda import schedules
+    from loopc.schedules import cuda as schedules
     X = te.placeholder((N, C, H, W), name="X")
     OH, OW = (H - size) // stride + 1, (W - size) // stride + 1
     ry = te.reduce_axis((0, size), name="ry")

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from loopc.errors import ArgumentError, LoopcError
-from loopc.nn import datasets, demo
+from loopc.apps import demo
+from loopc.nn import datasets
 from loopc.nn.datasets import DatasetError
 from loopc.nn.lenet import LeNet
 from loopc.nn.train import History, TrainConfig, TrainingDiverged, atomic_write, fit, make_optimizer, train_epoch

@@ -3,7 +3,7 @@
 The chapter asks whether the data fits in the caches, whether there is locality, and what
 tiling buys. This tutorial answers by measurement: the same ``C = A @ B`` with one schedule
 change per step, each step checked against numpy and timed, printed as one table beside numpy.
-Read ``loopc/ladder.py`` for the schedules; print any of them with
+Read ``loopc/apps/ladder.py`` for the schedules; print any of them with
 ``loopc show gemm --step "pack B"``.
 
 Run:  python tutorials/02_gemm_schedule_ladder.py [--size 1024] [--small]
@@ -11,7 +11,7 @@ Run:  python tutorials/02_gemm_schedule_ladder.py [--size 1024] [--small]
 import argparse
 
 import loopc
-from loopc import ladder
+from loopc.apps import ladder
 
 
 def main(size=1024, small=False):
@@ -19,7 +19,7 @@ def main(size=1024, small=False):
         size = 67  # prime-ish: no tile divides it, so every tail guard runs
     print(f"C[{size}x{size}] = A @ B, float32\n")
     s, args = ladder.step_parallel(size, size, size)
-    print("The last step's loop nest (the others are in loopc/ladder.py):\n")
+    print("The last step's loop nest (the others are in loopc/apps/ladder.py):\n")
     print(loopc.lower(s, args, name="gemm"))
     results = ladder.run_ladder(size, size, size, repeat=1 if small else 3,
                                 min_repeat_ms=10 if small else 200)

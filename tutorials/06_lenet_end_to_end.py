@@ -26,7 +26,8 @@ import time
 import numpy as np
 
 import loopc
-from loopc.nn import bench, datasets
+from loopc.apps import lenet_bench as bench
+from loopc.nn import datasets
 from loopc.nn.lenet import LeNet
 from loopc.nn.optim import Adadelta
 from loopc.nn.train import train_epoch

@@ -12,7 +12,7 @@ the launch shape, and everything else stays ordinary loops inside the kernel.
 2. shared tiles: the threads of a block first copy a 16 x BK tile of A and of B into shared
    memory (``s.cache_read(A, "shared", [C])`` computed at the reduction loop), wait, then
    compute from the tiles: each element loaded from global memory is used 16 times.
-3. register tiles (loopc.targets.cuda.schedules.matmul): each thread computes a TM x TN block of
+3. register tiles (loopc.schedules.cuda.matmul): each thread computes a TM x TN block of
    C in registers (``s.cache_write(C, "local")``), so each value read from shared memory feeds
    several multiply-adds.
 4. what the target refuses, and why.
@@ -96,7 +96,7 @@ def shared_tiles(n, tile=16, k_tile=16):
 
 def register_tiles(n, gpu):
     """Step 3: the library schedule (shared tiles + a per-thread register tile)."""
-    from loopc.targets.cuda import schedules
+    from loopc.schedules import cuda as schedules
     A, B, C = matmul(n)
     if gpu:
         s = schedules.matmul(A, B, C)        # tile sizes from schedules.matmul_config(n, n)

@@ -28,8 +28,10 @@ The package is split by concern, as TVM's is:
     callbacks.py   log_to_file, progress_bar
     plot.py        plot_tuning_curve
     templates.py   built-in templates (gemm)
-    library.py     templates of the operator library (matmul, dense, conv2d_nchw) and the hook
-                   that lets loopc.schedules.schedule use tuned records (shipped or applied)
+
+The operator library's templates (``matmul``, ``dense``, ``conv2d_nchw`` and their ``_cuda``
+variants) are defined by ``loopc.schedules`` (schedules/tasks.py) when it is imported, which also
+applies tuned records in ``schedules.schedule``; autotune itself never imports loopc.schedules.
 """
 from .callbacks import log_to_file, progress_bar
 from .dispatcher import (ApplyConfig, ApplyHistoryBest, AutotuneWarning, DispatchContext, apply_history_best,
@@ -44,7 +46,6 @@ from .space import ConfigEntity, ConfigSpace
 from .task import Task, create_task, get_template, list_templates, template
 from .tuner import Tuner
 from . import templates  # noqa: F401 - registers the built-in templates
-from . import library  # noqa: F401 - the operator library's templates; installs schedules.tuned_record_lookup
 
 
 def __getattr__(name):

@@ -8,22 +8,23 @@ its workload, and makes that config visible to ``get_config()`` for the duration
         s, args = matmul(1024, 1024, 1024)              # template picks its best record
 
 Tuners and workers use :class:`ApplyConfig` (one fixed config); ``create_task`` collects the
-space with a context whose "config" is the ConfigSpace itself.
+space with an ApplyConfig whose "config" is the ConfigSpace itself. A context may also carry
+the target its templates schedule for (:func:`current_target`): the operator library's
+templates read vector widths and register counts from it.
 """
 from __future__ import annotations
 
-import shlex
 import warnings
 from contextvars import ContextVar
 
-from ..errors import BuildError, LoopcError
+from ..errors import LoopcError
+from ..target import Target, key_of, kind_of
+from .record import Record, load_records
+from .space import ConfigSpace
+from .workload import AutotuneWarning, workload_key  # noqa: F401 - AutotuneWarning re-exported
 
 _CONFIG: ContextVar = ContextVar("loopc_autotune_config", default=None)
 _DISPATCH: ContextVar = ContextVar("loopc_autotune_dispatch", default=None)
-
-
-class AutotuneWarning(UserWarning):
-    """A visible warning from the autotuner (missing records, records of another CPU ...)."""
 
 
 def get_config():
@@ -43,11 +44,24 @@ def current_context():
     return _DISPATCH.get()
 
 
-class DispatchContext:
-    """Answers "which config does template T use for workload W?" while active (``with``)."""
+def current_target(kind: str) -> Target:
+    """The Target a template of target ``kind`` ("llvm" or "cuda") schedules for: the innermost
+    dispatch context's, when it has one of that kind, else the default of the kind (this
+    machine's CPU; the CUDA defaults)."""
+    ctx = _DISPATCH.get()
+    target = getattr(ctx, "target", None)
+    if target is not None and kind_of(target) == kind:
+        return Target.parse(target)
+    return Target.parse(kind)
 
-    def __init__(self):
+
+class DispatchContext:
+    """Answers "which config does template T use for workload W?" while active (``with``).
+    ``target`` (a string or Target, or None) is what templates inside schedule for."""
+
+    def __init__(self, target=None):
         self._tokens = []
+        self.target = target
 
     def query(self, workload, template):  # pragma: no cover - overridden
         raise NotImplementedError
@@ -109,53 +123,41 @@ def skip_message(record, workload, err, here=False) -> str:
 
 
 class ApplyConfig(DispatchContext):
-    """Every template call inside the block uses ``config`` (a ConfigEntity or ConfigSpace)."""
+    """Every template call inside the block uses ``config`` (a ConfigEntity, or a ConfigSpace
+    while a task collects its space), scheduling for ``target`` when given."""
 
-    def __init__(self, config):
-        super().__init__()
+    def __init__(self, config, target=None):
+        super().__init__(target)
         self.config = config
 
     def query(self, workload, template):
         return self.config
 
 
-def target_key(target: str):
-    """(cpu name, sorted enabled features) of a target string; records match on it. A
-    string that does not split (an unbalanced quote) raises BuildError."""
-    try:
-        parts = shlex.split(str(target))
-    except ValueError as err:
-        text = str(target) if len(str(target)) <= 80 else str(target)[:80] + "..."
-        raise BuildError(f"malformed target string ({err}: an unbalanced quote?) {text!r}: write it as "
-                         "'llvm -mcpu=NAME -mattr=+f,...'") from None
-    cpu, feats = "", ""
-    for p in parts[1:]:
-        key, _, val = p.partition("=")
-        if key == "-mcpu":
-            cpu = val
-        elif key == "-mattr":
-            feats = val
-        elif key == "-arch":           # cuda: the compute capability stands for the CPU name
-            cpu = val
-    enabled = tuple(sorted(f[1:] for f in feats.split(",") if f.startswith("+")))
-    return (parts[0] if parts else "", cpu, enabled)
+#: (kind, cpu name or GPU arch, sorted enabled features) of a target string: what records match on
+target_key = key_of
+
+
+def collect_space(template, args, target=None) -> ConfigSpace:
+    """The config space of ``template`` for workload ``args`` (scheduling for ``target``): the
+    template runs once with the ConfigSpace as its config, each knob at its first choice."""
+    space = ConfigSpace()
+    with ApplyConfig(space, target=target):
+        template(*args)
+    return space
 
 
 def resolve_target(target) -> str:
-    """The full target string (CPU name and features) of ``target`` on this machine."""
-    target = "llvm" if target is None else target
-    kind = str(target).split()[0] if str(target).strip() else ""
-    if kind == "llvm":
-        from loopc.targets.llvm import parse_target
-        return str(parse_target(target))
-    if kind == "cuda":
-        from loopc.targets.cuda import device, parse_target
-        tgt = parse_target(target)
-        if tgt.arch is None and device.gpu_available():     # records name the GPU generation
+    """The full target string of ``target`` on this machine (CPU name and features; a CUDA
+    target without ``-arch`` gets the current GPU's, when there is one: records name the GPU
+    generation)."""
+    parsed = Target.parse("llvm" if target is None else target)
+    if parsed.kind == "cuda" and parsed.arch is None:
+        from loopc.targets.cuda import device
+        if device.gpu_available():
             import dataclasses
-            tgt = dataclasses.replace(tgt, arch=tuple(device.cuda().get_current_device().compute_capability))
-        return str(tgt)
-    return str(target)
+            parsed = dataclasses.replace(parsed, arch=tuple(device.cuda().get_current_device().compute_capability))
+    return str(parsed)
 
 
 class ApplyHistoryBest(DispatchContext):
@@ -166,13 +168,12 @@ class ApplyHistoryBest(DispatchContext):
     """
 
     def __init__(self, records, target=None, other_cpu="warn"):
-        from .record import Record, load_records
         super().__init__()
         if other_cpu not in ("warn", "ignore"):
             raise LoopcError(f"other_cpu must be 'warn' or 'ignore', got {other_cpu!r}")
         self.other_cpu = other_cpu
         self.target = resolve_target(target)
-        self._target_key = target_key(self.target)
+        self._target_key = key_of(self.target)
         if isinstance(records, (str, bytes)) or hasattr(records, "__fspath__"):
             self.source = str(records)
             records = load_records(records)
@@ -192,7 +193,7 @@ class ApplyHistoryBest(DispatchContext):
         self._warned = set()
         self._rejected = {}   # id(record) -> record whose schedule did not apply (skipped)
         self._said = set()    # warnings given once
-        self.replay_checked = {}   # id(record) -> its trace, checked (loopc.autotune.library's cache)
+        self.replay_checked = {}   # id(record) -> its trace, checked (loopc.schedules.records' cache)
         self.fallbacks = []   # workloads that got no record (inspectable)
 
     def warn_once(self, message, stacklevel=3):
@@ -220,37 +221,41 @@ class ApplyHistoryBest(DispatchContext):
         return True
 
     def _space(self, template, workload):
-        from .task import collect_space, workload_key
         key = workload_key(workload)
         if key not in self._spaces:
-            self._spaces[key] = collect_space(template, workload[1])
+            self._spaces[key] = collect_space(template, workload[1], target=self.target)
         return self._spaces[key]
+
+    def records(self, workload, tkey=None):
+        """The usable records of ``workload`` (skipped ones left out), best first, in two lists:
+        those tuned on target key ``tkey`` (``key_of``; default: this context's target) and
+        those tuned elsewhere."""
+        tkey = self._target_key if tkey is None else tkey
+        recs = [r for r in self._by_workload.get(_key(workload), []) if id(r) not in self._rejected]
+        return [r for r in recs if key_of(r.target) == tkey], [r for r in recs if key_of(r.target) != tkey]
+
+    def fitting(self, workload, template, records):
+        """The records among ``records`` whose config is a point of ``template``'s space for
+        ``workload`` (lazily: the space is collected only when a record is asked about)."""
+        for r in records:
+            if template is None or self._space(template, workload).index_of(r.config_entity()) is not None:
+                yield r
 
     def best_record(self, workload, template=None):
         """The record a template call for ``workload`` would use, or None."""
         return self._pick(workload, template)[0]
 
     def _pick(self, workload, template):
-        from .task import workload_key
-        key = workload_key(workload)
+        key = _key(workload)
         if key in self._cache:
             return self._cache[key]
-        recs = [r for r in self._by_workload.get(key, []) if id(r) not in self._rejected]
-        space = self._space(template, workload) if template is not None and recs else None
-
-        def fits(r):
-            if space is None:
-                return True
-            return space.index_of(r.config_entity()) is not None
-
-        mine = [r for r in recs if target_key(r.target) == self._target_key]
-        others = [r for r in recs if target_key(r.target) != self._target_key]
-        chosen = next((r for r in mine if fits(r)), None)
+        mine, others = self.records(workload)
+        chosen = next(self.fitting(workload, template, mine), None)
         note = None
         if chosen is None and others:
-            other = next((r for r in others if fits(r)), None)
+            other = next(self.fitting(workload, template, others), None)
             if other is not None:
-                theirs, ours = target_key(other.target)[1], self._target_key[1]
+                theirs, ours = key_of(other.target)[1], self._target_key[1]
                 if self.other_cpu == "warn":
                     chosen = other
                     note = (f"autotune: the records for workload {_fmt(workload)} in {self.source} were tuned on "
@@ -259,9 +264,9 @@ class ApplyHistoryBest(DispatchContext):
                 else:
                     note = (f"autotune: the records for workload {_fmt(workload)} in {self.source} were tuned on "
                             f"CPU '{theirs}', not this machine's '{ours}': ignored (other_cpu='ignore').")
-        if chosen is None and recs and not note:
-            note = (f"autotune: {len(recs)} record(s) for workload {_fmt(workload)} in {self.source} do not match "
-                    "the template's current knobs (the template changed): ignored.")
+        if chosen is None and (mine or others) and not note:
+            note = (f"autotune: {len(mine) + len(others)} record(s) for workload {_fmt(workload)} in {self.source} "
+                    "do not match the template's current knobs (the template changed): ignored.")
         self._cache[key] = (chosen, note)
         return chosen, note
 
@@ -287,7 +292,6 @@ class ApplyHistoryBest(DispatchContext):
 
 
 def _key(workload):
-    from .task import workload_key
     return workload_key(workload)
 
 

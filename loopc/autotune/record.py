@@ -26,9 +26,9 @@ import warnings
 from dataclasses import dataclass, field
 
 from ..errors import LoopcError
-from .dispatcher import AutotuneWarning, target_key
+from ..target import key_of as target_key
 from .space import ConfigEntity
-from .task import workload_from_json, workload_key
+from .workload import AutotuneWarning, workload_from_json, workload_key
 
 SCHEMA_VERSION = 1
 #: the deepest JSON nesting a record line may have (a real record nests about 8 levels)

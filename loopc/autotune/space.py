@@ -456,6 +456,35 @@ class ConfigSpace(_ConfigBase):
         return "\n".join(lines)
 
 
+class KnobValues(ConfigSpace):
+    """Config 0 of a template, with some knobs set by name: what a template gets outside
+    tuning. Each ``define_*`` builds its knob as a ConfigSpace does (so a template's checks
+    run), and ``cfg[name]`` is the value given for ``name``, else the knob's first choice::
+
+        template(KnobValues({"tile_q": 3}), s, stage, target)     # tile_q = 3, the rest default
+
+    A value need not be one of the knob's choices (a caller may ask for any tile);
+    :meth:`check_used` says which given names the template never defined."""
+
+    def __init__(self, values=None):
+        super().__init__()
+        self.values = dict(values or {})
+
+    def __getitem__(self, name):
+        first = super().__getitem__(name)
+        if name not in self.values:
+            return first
+        value = self.values[name]
+        return value if isinstance(value, type(first)) else type(first)(value)
+
+    def check_used(self, what="the template"):
+        """LoopcError naming the given knobs that ``what`` did not define (a misspelt keyword)."""
+        unknown = sorted(set(self.values) - set(self.space_map))
+        if unknown:
+            raise LoopcError(f"{what} has no knob {', '.join(map(repr, unknown))} "
+                             f"(its knobs: {', '.join(self.space_map) or 'none'})")
+
+
 class ConfigEntity(_ConfigBase):
     """One config: the chosen value of each knob. ``cfg[name]`` is a Split/Reorder/Annotate/
     OtherOption entity; ``define_*`` calls only check the knob exists."""

@@ -25,46 +25,13 @@ import math
 from ..errors import ArgumentError, LoopcError
 from ..te import expr as E
 from ..te.tensor import ComputeOp, PlaceholderOp
-from .dispatcher import ApplyConfig, DispatchContext, resolve_target, run_template
+from .dispatcher import ApplyConfig, collect_space, resolve_target, run_template  # noqa: F401
 from .space import ConfigEntity, ConfigSpace
 
 _TEMPLATES = {}
 
 
-# --------------------------------------------------------------------------- workloads
-
-
-def _normalize(value, where):
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int) or (hasattr(value, "dtype") and getattr(value.dtype, "kind", "") in "iu"
-                                  and getattr(value, "ndim", 1) == 0):
-        return int(value)
-    if isinstance(value, float) or (hasattr(value, "dtype") and getattr(value.dtype, "kind", "") == "f"
-                                    and getattr(value, "ndim", 1) == 0):
-        return float(value)
-    if isinstance(value, (list, tuple)):
-        return tuple(_normalize(v, where) for v in value)
-    raise LoopcError(f"{where}: argument {value!r} ({type(value).__name__}) is not a JSON value; a template's "
-                     "arguments are its workload and must be ints, floats, strings, bools, None or lists of them")
-
-
-def make_workload(name, args) -> tuple:
-    """``(template name, args)`` with lists turned into tuples: hashable and JSON-serialisable."""
-    return (str(name), _normalize(tuple(args), f"template {name!r}"))
-
-
-def workload_key(workload) -> str:
-    """A canonical string of a workload (records match on it)."""
-    name, args = workload
-    return json.dumps([name, _normalize(tuple(args), f"workload {name!r}")], separators=(",", ":"))
-
-
-def workload_from_json(data) -> tuple:
-    if not (isinstance(data, (list, tuple)) and len(data) == 2 and isinstance(data[0], str)
-            and isinstance(data[1], (list, tuple))):
-        raise LoopcError(f"not a workload (expected [template name, [args...]]): {data!r}")
-    return make_workload(data[0], data[1])
+from .workload import make_workload, workload_from_json, workload_key  # noqa: F401 - re-exported
 
 
 # --------------------------------------------------------------------------- templates
@@ -102,7 +69,8 @@ def get_template(name):
     if name not in _TEMPLATES:
         known = ", ".join(sorted(_TEMPLATES)) or "none"
         raise LoopcError(f"no template named {name!r} is registered (known: {known}); define it with "
-                         "@autotune.template(name) and import its module first")
+                         "@autotune.template(name) and import its module first (the operator library's "
+                         "templates register when loopc.schedules is imported)")
     return _TEMPLATES[name]
 
 
@@ -137,24 +105,6 @@ def check_arity(name, args, display=None, optional=True):
     got = " ".join(map(str, args)) or "none"
     raise ArgumentError(f"{display or name} takes {count} argument{'s' if count != '1' else ''}: {names}; "
                         f"got {len(args)} ({got})")
-
-
-class _CollectSpace(DispatchContext):
-    """The template's ``cfg`` is the ConfigSpace being collected."""
-
-    def __init__(self, space):
-        super().__init__()
-        self.space = space
-
-    def query(self, workload, template):
-        return self.space
-
-
-def collect_space(template, args) -> ConfigSpace:
-    space = ConfigSpace()
-    with _CollectSpace(space):
-        template(*args)
-    return space
 
 
 # --------------------------------------------------------------------------- flop counting
@@ -204,7 +154,7 @@ class Task:
         check_arity(name, self.args, f"template {name!r}")
         self.target = target
         space = ConfigSpace()
-        with _CollectSpace(space):
+        with ApplyConfig(space, target=target):
             out = self.template(*self.args)
         s, tensors = _check_output(name, out)
         self.config_space = space
@@ -229,7 +179,7 @@ class Task:
             config = self.config_space.get(config)
         elif isinstance(config, dict):
             config = ConfigEntity.from_json(config)
-        with ApplyConfig(config):
+        with ApplyConfig(config, target=self.target):
             return _check_output(self.name, self.template(*self.args))
 
     def __repr__(self):

@@ -1,4 +1,4 @@
-"""Built-in templates: a GEMM whose knobs span the schedules of loopc/ladder.py.
+"""Built-in templates: a GEMM whose knobs span the schedules of loopc/apps/ladder.py.
 
     C[i, j] = sum_k A[i, k] * B[k, j]
 

@@ -4,7 +4,8 @@ Every job takes one payload dict and returns a plain dict; it never raises (an e
 becomes ``{"ok": False, "error_type": ..., "message": ...}``), so nothing unpicklable crosses
 the process boundary. A segfault or a hang is the parent's business (see pool.py).
 
-- ``build_job``: template + config -> schedule -> loop IR -> LLVM -> O3 -> object code (bytes).
+- ``build_job``: template + config -> schedule -> loop IR -> object code (bytes), through the
+  target's backend (``loopc.backend``: the same code generation and O3 steps as loopc.build).
   Compiling to an object file lets many workers build in parallel while one runner process
   loads the code (~3 ms) and times it alone. For a ``cuda`` target the build checks the kernel
   plan and generates the source; the runner compiles it with numba and times it on the GPU.
@@ -17,7 +18,6 @@ the process boundary. A segfault or a hang is the parent's business (see pool.py
 """
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import pickle
@@ -95,61 +95,21 @@ def compare(outputs, reference, rtol):
 # --------------------------------------------------------------------------- compile and load
 
 
-def _optimizer():
-    """loopc's O3 pipeline (the one loopc.build uses)."""
-    from loopc.targets import llvm as llvm_target
-    opt = getattr(llvm_target, "_optimize", None)
-    if opt is not None:
-        return opt
-    import llvmlite.binding as llvm  # pragma: no cover - only if the core renames it
-
-    def _opt(mod, tm):
-        pto = llvm.create_pipeline_tuning_options(speed_level=3)
-        pto.slp_vectorization = True
-        pto.loop_vectorization = True
-        llvm.create_pass_builder(tm, pto).getModulePassManager().run(mod, llvm.create_pass_builder(tm, pto))
-    return _opt
-
-
 def compile_object(lowered, target):
-    """Loop IR -> optimised object code for ``target``; returns (bytes, full target string)."""
-    import llvmlite.binding as llvm
-
+    """Loop IR -> optimised object code for ``target`` (the backend's own steps, the ones
+    loopc.build runs); returns (bytes, full target string)."""
+    from loopc import backend
     from loopc.errors import BuildError
-    from loopc.runtime import threads
-    from loopc.targets.llvm import codegen, parse_target
-    kind = str(target).split()[0] if str(target).strip() else ""
-    if kind != "llvm":
+    be = backend.get(target)
+    if be.compile_object is None:
         raise BuildError(f"the autotuner measures CPU (llvm) targets; got {target!r}")
-    cpu = parse_target(target)
-    tm = cpu.target_machine()
-    module = codegen.emit_module(lowered, cpu.triple, str(tm.target_data), threads.libgomp() is not None)
-    try:
-        mod = llvm.parse_assembly(str(module))
-        mod.verify()
-    except RuntimeError as err:
-        raise BuildError(f"LLVM rejected the generated IR: {err}") from err
-    _optimizer()(mod, cpu.target_machine())
-    return bytes(cpu.target_machine().emit_object(mod)), str(cpu)
+    return be.compile_object(lowered, target)
 
 
-def load_object(obj: bytes, name: str, nparams: int):
-    """JIT-load object code; returns (ctypes function, keepalive)."""
-    import llvmlite.binding as llvm
-
-    from loopc.errors import BuildError
-    from loopc.runtime import threads
-    from loopc.targets.llvm import host_target
-    from loopc.targets.llvm.target import init_llvm
-    init_llvm()
-    threads.libgomp()   # GOMP_parallel must resolve
-    engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), host_target().target_machine())
-    engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
-    engine.finalize_object()
-    addr = engine.get_function_address(name)
-    if not addr:
-        raise BuildError(f"the object code has no function named {name}")
-    return ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * nparams))(addr), engine
+def load_object(obj: bytes, name: str, nparams: int, target="llvm"):
+    """JIT-load object code; returns (``call(*pointers)``, keepalive)."""
+    from loopc import backend
+    return backend.get(target).load_object(obj, name, nparams)
 
 
 # --------------------------------------------------------------------------- jobs
@@ -160,7 +120,7 @@ def instantiate(payload):
     from .space import ConfigEntity
     from .task import _check_output
     cfg = ConfigEntity.from_json(payload["config"])
-    with ApplyConfig(cfg):
+    with ApplyConfig(cfg, target=payload.get("target")):
         return _check_output(payload["template"].template_name, payload["template"](*payload["args"]))
 
 
@@ -183,7 +143,8 @@ def build_job(payload) -> dict:
 
 
 def _is_cuda(target) -> bool:
-    return str(target).split()[:1] == ["cuda"]
+    from loopc.target import kind_of
+    return kind_of(target) == "cuda"
 
 
 def build_cuda(lowered, payload) -> dict:
@@ -260,10 +221,12 @@ def run_job(payload) -> dict:
     try:
         if "cuda" in payload:
             return run_cuda_job(payload)
+        from loopc import backend
         from loopc.runtime.timing import time_evaluator
         t_start = time.perf_counter()
         params = payload["params"]
-        fn, keep = load_object(payload["object"], payload["name"], len(params))
+        be = backend.get(payload.get("target", "llvm"))
+        fn, keep = be.load_object(payload["object"], payload["name"], len(params))
         arrays = make_arrays(params, payload["seed"])
         ptrs = [a.ctypes.data for a in arrays]
         first, wrong = _first_call(lambda: fn(*ptrs), arrays, payload)
@@ -279,7 +242,7 @@ def run_job(payload) -> dict:
             if first * repeat > budget:
                 repeat = max(1, int(budget / max(first, 1e-9)))
         res = time_evaluator(lambda: fn(*ptrs), number=number, repeat=repeat,
-                             min_repeat_ms=payload.get("min_repeat_ms", 0), warmup=0)()
+                             min_repeat_ms=payload.get("min_repeat_ms", 0), warmup=0, clock=be.clock())()
         del keep
         return {"ok": True, "costs": list(res.results), "first_run": first}
     except BaseException as err:  # noqa: BLE001

@@ -5,120 +5,136 @@
         for i.inner in vectorized(32):
           if i.outer*32 + i.inner < 100:
             C[i.outer*3200 + i.inner*100 + j] = A[...] + B[...]
+
+Importing this module makes it ``str()`` of a :class:`~loopc.ir.stmt.LoweredFunc`.
 """
 from __future__ import annotations
 
 from ..te import expr as E
+from .emitter import ExprEmitter
 from .stmt import Allocate, For, ForKind, IfThenElse, LoweredFunc, SeqStmt, Store, TensorStore
+from .visitor import StmtVisitor
 
-_PREC = {E.Or: 1, E.And: 2, E.Not: 3, E.LT: 4, E.LE: 4, E.EQ: 4, E.NE: 4,
-         E.Add: 5, E.Sub: 5, E.Mul: 6, E.Div: 6, E.FloorDiv: 6, E.FloorMod: 6}
+_LOOP_FUNCS = {ForKind.SERIAL: "range", ForKind.PARALLEL: "parallel", ForKind.VECTORIZED: "vectorized",
+               ForKind.UNROLLED: "unrolled"}
 
 
-def format_expr(e, prec: int = 0, names=None) -> str:
+class IRPrinter(ExprEmitter):
     """``names`` (Var -> display name) disambiguates distinct loops that share a name."""
-    def sub(x, p=0):
-        return format_expr(x, p, names)
-    return _format_expr(e, prec, sub, names or {})
 
+    def __init__(self, names=None):
+        self.names = {} if names is None else names
 
-def _format_expr(e, prec, format_expr, names) -> str:
-    if isinstance(e, E.Const):
+    # ------------------------------------------------------------------ expressions
+
+    def emit_Const(self, e, prec):
         if e.dtype == "bool":
             return "True" if e.value else "False"
         if E.is_float(e.dtype):
             text = repr(e.value)
             return text + ("f" if e.dtype == "float32" and text[-1].isdigit() and "inf" not in text else "")
         return str(e.value) + ("i64" if e.dtype == "int64" else "")
-    if isinstance(e, E.Var):
-        return names.get(e, e.name)
-    if isinstance(e, (E.Min, E.Max)):
-        return f"{type(e).__name__.lower()}({format_expr(e.a)}, {format_expr(e.b)})"
-    if isinstance(e, E.BinaryOp):
-        p = _PREC[type(e)]
-        # right operand of - / // % needs parentheses at equal precedence
-        sep = "*" if isinstance(e, E.Mul) else f" {e.symbol} "
-        text = f"{format_expr(e.a, p)}{sep}{format_expr(e.b, p + 1)}"
-        return f"({text})" if p < prec else text
-    if isinstance(e, E.Not):
-        return f"not {format_expr(e.a, 3)}"
-    if isinstance(e, E.Cast):
-        return f"{e.dtype}({format_expr(e.value)})"
-    if isinstance(e, E.Select):
-        return f"if_then_else({format_expr(e.cond)}, {format_expr(e.t)}, {format_expr(e.f)})"
-    if isinstance(e, E.Call):
-        return f"{e.name}({', '.join(format_expr(a) for a in e.args)})"
-    if isinstance(e, E.TensorRead):
-        return f"{e.tensor.name}[{', '.join(format_expr(i) for i in e.indices)}]"
-    if isinstance(e, E.Load):
-        return f"{e.buffer.name}[{format_expr(e.index)}]"
-    if isinstance(e, E.Reduce):
+
+    def emit_Var(self, e, prec):
+        return self.names.get(e, e.name)
+
+    def emit_Min(self, e, prec):
+        return f"{type(e).__name__.lower()}({self.expr(e.a)}, {self.expr(e.b)})"
+
+    emit_Max = emit_Min
+
+    def emit_Cast(self, e, prec):
+        return f"{e.dtype}({self.expr(e.value)})"
+
+    def emit_Select(self, e, prec):
+        return f"if_then_else({self.expr(e.cond)}, {self.expr(e.t)}, {self.expr(e.f)})"
+
+    def emit_Call(self, e, prec):
+        return f"{e.name}({', '.join(self.expr(a) for a in e.args)})"
+
+    def emit_TensorRead(self, e, prec):
+        return f"{e.tensor.name}[{', '.join(self.expr(i) for i in e.indices)}]"
+
+    def emit_Load(self, e, prec):
+        return f"{e.buffer.name}[{self.expr(e.index)}]"
+
+    def emit_Reduce(self, e, prec):
         axes = ", ".join(a.var.name for a in e.axes)
-        where = "" if e.condition is None else f", where={format_expr(e.condition)}"
-        return f"{e.combiner}({format_expr(e.source)}, axis=[{axes}]{where})"
-    return repr(e)
+        where = "" if e.condition is None else f", where={self.expr(e.condition)}"
+        return f"{e.combiner}({self.expr(e.source)}, axis=[{axes}]{where})"
+
+    def emit_Expr(self, e, prec):
+        return repr(e)
+
+    # ------------------------------------------------------------------ statements
+
+    def loop_header(self, s: For) -> str:
+        ext, lo = self.expr(s.extent), self.expr(s.min)
+        rng = ext if (isinstance(s.min, E.Const) and s.min.value == 0) else f"{lo}, {lo} + {ext}"
+        var = self.names.get(s.var, s.var.name)
+        if s.kind is ForKind.THREAD_BINDING:
+            return f"for {var} in thread_binding({rng}, \"{s.thread_tag}\"):"
+        return f"for {var} in {_LOOP_FUNCS.get(s.kind)}({rng}):"
+
+    def stmt(self, s, indent: int = 0) -> list:
+        pad = "  " * indent
+        fx = self.expr
+        if isinstance(s, For):
+            return [pad + self.loop_header(s)] + self.stmt(s.body, indent + 1)
+        if isinstance(s, SeqStmt):
+            return [line for x in s.stmts for line in self.stmt(x, indent)]
+        if isinstance(s, IfThenElse):
+            out = [f"{pad}if {fx(s.cond)}:"] + self.stmt(s.then_case, indent + 1)
+            if s.else_case is not None:
+                out += [f"{pad}else:"] + self.stmt(s.else_case, indent + 1)
+            return out
+        if isinstance(s, TensorStore):
+            return [f"{pad}{s.tensor.name}[{', '.join(fx(i) for i in s.indices)}] = {fx(s.value)}"]
+        if isinstance(s, Store):
+            return [f"{pad}{s.buffer.name}[{fx(s.index)}] = {fx(s.value)}"]
+        if isinstance(s, Allocate):
+            b = s.buffer
+            dims = ", ".join(map(str, b.shape))
+            return [f"{pad}{b.name} = allocate({b.dtype}[{dims}], scope=\"{b.scope}\")"] + self.stmt(s.body, indent)
+        return [pad + repr(s)]
 
 
-def _loop_header(s: For, names) -> str:
-    ext = format_expr(s.extent, 0, names)
-    lo = format_expr(s.min, 0, names)
-    rng = ext if (isinstance(s.min, E.Const) and s.min.value == 0) else f"{lo}, {lo} + {ext}"
-    var = names.get(s.var, s.var.name)
-    fn = {ForKind.SERIAL: "range", ForKind.PARALLEL: "parallel", ForKind.VECTORIZED: "vectorized",
-          ForKind.UNROLLED: "unrolled"}.get(s.kind)
-    if s.kind is ForKind.THREAD_BINDING:
-        return f"for {var} in thread_binding({rng}, \"{s.thread_tag}\"):"
-    return f"for {var} in {fn}({rng}):"
+def format_expr(e, prec: int = 0, names=None) -> str:
+    """``names`` (Var -> display name) disambiguates distinct loops that share a name."""
+    return IRPrinter(names).expr(e, prec)
 
 
 def format_stmt(s, indent: int = 0, names=None) -> list:
-    names = {} if names is None else names
-    pad = "  " * indent
+    return IRPrinter(names).stmt(s, indent)
 
-    def fx(e):
-        return format_expr(e, 0, names)
-    if isinstance(s, For):
-        return [pad + _loop_header(s, names)] + format_stmt(s.body, indent + 1, names)
-    if isinstance(s, SeqStmt):
-        return [line for x in s.stmts for line in format_stmt(x, indent, names)]
-    if isinstance(s, IfThenElse):
-        out = [f"{pad}if {fx(s.cond)}:"] + format_stmt(s.then_case, indent + 1, names)
-        if s.else_case is not None:
-            out += [f"{pad}else:"] + format_stmt(s.else_case, indent + 1, names)
-        return out
-    if isinstance(s, TensorStore):
-        return [f"{pad}{s.tensor.name}[{', '.join(fx(i) for i in s.indices)}] = {fx(s.value)}"]
-    if isinstance(s, Store):
-        return [f"{pad}{s.buffer.name}[{fx(s.index)}] = {fx(s.value)}"]
-    if isinstance(s, Allocate):
-        b = s.buffer
-        dims = ", ".join(map(str, b.shape))
-        return [f"{pad}{b.name} = allocate({b.dtype}[{dims}], scope=\"{b.scope}\")"] + format_stmt(s.body, indent, names)
-    return [pad + repr(s)]
+
+class _DisplayNames(StmtVisitor):
+    def __init__(self):
+        super().__init__()
+        self.names = {}
+
+    def visit_For(self, s):
+        scope = [(f.var, self.names.get(f.var, f.var.name)) for f in self.stack if isinstance(f, For)]
+        shown, n = self.names.get(s.var, s.var.name), 0
+        while any(other is not s.var and name == shown for other, name in scope):
+            n += 1
+            shown = f"{s.var.name}#{n}"
+        if shown != s.var.name:
+            self.names[s.var] = shown
+        return super().visit_For(s)
 
 
 def display_names(body) -> dict:
     """Nested loops whose distinct variables share a name print as ``name#1``, ``name#2``..."""
-    from .stmt import stmt_children
-    names = {}
-
-    def visit(st, scope):
-        if isinstance(st, For):
-            shown = names.get(st.var, st.var.name)
-            n = 0
-            while any(other is not st.var and name == shown for other, name in scope):
-                n += 1
-                shown = f"{st.var.name}#{n}"
-            if shown != st.var.name:
-                names[st.var] = shown
-            scope = scope + [(st.var, shown)]
-        for child in stmt_children(st)[0]:
-            visit(child, scope)
-
-    visit(body, [])
-    return names
+    walk = _DisplayNames()
+    walk.visit(body)
+    return walk.names
 
 
 def format_func(f: LoweredFunc) -> str:
     params = ", ".join(f"{b.name}: {b.dtype}[{', '.join(map(str, b.shape))}]" for b in f.params)
-    return "\n".join([f"def {f.name}({params}):"] + format_stmt(f.body, 1, display_names(f.body))) + "\n"
+    lines = IRPrinter(display_names(f.body)).stmt(f.body, 1)
+    return "\n".join([f"def {f.name}({params}):"] + lines) + "\n"
+
+
+LoweredFunc.formatter = staticmethod(format_func)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Tuple
+from typing import Any, Callable, ClassVar, Tuple
 
 from ..te.expr import Expr, Var, children as expr_children, rebuild as expr_rebuild
 
@@ -104,9 +104,12 @@ class LoweredFunc:
     body: Stmt
     attrs: dict = field(default_factory=dict)
 
+    #: renders the function as text; ``loopc.ir.printer`` installs its ``format_func`` here when
+    #: it is imported (``import loopc.ir`` does), so that this module needs no printer
+    formatter: ClassVar[Callable[["LoweredFunc"], str] | None] = None
+
     def __str__(self):
-        from .printer import format_func
-        return format_func(self)
+        return type(self).formatter(self)
 
     def script(self) -> str:
         return str(self)
@@ -145,49 +148,6 @@ def stmt_children(s: Stmt):
     raise TypeError(type(s))  # pragma: no cover
 
 
-def map_stmt(s: Stmt, fstmt=None, fexpr=None) -> Stmt:
-    """Rebuild ``s`` bottom-up: expressions through ``fexpr`` (a full-tree rewrite of one
-    expression), then each statement through ``fstmt`` (None keeps it). Unchanged parts
-    keep their identity."""
-    if isinstance(s, For):
-        body = map_stmt(s.body, fstmt, fexpr)
-        mn, ext = (s.min, s.extent) if fexpr is None else (fexpr(s.min), fexpr(s.extent))
-        new = s if (body is s.body and mn is s.min and ext is s.extent) else For(
-            s.var, mn, ext, s.kind, body, s.thread_tag)
-    elif isinstance(s, SeqStmt):
-        parts = [map_stmt(x, fstmt, fexpr) for x in s.stmts]
-        new = s if all(a is b for a, b in zip(parts, s.stmts)) else seq(*parts)
-    elif isinstance(s, IfThenElse):
-        cond = s.cond if fexpr is None else fexpr(s.cond)
-        t = map_stmt(s.then_case, fstmt, fexpr)
-        e = None if s.else_case is None else map_stmt(s.else_case, fstmt, fexpr)
-        new = s if (cond is s.cond and t is s.then_case and e is s.else_case) else IfThenElse(cond, t, e)
-    elif isinstance(s, TensorStore):
-        if fexpr is None:
-            new = s
-        else:
-            idx = tuple(fexpr(i) for i in s.indices)
-            val = fexpr(s.value)
-            new = s if (val is s.value and all(a is b for a, b in zip(idx, s.indices))) else TensorStore(
-                s.tensor, idx, val)
-    elif isinstance(s, Store):
-        if fexpr is None:
-            new = s
-        else:
-            idx, val = fexpr(s.index), fexpr(s.value)
-            new = s if (idx is s.index and val is s.value) else Store(s.buffer, idx, val)
-    elif isinstance(s, Allocate):
-        body = map_stmt(s.body, fstmt, fexpr)
-        new = s if body is s.body else Allocate(s.buffer, body)
-    else:  # pragma: no cover
-        raise TypeError(type(s))
-    if fstmt is not None:
-        out = fstmt(new)
-        if out is not None:
-            return out
-    return new
-
-
 def walk_stmt(s: Stmt):
     """Yield every statement in pre-order."""
     stack = [s]
@@ -205,5 +165,5 @@ def stmt_exprs(s: Stmt):
 
 
 __all__ = ["ForKind", "Buffer", "Stmt", "For", "SeqStmt", "IfThenElse", "TensorStore", "Store",
-           "Allocate", "LoweredFunc", "seq", "map_stmt", "walk_stmt", "stmt_exprs", "stmt_children",
+           "Allocate", "LoweredFunc", "seq", "walk_stmt", "stmt_exprs", "stmt_children",
            "expr_children", "expr_rebuild"]

@@ -23,8 +23,9 @@ PASSES = (
 )
 
 
-def lower(schedule, args, name: str = "main", dump: bool | None = None) -> LoweredFunc:
-    """Lower ``schedule`` to a LoweredFunc whose parameters are ``args`` in order.
+def lower(schedule, args, name: str = "main", dump: bool | None = None, target=None) -> LoweredFunc:
+    """Lower ``schedule`` to a LoweredFunc whose parameters are ``args`` in order; with a
+    ``target``, its backend's own passes (``loopc.backend``) run after these.
 
     ``str(result)`` is a readable loop nest.
     """
@@ -42,6 +43,9 @@ def lower(schedule, args, name: str = "main", dump: bool | None = None) -> Lower
             simplified = func
         if dump:
             print(f"# ---- after {pass_name}\n{func}", file=sys.stderr)
+    if target is not None:
+        from ..backend import run_passes
+        func = run_passes(func, target, dump)
     return func
 
 

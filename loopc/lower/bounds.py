@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..arith import linear_form
 from ..errors import LoweringError
 from ..ir.printer import format_expr
 from ..te import expr as E
 from ..te.tensor import ComputeOp
-from .passes import linear_form
 
 #: enumerate at most this many points per index (a conv's padded read: a few thousand)
 MAX_POINTS = 1 << 20

@@ -17,18 +17,21 @@ buffer of that region's constant size; the consumer's reads are shifted into it.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Tuple
 
+from ..arith import conjoin, from_linear, index_interval
 from ..errors import LoweringError
 from ..ir.stmt import Allocate, Buffer, For, ForKind, IfThenElse, LoweredFunc, TensorStore, seq
 from ..schedule.relations import leaf_values, propagate_extents
-from ..schedule.stage import AttachKind
+from ..schedule.stage import MAX_UNROLL_EXTENT, MAX_VECTOR_LANES, AttachKind
 from ..te import expr as E
 from ..te.tensor import IterKind, PlaceholderOp, Tensor
 from .bounds import check_reads_in_bounds
-from .passes import bound_of, canonical_linear, from_linear
+
+
+#: bound inference's interval of one index (now in loopc.arith; this name is kept for callers)
+_index_interval = index_interval
 
 
 @dataclass(frozen=True)
@@ -38,13 +41,6 @@ class Region:
     offsets: Tuple[E.Expr, ...]
     extents: Tuple[int, ...]
     full: Tuple[bool, ...]
-
-
-def _conjoin(conds):
-    out = conds[0]
-    for c in conds[1:]:
-        out = E.And(out, c)
-    return out
 
 
 def make_nest(leaves, extents, kinds, bindings, body, guards, attach=None):
@@ -60,7 +56,7 @@ def make_nest(leaves, extents, kinds, bindings, body, guards, attach=None):
     for n in range(len(leaves) - 1, -1, -1):
         iv = leaves[n]
         if n in at:
-            body = IfThenElse(_conjoin(at[n]), body)
+            body = IfThenElse(conjoin(at[n]), body)
         for buf, nest in reversed(attach.get(iv, ())):
             body = Allocate(buf, seq(nest, body))
         kind = kinds.get(iv, ForKind.SERIAL)
@@ -68,13 +64,12 @@ def make_nest(leaves, extents, kinds, bindings, body, guards, attach=None):
         tag = bindings[iv].thread_tag if iv in bindings else ""
         body = For(iv.var, E.Const(0), E.Const(extents[iv]), kind, body, tag)
     if -1 in at:
-        body = IfThenElse(_conjoin(at[-1]), body)
+        body = IfThenElse(conjoin(at[-1]), body)
     return body
 
 
 def _check_extent(iv, kind, extent):
     """Caps that depend on extents known only after bound inference (see Stage.unroll/vectorize)."""
-    from ..schedule.stage import MAX_UNROLL_EXTENT, MAX_VECTOR_LANES
     if kind is ForKind.VECTORIZED and extent > MAX_VECTOR_LANES:
         raise LoweringError(f"vectorized loop '{iv.name}' has extent {extent} here, above the cap of "
                             f"{MAX_VECTOR_LANES} lanes; split it and vectorize the inner loop")
@@ -87,72 +82,6 @@ def _reads_of(expr, op):
     return [n for n in E.walk(expr) if isinstance(n, E.TensorRead) and n.tensor.op is op]
 
 
-def _index_interval(index, inner_ranges):
-    """``index`` as (symbolic terms, lo, hi): its value lies in [sym + lo, sym + hi] while the
-    loops in ``inner_ranges`` run; None when an inner loop is used non-linearly.
-
-    A block index ``(q*d + r) // d`` or offset ``(q*d + r) % d``, with ``q`` free of inner
-    loops and ``r`` ranging over inner ones, is ``q + [r_lo // d, r_hi // d]`` or
-    ``[r_lo % d, r_hi % d]`` (when r stays within one block): how a read of
-    ``W.global[k // 16, ..., k % 16]`` inside one 16-wide block of k touches one block."""
-    terms, const = canonical_linear(index)
-    sym, lo, hi = {}, const, const
-    for t, c in terms.items():
-        if t in inner_ranges:
-            t_lo, t_hi = inner_ranges[t]
-        elif not (E.free_vars(t) & inner_ranges.keys()):
-            sym[t] = sym.get(t, 0) + c
-            continue
-        else:
-            split = _divmod_interval(t, inner_ranges)
-            if split is None:
-                return None
-            q_terms, t_lo, t_hi = split
-            for qt, qc in q_terms.items():
-                sym[qt] = sym.get(qt, 0) + c * qc
-        lo += min(c * t_lo, c * t_hi)
-        hi += max(c * t_lo, c * t_hi)
-    return {t: c for t, c in sym.items() if c}, lo, hi
-
-
-def _divmod_interval(term, inner_ranges):
-    """(quotient terms, lo, hi) of ``x // d`` or ``x % d`` (see :func:`_index_interval`).
-
-    ``x = d*Q + q + r``: ``Q`` and ``q`` free of inner loops (``Q``'s coefficients multiples
-    of ``d``, ``q``'s not), ``r`` the inner loops plus the constant, in ``[r_lo, r_hi]``.
-    ``q % d`` is a multiple of ``g = gcd(q's coefficients, d)``, so while ``r`` stays within
-    ``[0, g)`` no iteration crosses a block of ``d``: a fused-then-split loop
-    ``((f.outer*3 + f.inner) // 6, (f.outer*3 + f.inner) % 6)`` reads one row and three
-    columns per ``f.outer``."""
-    if not (isinstance(term, (E.FloorDiv, E.FloorMod)) and isinstance(term.b, E.Const) and term.b.value > 0):
-        return None
-    d = term.b.value
-    terms, const = canonical_linear(term.a)
-    outer = {t: c for t, c in terms.items() if t not in inner_ranges and not (E.free_vars(t) & inner_ranges.keys())}
-    whole = {t: c // d for t, c in outer.items() if c % d == 0}
-    part = {t: c for t, c in outer.items() if c % d}
-    inner = {t: c for t, c in terms.items() if t not in outer}
-    bound = bound_of(from_linear(inner, const, term.dtype), inner_ranges)
-    if bound is None:
-        return None
-    r_lo, r_hi = bound
-    g = d
-    for c in part.values():
-        g = math.gcd(g, abs(c))
-    q = from_linear(part, 0, term.dtype) if part else None
-    if isinstance(term, E.FloorDiv):
-        if q is not None:
-            whole[E.FloorDiv(q, E.Const(d, term.dtype))] = 1
-        return whole, r_lo // d, (d - g + r_hi) // d
-    if q is None:
-        if r_lo // d != r_hi // d:
-            return {}, 0, d - 1
-        return {}, r_lo % d, r_hi % d
-    if 0 <= r_lo and r_hi < g:
-        return {E.FloorMod(q, E.Const(d, term.dtype)): 1}, r_lo, r_hi
-    return {}, 0, d - 1
-
-
 def infer_region(op, reads, inner_ranges) -> Region:
     """Bound inference: the box of ``op``'s output that ``reads`` touch while the loops in
     ``inner_ranges`` (Var -> (lo, hi)) run and every other variable stays fixed."""
@@ -160,7 +89,7 @@ def infer_region(op, reads, inner_ranges) -> Region:
     for d, size in enumerate(op.shape):
         box = None
         for read in reads:
-            interval = _index_interval(read.indices[d], inner_ranges)
+            interval = index_interval(read.indices[d], inner_ranges)
             if interval is None:
                 box = None  # a non-linear use of an inner loop: give up on this dimension
                 break

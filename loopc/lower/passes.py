@@ -1,12 +1,17 @@
-"""Lowering passes after the loop nests exist. Each is a function LoweredFunc -> LoweredFunc."""
+"""Lowering passes after the loop nests exist. Each is a function LoweredFunc -> LoweredFunc.
+
+The arithmetic they rely on (linear forms, bounds, proofs, expression simplification) is
+``loopc.arith``; its names stay importable from here.
+"""
 from __future__ import annotations
 
 import dataclasses
-import threading
 
+from ..arith import (bound_of, canonical_linear, conjuncts, from_linear, linear_form, merge_divmod, prove,
+                     prune_conjuncts, simplify_expr)
 from ..errors import LoweringError
-from ..ir.stmt import (Allocate, For, ForKind, IfThenElse, LoweredFunc, SeqStmt, Store, TensorStore,
-                       map_stmt, seq, walk_stmt)
+from ..ir.stmt import Allocate, For, ForKind, LoweredFunc, SeqStmt, Store, TensorStore, seq, walk_stmt
+from ..ir.visitor import StmtMutator, StmtVisitor, map_stmt
 from ..te import expr as E
 
 INT32_MAX = 2**31 - 1
@@ -69,25 +74,12 @@ def privatize_lane_buffers(func: LoweredFunc) -> LoweredFunc:
     A vectorized loop inside another runs as a serial loop (one vector dimension at a time):
     it becomes ``serial`` here, so the IR says what the code does.
     """
-    def visit(s):      # top-down: the outermost vectorized loop decides for its whole body
-        if isinstance(s, For):
-            if s.kind is ForKind.VECTORIZED:
-                return _privatize(s)
-            body = visit(s.body)
-            return s if body is s.body else For(s.var, s.min, s.extent, s.kind, body, s.thread_tag)
-        if isinstance(s, SeqStmt):
-            parts = [visit(x) for x in s.stmts]
-            return s if all(a is b for a, b in zip(parts, s.stmts)) else seq(*parts)
-        if isinstance(s, IfThenElse):
-            t = visit(s.then_case)
-            e = None if s.else_case is None else visit(s.else_case)
-            return s if (t is s.then_case and e is s.else_case) else IfThenElse(s.cond, t, e)
-        if isinstance(s, Allocate):
-            b = visit(s.body)
-            return s if b is s.body else Allocate(s.buffer, b)
-        return s
+    return _with_body(func, _PrivatizeLanes().visit(func.body))
 
-    return _with_body(func, visit(func.body))
+
+class _PrivatizeLanes(StmtMutator):
+    def visit_For(self, s):   # top-down: the outermost vectorized loop decides for its whole body
+        return _privatize(s) if s.kind is ForKind.VECTORIZED else super().visit_For(s)
 
 
 def _privatize(loop: For) -> For:
@@ -150,35 +142,23 @@ def substitute_stmt(s, mapping):
 # --------------------------------------------------------------------------- partition
 
 
-def _guard_conjuncts(s, inner_ranges, out):
-    """Collect (condition, ranges of the loops between) for every IfThenElse conjunct in ``s``."""
-    if isinstance(s, For):
-        ranges = dict(inner_ranges)
-        if isinstance(s.min, E.Const) and isinstance(s.extent, E.Const):
-            ranges[s.var] = (s.min.value, s.min.value + s.extent.value - 1)
-        _guard_conjuncts(s.body, ranges, out)
-    elif isinstance(s, IfThenElse):
-        stack = [s.cond]
-        while stack:
-            c = stack.pop()
-            if isinstance(c, E.And):
-                stack += [c.a, c.b]
-            else:
-                out.append((c, inner_ranges))
-        _guard_conjuncts(s.then_case, inner_ranges, out)
-        if s.else_case is not None:
-            _guard_conjuncts(s.else_case, inner_ranges, out)
-    elif isinstance(s, (SeqStmt,)):
-        for x in s.stmts:
-            _guard_conjuncts(x, inner_ranges, out)
-    elif isinstance(s, Allocate):
-        _guard_conjuncts(s.body, inner_ranges, out)
+class _GuardConjuncts(StmtVisitor):
+    """(condition, ranges of the loops between) for every IfThenElse conjunct it visits."""
+
+    def __init__(self):
+        super().__init__()
+        self.found = []
+
+    def visit_IfThenElse(self, s):
+        ranges = dict(self.ranges)
+        self.found += [(c, ranges) for c in conjuncts(s.cond)]
+        return super().visit_IfThenElse(s)
 
 
 def _split_point(loop, cond, inner_ranges):
     """The first value of ``loop.var`` from which ``cond`` (``a < b`` or ``a <= b``) may fail,
     if the guard is ``coef*v + rest < 0`` with coef > 0 and ``rest`` bounded by inner loops."""
-    if not isinstance(cond, (E.LT, E.LE)) or not _is_int(cond.a):
+    if not isinstance(cond, (E.LT, E.LE)) or not E.is_int(cond.a.dtype):
         return None
     terms, const = linear_form(E.Sub(cond.a, cond.b))
     coef = terms.pop(loop.var, 0)
@@ -208,368 +188,59 @@ def partition_tails(func: LoweredFunc) -> LoweredFunc:
     after:   for j.outer in range(7):  for j.inner in vectorized(16): body
              for j.outer in range(7, 8): for j.inner in vectorized(16): if ...: body
     """
-    def visit(s, depth):
-        if isinstance(s, For):
-            body = visit(s.body, depth + 1) if depth < MAX_PARTITION_DEPTH else s.body
-            loop = s if body is s.body else For(s.var, s.min, s.extent, s.kind, body, s.thread_tag)
-            if (loop.kind in (ForKind.SERIAL, ForKind.PARALLEL) and isinstance(loop.min, E.Const)
-                    and isinstance(loop.extent, E.Const)):
-                lo, hi = loop.min.value, loop.min.value + loop.extent.value
-                conds = []
-                _guard_conjuncts(loop.body, {}, conds)
-                points = [p for p in (_split_point(loop, c, r) for c, r in conds) if p is not None]
-                cut = min(points, default=None)
-                if cut is not None and lo < cut < hi:
-                    main = For(loop.var, E.Const(lo), E.Const(cut - lo), loop.kind, loop.body, loop.thread_tag)
-                    # a short tail of a parallel loop is not worth waking the thread team for
-                    tail_kind = ForKind.SERIAL if loop.kind is ForKind.PARALLEL and hi - cut <= 4 else loop.kind
-                    tail = For(loop.var, E.Const(cut), E.Const(hi - cut), tail_kind, loop.body, loop.thread_tag)
-                    return seq(main, tail)
-            return loop
-        if isinstance(s, SeqStmt):
-            parts = [visit(x, depth) for x in s.stmts]
-            return s if all(a is b for a, b in zip(parts, s.stmts)) else seq(*parts)
-        if isinstance(s, IfThenElse):
-            t = visit(s.then_case, depth)
-            e = None if s.else_case is None else visit(s.else_case, depth)
-            return s if (t is s.then_case and e is s.else_case) else IfThenElse(s.cond, t, e)
-        if isinstance(s, Allocate):
-            b = visit(s.body, depth)
-            return s if b is s.body else Allocate(s.buffer, b)
-        return s
+    return _with_body(func, _PartitionTails().visit(func.body))
 
-    return _with_body(func, visit(func.body, 0))
+
+class _PartitionTails(StmtMutator):
+    def visit_For(self, s):
+        depth = sum(isinstance(f, For) for f in self.stack)
+        loop = super().visit_For(s) if depth < MAX_PARTITION_DEPTH else s
+        if not (loop.kind in (ForKind.SERIAL, ForKind.PARALLEL) and isinstance(loop.min, E.Const)
+                and isinstance(loop.extent, E.Const)):
+            return loop
+        lo, hi = loop.min.value, loop.min.value + loop.extent.value
+        guards = _GuardConjuncts()
+        guards.visit(loop.body)
+        points = [p for p in (_split_point(loop, c, r) for c, r in guards.found) if p is not None]
+        cut = min(points, default=None)
+        if cut is None or not lo < cut < hi:
+            return loop
+        main = For(loop.var, E.Const(lo), E.Const(cut - lo), loop.kind, loop.body, loop.thread_tag)
+        # a short tail of a parallel loop is not worth waking the thread team for
+        tail_kind = ForKind.SERIAL if loop.kind is ForKind.PARALLEL and hi - cut <= 4 else loop.kind
+        tail = For(loop.var, E.Const(cut), E.Const(hi - cut), tail_kind, loop.body, loop.thread_tag)
+        return seq(main, tail)
 
 
 # --------------------------------------------------------------------------- simplify
 
 
-def _is_int(e):
-    return E.is_int(e.dtype)
+class _Simplify(StmtMutator):
+    def visit_expr(self, e):
+        return simplify_expr(e, self.ranges)
 
+    def visit_For(self, s):
+        loop = super().visit_For(s)
+        return None if loop is not None and isinstance(loop.extent, E.Const) and loop.extent.value <= 0 else loop
 
-def _fold(e):
-    """Constant-fold a node whose operands are constants; None when not foldable."""
-    if isinstance(e, E.BinaryOp) and isinstance(e.a, E.Const) and isinstance(e.b, E.Const):
-        a, b, dt = e.a.value, e.b.value, e.a.dtype
-        try:
-            if isinstance(e, E.Add): return E.Const(a + b, dt)
-            if isinstance(e, E.Sub): return E.Const(a - b, dt)
-            if isinstance(e, E.Mul): return E.Const(a * b, dt)
-            if isinstance(e, E.FloorDiv) and E.is_int(dt) and b != 0: return E.Const(a // b, dt)
-            if isinstance(e, E.FloorMod) and E.is_int(dt) and b != 0: return E.Const(a % b, dt)
-            if isinstance(e, E.Min): return E.Const(min(a, b), dt)
-            if isinstance(e, E.Max): return E.Const(max(a, b), dt)
-            if isinstance(e, E.LT): return E.Const(a < b, "bool")
-            if isinstance(e, E.LE): return E.Const(a <= b, "bool")
-            if isinstance(e, E.EQ): return E.Const(a == b, "bool")
-            if isinstance(e, E.NE): return E.Const(a != b, "bool")
-            if isinstance(e, E.And): return E.Const(a and b, "bool")
-            if isinstance(e, E.Or): return E.Const(a or b, "bool")
-        except (OverflowError, ZeroDivisionError):
-            return None
-    return None
-
-
-def _add_term(terms: dict, term, coefficient) -> None:
-    """Add ``coefficient * term`` to ``terms``, merging with a structurally equal term (two
-    separately built ``pq // 4`` cancel in ``pq // 4 - pq // 4``)."""
-    if term not in terms:
-        term = next((k for k in terms if type(k) is type(term) and E.expr_equal(k, term)), term)
-    terms[term] = terms.get(term, 0) + coefficient
-
-
-#: node id -> (node, terms, constant) for the canonical sums simplify_expr has just built, so
-#: that a parent sum reads its children's linear forms instead of walking them again (a
-#: bottom-up rewrite of a nested sum would otherwise be quadratic in its size)
-_linear_memo = threading.local()
-
-
-def linear_form(e):
-    """``e`` as ({term: coefficient}, constant) for integer expressions, terms in first-seen order."""
-    memo = getattr(_linear_memo, "table", None)
-    if memo is not None:
-        hit = memo.get(id(e))
-        if hit is not None and hit[0] is e:
-            return dict(hit[1]), hit[2]
-    if isinstance(e, E.Const) and _is_int(e):
-        return {}, e.value
-    if isinstance(e, (E.Add, E.Sub)) and _is_int(e):
-        ta, ca = linear_form(e.a)
-        tb, cb = linear_form(e.b)
-        sign = 1 if isinstance(e, E.Add) else -1
-        terms = dict(ta)
-        for t, c in tb.items():
-            _add_term(terms, t, sign * c)
-        return {t: c for t, c in terms.items() if c != 0}, ca + sign * cb
-    if isinstance(e, E.Mul) and _is_int(e):
-        ta, ca = linear_form(e.a)
-        tb, cb = linear_form(e.b)
-        if not tb:
-            return {t: c * cb for t, c in ta.items() if c * cb != 0}, ca * cb
-        if not ta:
-            return {t: c * ca for t, c in tb.items() if c * ca != 0}, ca * cb
-    return {e: 1}, 0
-
-
-def merge_divmod(terms: dict) -> dict:
-    """``c*(x % m) + c*m*(x // m) -> c*x`` (also with ``x // (a*m)`` standing for ``(x // a) // m``),
-    repeated: how row-major index math of a flattened axis folds back to the axis itself."""
-    terms = dict(terms)
-    changed = True
-    while changed:
-        changed = False
-        for t_mod, c in list(terms.items()):
-            if not (isinstance(t_mod, E.FloorMod) and isinstance(t_mod.b, E.Const) and t_mod.b.value > 0):
-                continue
-            x, m = t_mod.a, t_mod.b.value
-            for t_div, c_div in list(terms.items()):
-                if not (isinstance(t_div, E.FloorDiv) and isinstance(t_div.b, E.Const)) or c_div != c * m:
-                    continue
-                same = t_div.b.value == m and E.expr_equal(t_div.a, x)
-                nested = (isinstance(x, E.FloorDiv) and isinstance(x.b, E.Const)
-                          and t_div.b.value == x.b.value * m and E.expr_equal(t_div.a, x.a))
-                if same or nested:
-                    del terms[t_mod], terms[t_div]
-                    terms[x] = terms.get(x, 0) + c
-                    if terms[x] == 0:
-                        del terms[x]
-                    changed = True
-                    break
-            if changed:
-                break
-    return terms
-
-
-def canonical_linear(e):
-    """``linear_form`` after folding div/mod pairs back (``(f // Q)*Q + f % Q -> f``) and
-    expanding what they uncover, until nothing changes."""
-    terms, const = linear_form(e)
-    while True:
-        merged = merge_divmod(terms)
-        if merged == terms:
-            return terms, const
-        terms, extra = linear_form(from_linear(merged, 0, e.dtype))
-        const += extra
-
-
-def from_linear(terms, const, dtype):
-    out = None
-    for t, c in terms.items():
-        if out is None:
-            out = t if c == 1 else (E.Sub(E.Const(0, dtype), t) if c == -1 else E.Mul(t, E.Const(c, dtype)))
-        elif c > 0:
-            out = E.Add(out, t if c == 1 else E.Mul(t, E.Const(c, dtype)))
-        else:
-            out = E.Sub(out, t if c == -1 else E.Mul(t, E.Const(-c, dtype)))
-    if out is None:
-        return E.Const(const, dtype)
-    if const > 0:
-        return E.Add(out, E.Const(const, dtype))
-    if const < 0:
-        return E.Sub(out, E.Const(-const, dtype))
-    return out
-
-
-def _divmod_linear(e, ranges):
-    """``(q*d + r) // d -> q`` and ``(q*d + r) % d -> r`` when the loop ranges prove 0 <= r < d."""
-    d = e.b.value
-    if d <= 0:
-        return None
-    terms, const = linear_form(e.a)
-    const_q, const_r = divmod(const, d)
-    quotient = {t: c // d for t, c in terms.items() if c % d == 0}
-    rest = {t: c for t, c in terms.items() if c % d != 0}
-    bound = bound_of(from_linear(rest, const_r, e.dtype), ranges)
-    if bound is None or bound[0] < 0 or bound[1] >= d:
-        return None
-    if isinstance(e, E.FloorDiv):
-        return from_linear(quotient, const_q, e.dtype)
-    return from_linear(rest, const_r, e.dtype)
-
-
-def _simplify_node(e, ranges):
-    folded = _fold(e)
-    if folded is not None:
-        return folded
-    if (isinstance(e, (E.FloorDiv, E.FloorMod)) and _is_int(e) and isinstance(e.b, E.Const)
-            and ranges is not None):
-        out = _divmod_linear(e, ranges)
-        if out is not None:
-            return out
-    if isinstance(e, (E.Add, E.Sub, E.Mul)) and _is_int(e):
-        terms, const = canonical_linear(e)
-        out = from_linear(terms, const, e.dtype)
-        memo = getattr(_linear_memo, "table", None)
-        if memo is not None:
-            memo[id(out)] = (out, terms, const)
-        return out
-    if isinstance(e, (E.FloorDiv, E.FloorMod)) and isinstance(e.b, E.Const) and e.b.value == 1:
-        return e.a if isinstance(e, E.FloorDiv) else E.Const(0, e.dtype)
-    if isinstance(e, (E.Add, E.Sub)) and isinstance(e.b, E.Const) and e.b.value == 0:
-        return e.a
-    if isinstance(e, E.Mul) and isinstance(e.b, E.Const) and e.b.value == 1:
-        return e.a
-    if isinstance(e, E.Mul) and isinstance(e.a, E.Const) and e.a.value == 1:
-        return e.b
-    if isinstance(e, E.And):
-        for x, y in ((e.a, e.b), (e.b, e.a)):
-            if isinstance(x, E.Const):
-                return y if x.value else x
-    if isinstance(e, E.Or):
-        for x, y in ((e.a, e.b), (e.b, e.a)):
-            if isinstance(x, E.Const):
-                return x if x.value else y
-    if isinstance(e, E.Not) and isinstance(e.a, E.Const):
-        return E.Const(not e.a.value, "bool")
-    if isinstance(e, E.Select) and isinstance(e.cond, E.Const):
-        return e.t if e.cond.value else e.f
-    if isinstance(e, E.Select) and ranges:
-        cond = prune_conjuncts(e.cond, ranges)
-        known = prove(cond, ranges)
-        if known is not None:
-            return e.t if known else e.f
-        if cond is not e.cond:
-            return E.Select(cond, e.t, e.f)
-    if isinstance(e, E.Cast) and isinstance(e.value, E.Const):
-        return E.Const(e.value.value, e.dtype)
-    return None
-
-
-def simplify_expr(e, ranges=None):
-    """Simplify ``e``; ``ranges`` (Var -> (lo, hi) inclusive) enables range-based rewrites."""
-    outer = getattr(_linear_memo, "table", None)
-    if outer is None:
-        _linear_memo.table = {}
-    try:
-        return E.transform(e, lambda n: _simplify_node(n, ranges))
-    finally:
-        if outer is None:
-            _linear_memo.table = None
-
-
-def bound_of(e, ranges):
-    """Interval [lo, hi] of an integer expression, from the loop ranges; None when unknown."""
-    terms, const = linear_form(e)
-    lo = hi = const
-    for t, c in terms.items():
-        t_range = ranges.get(t) if t in ranges else _divmod_bound(t, ranges)
-        if t_range is None:
-            return None
-        tlo, thi = t_range
-        lo += min(c * tlo, c * thi)
-        hi += max(c * tlo, c * thi)
-    return lo, hi
-
-
-def _divmod_bound(t, ranges):
-    """Interval of ``x // d`` or ``x % d`` (constant d > 0) from the interval of ``x``."""
-    if not (isinstance(t, (E.FloorDiv, E.FloorMod)) and isinstance(t.b, E.Const) and _is_int(t)
-            and t.b.value > 0):
-        return None
-    inner = bound_of(t.a, ranges)
-    if inner is None:
-        return None
-    d = t.b.value
-    if isinstance(t, E.FloorDiv):
-        return inner[0] // d, inner[1] // d
-    if inner[0] // d == inner[1] // d:
-        return inner[0] % d, inner[1] % d
-    return 0, d - 1
-
-
-def prove(cond, ranges):
-    """True/False when ``cond`` is decided by the loop ranges, else None."""
-    if isinstance(cond, E.Const):
-        return cond.value
-    if isinstance(cond, E.And):
-        a, b = prove(cond.a, ranges), prove(cond.b, ranges)
-        if a is False or b is False:
-            return False
-        return True if (a and b) else None
-    if isinstance(cond, (E.LT, E.LE)) and _is_int(cond.a):
-        d = bound_of(E.Sub(cond.a, cond.b), ranges)
-        if d is None:
-            return None
-        lo, hi = d
-        strict = isinstance(cond, E.LT)
-        if (hi < 0) if strict else (hi <= 0):
-            return True
-        if (lo >= 0) if strict else (lo > 0):
-            return False
-    return None
-
-
-def prune_conjuncts(cond, ranges):
-    """Drop the parts of ``a and b and ...`` that the loop ranges prove true."""
-    parts, stack = [], [cond]
-    while stack:
-        c = stack.pop()
-        if isinstance(c, E.And):
-            stack += [c.b, c.a]
-        else:
-            parts.append(c)
-    if len(parts) == 1:
-        return cond
-    kept = []
-    for c in parts:
-        known = prove(c, ranges)
-        if known is False:
-            return E.Const(False, "bool")
-        if known is not True:
-            kept.append(c)
-    if len(kept) == len(parts):
-        return cond
-    if not kept:
-        return E.Const(True, "bool")
-    out = kept[0]
-    for c in kept[1:]:
-        out = E.And(out, c)
-    return out
+    def visit_IfThenElse(self, s):
+        cond = prune_conjuncts(self.visit_expr(s.cond), self.ranges)
+        known = prove(cond, self.ranges)
+        if known is not None:      # keep only the branch the guard takes
+            branch = s.then_case if known else s.else_case
+            return None if branch is None else self.visit(branch)
+        return self.rebuild_if(s, cond, *self.visit_branches(s))
 
 
 def simplify(func: LoweredFunc) -> LoweredFunc:
     """Fold constants, put integer index math in a canonical linear form, drop guards the
     loop ranges prove, and drop empty loops."""
-    def visit(s, ranges):
-        if isinstance(s, For):
-            mn, ext = simplify_expr(s.min, ranges), simplify_expr(s.extent, ranges)
-            if isinstance(ext, E.Const) and ext.value <= 0:
-                return None
-            inner = dict(ranges)
-            if isinstance(mn, E.Const) and isinstance(ext, E.Const):
-                inner[s.var] = (mn.value, mn.value + ext.value - 1)
-            body = visit(s.body, inner)
-            if body is None:
-                return None
-            return For(s.var, mn, ext, s.kind, body, s.thread_tag)
-        if isinstance(s, SeqStmt):
-            parts = [visit(x, ranges) for x in s.stmts]
-            parts = [p for p in parts if p is not None]
-            return seq(*parts) if parts else None
-        if isinstance(s, IfThenElse):
-            cond = prune_conjuncts(simplify_expr(s.cond, ranges), ranges)
-            known = prove(cond, ranges)
-            if known is True:
-                return visit(s.then_case, ranges)
-            if known is False:
-                return None if s.else_case is None else visit(s.else_case, ranges)
-            then = visit(s.then_case, ranges)
-            other = None if s.else_case is None else visit(s.else_case, ranges)
-            if then is None and other is None:
-                return None
-            if then is None:
-                return IfThenElse(E.Not(cond), other)
-            return IfThenElse(cond, then, other)
-        if isinstance(s, Store):
-            return Store(s.buffer, simplify_expr(s.index, ranges), simplify_expr(s.value, ranges))
-        if isinstance(s, TensorStore):
-            return TensorStore(s.tensor, tuple(simplify_expr(i, ranges) for i in s.indices),
-                               simplify_expr(s.value, ranges))
-        if isinstance(s, Allocate):
-            body = visit(s.body, ranges)
-            return None if body is None else Allocate(s.buffer, body)
-        raise TypeError(type(s))  # pragma: no cover
+    body = _Simplify().visit(func.body)
+    return _with_body(func, body if body is not None else SeqStmt(()))
 
-    body = visit(func.body, {})
-    return dataclasses.replace(func, body=body if body is not None else SeqStmt(()))
+
+__all__ = ["flatten_buffers", "privatize_lane_buffers", "unroll_loops", "substitute_stmt", "partition_tails",
+           "simplify", "MAX_UNROLLED_STMTS", "MAX_PARTITION_DEPTH",
+           # loopc.arith, re-exported for the modules that import them from here
+           "bound_of", "canonical_linear", "from_linear", "linear_form", "merge_divmod", "prove", "prune_conjuncts",
+           "simplify_expr"]

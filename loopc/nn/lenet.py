@@ -24,7 +24,7 @@ import math
 
 from loopc.errors import ArgumentError
 
-from .runtime import Model
+from .model import Model
 from .train import check_int
 
 PARAM_SHAPES = {
@@ -43,11 +43,11 @@ class LeNet(Model):
     classes = 10
     param_shapes = PARAM_SHAPES
 
-    def __init__(self, seed: int = 0, target: str = "llvm"):
+    def __init__(self, seed: int = 0, target: str = "llvm", kernels=None):
         check_int("LeNet(seed)", seed, low=0)
         if not isinstance(target, str):
             raise ArgumentError(f"LeNet(target): expected a target string such as 'llvm' or 'cuda', got {target!r}")
-        super().__init__(seed=seed, target=target)
+        super().__init__(seed=seed, target=target, kernels=kernels)
 
     def init(self, rng) -> None:
         for name, shape in self.param_shapes.items():

@@ -122,8 +122,8 @@ def make_optimizer(model, cfg: TrainConfig):
     """The optimizer ``cfg`` names, over ``model``'s parameters."""
     cfg.validate()
     if cfg.optimizer == "sgd":
-        return OPTIMIZERS["sgd"](model.store, lr=cfg.lr, momentum=cfg.momentum)
-    return OPTIMIZERS[cfg.optimizer](model.store, lr=cfg.lr)
+        return OPTIMIZERS["sgd"](model.store, lr=cfg.lr, momentum=cfg.momentum, kernels=model.kernels)
+    return OPTIMIZERS[cfg.optimizer](model.store, lr=cfg.lr, kernels=model.kernels)
 
 
 def train_epoch(model, opt, x, labels, batch_size, rng, *, progress=None, on_step=None):

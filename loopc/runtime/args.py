@@ -1,10 +1,24 @@
-"""Argument checks that run before native code: a wrong call raises, never crashes."""
+"""Argument checks that run before native code: a wrong call raises, never crashes.
+
+One implementation for every backend. ``check_arguments`` takes numpy arrays; a backend
+whose kernels also take device arrays passes ``device_arg``, a function that describes such
+an object (shape, dtype, c_contiguous, readonly, ptr, nbytes — see
+``loopc.targets.cuda.device.DeviceArg``) or returns None for anything else.
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import ArgumentError
 from ..ir.stmt import Store, walk_stmt
+
+#: the advice of each message, on each side of the bus
+_HINTS = {
+    "host": {"contiguous": "pass numpy.ascontiguousarray(x)",
+             "readonly": "the array is read-only; pass a writeable array"},
+    "device": {"contiguous": "pass a contiguous copy (x.contiguous() / cupy.ascontiguousarray(x))",
+               "readonly": "the device array is read-only"},
+}
 
 
 def written_buffers(func) -> set:
@@ -16,24 +30,75 @@ def _describe(b):
     return f"{b.name}: {b.dtype}[{', '.join(map(str, b.shape))}]"
 
 
-def check_arguments(name, params, arrays, written=()):
+def check_arguments(name, params, arrays, written=(), device_arg=None) -> list:
     """Raise ArgumentError unless ``arrays`` match ``params`` in count, type, shape, dtype,
-    C-contiguity, and (for written parameters) writeability."""
+    C-contiguity, and (for written parameters) writeability.
+
+    Returns one ``(side, array)`` per argument: ``("host", ndarray)``, or, where ``device_arg``
+    is given and accepts the object, ``("device", its description)``."""
     if len(arrays) != len(params):
         sig = ", ".join(_describe(b) for b in params)
         raise ArgumentError(f"{name}() takes {len(params)} arrays ({sig}) but was called with {len(arrays)}")
+    checked = []
     for pos, (buf, arr) in enumerate(zip(params, arrays)):
         where = f"{name}() argument {pos} ('{buf.name}')"
-        if not isinstance(arr, np.ndarray):
-            raise ArgumentError(f"{where} must be a numpy.ndarray of {buf.dtype}{list(buf.shape)}, "
-                                f"got {type(arr).__name__}; convert it with numpy.asarray(x, dtype='{buf.dtype}')")
-        if arr.dtype != np.dtype(buf.dtype):
-            raise ArgumentError(f"{where} has dtype {arr.dtype}, expected {buf.dtype}; "
-                                f"pass x.astype('{buf.dtype}')")
-        if tuple(arr.shape) != tuple(buf.shape):
-            raise ArgumentError(f"{where} has shape {tuple(arr.shape)}, expected {tuple(buf.shape)}")
-        if not arr.flags.c_contiguous:
-            raise ArgumentError(f"{where} is not C-contiguous (a transposed or sliced view?); "
-                                "pass numpy.ascontiguousarray(x)")
-        if buf in written and not arr.flags.writeable:
-            raise ArgumentError(f"{where} is an output but the array is read-only; pass a writeable array")
+        if isinstance(arr, np.ndarray):
+            _check_one(where, buf, "host", arr.dtype, arr.shape, arr.flags.c_contiguous, not arr.flags.writeable,
+                       buf in written)
+            checked.append(("host", arr))
+            continue
+        dev = _device(where, buf, arr, device_arg)
+        _check_one(where, buf, "device", dev.dtype, dev.shape, dev.c_contiguous, dev.readonly, buf in written)
+        checked.append(("device", dev))
+    return checked
+
+
+def _device(where, buf, arr, device_arg):
+    """The device description of ``arr``, or the ArgumentError that says what to pass instead."""
+    dev = None
+    if device_arg is not None:
+        try:
+            dev = device_arg(arr)
+        except ArgumentError as err:
+            raise ArgumentError(f"{where} cannot be passed to the GPU: {err}") from None
+    if dev is not None:
+        return dev
+    if device_arg is None:
+        raise ArgumentError(f"{where} must be a numpy.ndarray of {buf.dtype}{list(buf.shape)}, "
+                            f"got {type(arr).__name__}; convert it with numpy.asarray(x, dtype='{buf.dtype}')")
+    raise ArgumentError(
+        f"{where} must be a numpy.ndarray or a CUDA device array (numba, CuPy, a PyTorch CUDA tensor) of "
+        f"{buf.dtype}[{', '.join(map(str, buf.shape))}], got {type(arr).__module__}.{type(arr).__name__}; "
+        f"convert it with numpy.asarray(x, dtype='{buf.dtype}') or move it to the GPU")
+
+
+def _check_one(where, buf, side, dtype, shape, c_contiguous, readonly, is_output):
+    if dtype != np.dtype(buf.dtype):
+        raise ArgumentError(f"{where} has dtype {dtype}, expected {buf.dtype}; pass x.astype('{buf.dtype}')")
+    if tuple(shape) != tuple(buf.shape):
+        raise ArgumentError(f"{where} has shape {tuple(shape)}, expected {tuple(buf.shape)}")
+    if not c_contiguous:
+        raise ArgumentError(f"{where} is not C-contiguous (a transposed or sliced view?); "
+                            f"{_HINTS[side]['contiguous']}")
+    if is_output and readonly:
+        raise ArgumentError(f"{where} is an output but {_HINTS[side]['readonly']}")
+
+
+def check_overlap(name, params, checked, written) -> None:
+    """ArgumentError when an output shares memory with another argument on its side of the
+    bus (``checked``: what :func:`check_arguments` returned)."""
+    for pos, (buf, (side, arr)) in enumerate(zip(params, checked)):
+        if buf not in written:
+            continue
+        for other_pos, (other_side, other) in enumerate(checked):
+            if other_pos == pos or other_side != side:
+                continue
+            if side == "host":
+                overlap = np.shares_memory(arr, other)
+            else:
+                overlap = arr.ptr < other.ptr + other.nbytes and other.ptr < arr.ptr + arr.nbytes
+            if overlap:
+                raise ArgumentError(
+                    f"{name}() output argument {pos} ('{buf.name}') overlaps argument {other_pos} "
+                    f"('{params[other_pos].name}'); compiled kernels assume outputs do not alias "
+                    "inputs: pass a separate output array")

@@ -1,14 +1,24 @@
-"""A compiled function: checks every call's arguments, then runs native code."""
+"""A compiled function: checks every call's arguments, then runs native code.
+
+The interface every backend's module has (the CUDA one subclasses this):
+
+- ``f(*arrays)``: checked arguments, then the kernel; a fault code becomes an error;
+- ``f.check(arrays)``: the checks alone;
+- ``f.bind(arrays)``: checks once, returns a no-argument callable that runs the kernel on
+  those arrays and returns its fault code (0: fine; ``f.fault_error(code)`` otherwise) — for
+  preallocated buffers, called many times without per-call checks;
+- ``f.time_evaluator(number=, repeat=, min_repeat_ms=)``, timed with the backend's clock;
+- ``f.get_source(fmt)``.
+"""
 from __future__ import annotations
 
-import numpy as np
-
-from ..errors import ArgumentError, LoopcError
+import functools
 import time
 
+from ..errors import LoopcError
 from . import profiling, threads
-from .args import check_arguments, written_buffers
-from .timing import time_evaluator
+from .args import check_arguments, check_overlap, written_buffers
+from .timing import WallClock, time_evaluator
 
 
 class Module:
@@ -32,17 +42,15 @@ class Module:
         self._sources = dict(sources)
         self._fault = fault        # code -> LoopcError, for a kernel that returns a fault code
 
+    # ------------------------------------------------------------------ arguments
+
     def check(self, arrays):
-        check_arguments(self.name, self.params, arrays, self.written)
-        for pos, (buf, arr) in enumerate(zip(self.params, arrays)):
-            if buf not in self.written:
-                continue
-            for other_pos, other in enumerate(arrays):
-                if other_pos != pos and np.shares_memory(arr, other):
-                    raise ArgumentError(
-                        f"{self.name}() output argument {pos} ('{buf.name}') overlaps argument {other_pos} "
-                        f"('{self.params[other_pos].name}'); compiled kernels assume outputs do not alias "
-                        "inputs: pass a separate output array")
+        """Raise ArgumentError unless ``arrays`` fit the parameters (outputs alias nothing)."""
+        checked = check_arguments(self.name, self.params, arrays, self.written)
+        check_overlap(self.name, self.params, checked, self.written)
+        return checked
+
+    # ------------------------------------------------------------------ running
 
     def __call__(self, *arrays):
         self.check(arrays)
@@ -57,11 +65,42 @@ class Module:
         if code:
             raise self.fault_error(code)
 
+    def bind(self, arrays):
+        """Check ``arrays`` once; a no-argument callable that runs the kernel on them and
+        returns its fault code (nonzero: raise ``self.fault_error(code)``). No per-call checks,
+        profiling or thread adaptation: the caller owns the buffers and the loop."""
+        arrays = tuple(arrays)
+        self.check(arrays)
+        call = functools.partial(self._cfunc, *[a.ctypes.data for a in arrays])
+        call.arrays = arrays       # the buffers live as long as the call
+        return call
+
     def fault_error(self, code: int) -> LoopcError:
-        """The error for a nonzero fault code returned by the raw entry point (``_cfunc``)."""
+        """The error for a nonzero fault code (a bound call's return value)."""
         if self._fault is None:
             return LoopcError(f"{self.name}(): the kernel reported fault code {code}")
         return self._fault(code)
+
+    # ------------------------------------------------------------------ timing
+
+    def clock(self):
+        """A fresh clock for one timing run (see loopc.runtime.timing): the CPU's wall clock."""
+        return WallClock()
+
+    def _timed_call(self, arrays):
+        """(a no-argument call to time, a function to run after timing) for ``arrays``."""
+        return self.bind(arrays), (lambda: None)
+
+    def time_evaluator(self, number: int = 10, repeat: int = 3, min_repeat_ms: float = 0):
+        """A function that times calls: ``.mean``, ``.median`` and ``.results`` in seconds."""
+        def evaluator(*arrays):
+            call, finish = self._timed_call(arrays)
+            result = time_evaluator(call, number, repeat, min_repeat_ms, clock=self.clock())()
+            finish()
+            return result
+        return evaluator
+
+    # ------------------------------------------------------------------ sources
 
     def get_source(self, fmt: str = "llvm") -> str:
         """``"ir"`` (loopc's loop IR), ``"llvm"`` (optimised LLVM IR) or ``"asm"``."""
@@ -70,14 +109,6 @@ class Module:
         if fmt not in self._sources:
             raise LoopcError(f"unknown source format {fmt!r}; this module has: ir, {', '.join(self._sources)}")
         return self._sources[fmt]()
-
-    def time_evaluator(self, number: int = 10, repeat: int = 3, min_repeat_ms: float = 0):
-        """A function that times calls: ``.mean``, ``.median`` and ``.results`` in seconds."""
-        def evaluator(*arrays):
-            self.check(arrays)
-            ptrs = [a.ctypes.data for a in arrays]
-            return time_evaluator(lambda: self._cfunc(*ptrs), number, repeat, min_repeat_ms)()
-        return evaluator
 
     def __repr__(self):
         args = ", ".join(f"{b.name}: {b.dtype}{list(b.shape)}" for b in self.params)

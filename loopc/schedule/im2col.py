@@ -28,7 +28,7 @@ def _fail(stage, what, fix=None):
 
 def _linear_in(expr, allowed):
     """True when ``expr`` is an integer linear form over ``allowed`` Vars (plus a constant)."""
-    from ..lower.passes import linear_form
+    from ..arith import linear_form
     terms, _ = linear_form(expr)
     return all(isinstance(t, E.Var) and t in allowed for t in terms)
 

@@ -6,7 +6,7 @@ Each creates a new compute op and stage, rewrites the bodies of the stages aroun
 from __future__ import annotations
 
 from ..errors import ScheduleError
-from ..te import all as te_all, expr as E, if_then_else
+from ..te import expr as E
 from ..te.tensor import ComputeOp, IterKind, IterVar, Range, Tensor
 from .relations import Split, leaf_values
 from .stage import AttachKind, Stage
@@ -101,7 +101,10 @@ def cache_read(schedule, tensor, scope, readers, layout=None, block=None):
             in_bounds.append(source_index[d] < tensor.shape[d])
     copy = E.TensorRead(tensor, tuple(source_index))
     if in_bounds:
-        copy = if_then_else(te_all(*in_bounds), copy, E.Const(0, tensor.dtype))   # a zero of its own dtype
+        inside = in_bounds[0]
+        for cond in in_bounds[1:]:
+            inside = E.And(inside, cond)
+        copy = E.Select(inside, copy, E.Const(0, tensor.dtype))   # a zero of the tensor's own dtype
     cache_op = ComputeOp(f"{tensor.name}.{scope}", axes, copy, tensor.dtype)
     cache = cache_op.output(0)
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 
 from ..errors import ScheduleError
-from ..te.expr import TensorRead, walk
-from ..te.tensor import ComputeOp, Operation, PlaceholderOp, Tensor
+from ..te.expr import TensorRead, Var, walk
+from ..te.tensor import THREAD_TAGS, ComputeOp, IterKind, IterVar, Operation, PlaceholderOp, Tensor
 from .stage import Stage
 
 TRACE_VERSION = 1
@@ -246,5 +246,7 @@ REPLAYABLE = {
 
 
 def _thread_axis(tag):
-    from ..te import thread_axis
-    return thread_axis(tag)
+    """The thread axis a recorded ``bind`` names (``te.thread_axis(tag)``)."""
+    if tag not in THREAD_TAGS:
+        raise ScheduleError("replay", "?", f"unknown thread tag {tag!r}", f"use one of {', '.join(THREAD_TAGS)}")
+    return IterVar(Var(tag), None, IterKind.THREAD, tag)

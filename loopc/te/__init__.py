@@ -14,7 +14,7 @@ from typing import Sequence
 from ..errors import LoopcError
 from .expr import (MATH_FUNCS, And, Call, Const, Expr, ExprOp, Max, Min, Or, Reduce,
                    Select, Var, as_expr, check_dtype, is_float, walk, _as_bool, _unify, _pair)
-from .tensor import ComputeOp, IterKind, IterVar, PlaceholderOp, Range, Tensor
+from .tensor import THREAD_TAGS, ComputeOp, IterKind, IterVar, PlaceholderOp, Range, Tensor
 
 __all__ = [
     "placeholder", "compute", "reduce_axis", "sum", "max", "min", "if_then_else", "all", "any",
@@ -22,7 +22,6 @@ __all__ = [
     "create_schedule", "Tensor", "IterVar", "Expr", "Var",
 ]
 
-THREAD_TAGS = tuple(f"{kind}.{d}" for kind in ("blockIdx", "threadIdx") for d in "xyz") + ("vthread",)
 
 
 def _shape(shape, what) -> tuple:

@@ -9,6 +9,10 @@ from ..errors import LoopcError
 from .expr import Expr, ExprOp, Reduce, TensorRead, Var, as_expr, walk
 
 
+#: the GPU indices a loop can be bound to (``te.thread_axis``)
+THREAD_TAGS = tuple(f"{kind}.{d}" for kind in ("blockIdx", "threadIdx") for d in "xyz") + ("vthread",)
+
+
 class IterKind(Enum):
     DATA_PAR = "data_par"
     REDUCE = "reduce"

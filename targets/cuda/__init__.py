@@ -11,20 +11,24 @@ The pieces, in the order a build runs them:
   buffer lives (global, shared, per-thread local); the checks that need the whole kernel;
 - ``validate``: launch and memory limits;
 - ``codegen``: the Python source (barriers, guards), built on loopc's Python emitter;
-- ``module``: ``CUDAModule``, the callable (argument checks, transfers, timing, PTX);
-- ``schedules``: CUDA schedules for matmul and elementwise ops (shared-memory tiling).
+- ``module``: ``CUDAModule``, the callable (transfers, launches, PTX; the runtime's argument
+  checks and timing loop, with ``device``'s device-array views and CUDA-event clock);
+(The CUDA schedule templates live with the others, in ``loopc.schedules.cuda``.)
 
 Without a GPU, set ``NUMBA_ENABLE_CUDASIM=1`` before numba.cuda is imported: the same kernels
 run in numba's simulator (slowly).
+
+Registers the ``cuda`` backend (:mod:`loopc.backend`) when imported.
 """
 from __future__ import annotations
 
 import linecache
 import time
 
+from loopc import backend
 from loopc.errors import BuildError
 
-from . import device
+from . import device, kernels
 from .codegen import generate, namespace
 from .kernels import Plan, plan_kernels
 from .module import CUDAModule
@@ -42,8 +46,11 @@ def generate_source(func, target="cuda") -> str:
     return generate(plan_kernels(func, parse_target(target)))[0]
 
 
-def build(func, target="cuda") -> CUDAModule:
+def build(func, target="cuda", bounds_check=None) -> CUDAModule:
     """Compile a LoweredFunc for the GPU. numba compiles each kernel at its first launch."""
+    if bounds_check:
+        raise BuildError("bounds_check=True is available on the 'llvm' target; on 'cuda', test the "
+                         "schedule with target='llvm' (or in numba's simulator, which checks every index)")
     t0 = time.perf_counter()
     tgt = parse_target(target)
     plan = plan_kernels(func, tgt)
@@ -60,3 +67,6 @@ def build(func, target="cuda") -> CUDAModule:
     kernels = [ns[n] for n in kernel_names]
     return CUDAModule(func, plan, source, host, kernels, kernel_names, tgt,
                       build_seconds=time.perf_counter() - t0)
+
+
+backend.register(backend.Backend(kind="cuda", build=build, clock=device.clock, passes=kernels.PASSES))

@@ -31,8 +31,11 @@ How statements map:
 """
 from __future__ import annotations
 
+from loopc.arith import simplify_expr
 from loopc.errors import BuildError
+from loopc.ir.emitter import CONDITIONAL, PRECEDENCE, ExprEmitter
 from loopc.ir.stmt import Allocate, For, IfThenElse, SeqStmt, Store, walk_stmt
+from loopc.ir.visitor import StmtVisitor, const_range
 from loopc.pysource import Namer, PySourceEmitter
 from loopc.te import expr as E
 
@@ -41,11 +44,6 @@ from .kernels import HW_TAGS, THREAD_TAGS, is_hw_loop
 DTYPE_NAMES = {"float32": "float32", "float64": "float64", "int32": "int32", "int64": "int64", "bool": "boolean"}
 CAST = {"float32": "_f32", "float64": "_f64", "int32": "_i32", "int64": "_i64", "bool": "bool"}
 MATH = {"exp": "math.exp", "log": "math.log", "sqrt": "math.sqrt", "tanh": "math.tanh", "floor": "math.floor"}
-
-#: Python precedence (higher binds tighter) and spelling of the binary operators
-_OPS = {E.Or: (1, " or "), E.And: (2, " and "), E.LT: (4, " < "), E.LE: (4, " <= "), E.EQ: (4, " == "),
-        E.NE: (4, " != "), E.Add: (5, " + "), E.Sub: (5, " - "), E.Mul: (6, "*"), E.Div: (6, " / "),
-        E.FloorDiv: (6, " // "), E.FloorMod: (6, " % ")}
 
 #: names the generated source uses; loop and buffer names never take them
 RESERVED = {"_u", "cuda", "math", "numba", "range", "min", "max", "abs", "bool", "int", "float", "_INF", "_NAN",
@@ -66,7 +64,12 @@ def namespace() -> dict:
 
 
 class CUDAEmitter(PySourceEmitter):
-    """Emits the kernels of a :class:`~.kernels.Plan` and the host function that launches them."""
+    """Emits the kernels of a :class:`~.kernels.Plan` and the host function that launches them.
+    Expressions follow the shared precedence rules (``loopc.ir.emitter``) with the fewest
+    parentheses, unlike the interpreter's source."""
+
+    full_parens = False
+    tight_mul = True
 
     def __init__(self, plan):
         namer = Namer()
@@ -96,44 +99,40 @@ class CUDAEmitter(PySourceEmitter):
                 return f"_i32(_i64({self.expr(e)}))"
             finally:
                 self._wrapping = saved
-        op = _OPS.get(type(e))
-        if op is not None:
-            p, sym = op
-            if isinstance(e, E.CmpOp) and not isinstance(e, (E.And, E.Or)):
-                left, right = self.expr(e.a, p + 1), self.expr(e.b, p + 1)  # no chained comparisons
-            else:
-                left, right = self.expr(e.a, p), self.expr(e.b, p + 1)
-            text = f"{left}{sym}{right}"
-            return f"({text})" if p < prec else text
-        if isinstance(e, E.Not):
-            text = f"not {self.expr(e.a, 3)}"
-            return f"({text})" if 3 < prec else text
-        if isinstance(e, E.Select):
-            text = f"{self.expr(e.t, 1)} if {self.expr(e.cond, 1)} else {self.expr(e.f, 1)}"
-            return f"({text})" if prec > 0 else text
-        if isinstance(e, E.Const) and E.is_float(e.dtype) and not (abs(e.value) < float("inf")):
+        return super().expr(e, prec)
+
+    # plain operators (``//`` and ``%`` included): int32 results are wrapped in ``expr``
+    emit_BinaryOp = ExprEmitter.emit_BinaryOp
+
+    def emit_Const(self, e, prec):
+        if E.is_float(e.dtype) and not (abs(e.value) < float("inf")):
             v = e.value
             text = "_NAN" if v != v else ("_INF" if v > 0 else "-_INF")
             return f"{CAST[e.dtype]}({text})"
-        if isinstance(e, E.Load):
-            return f"{self.name(e.buffer, e.buffer.name)}[{self.subscript(e.buffer, e.index)}]"
-        if isinstance(e, (E.Min, E.Max)):
-            # a select, not builtin min/max: numba types those through a jitted overload, which
-            # cannot be compiled to PTX on a machine without a GPU
-            a, b = self.expr(e.a, 5), self.expr(e.b, 5)
-            text = f"{a} if {a} {'>' if isinstance(e, E.Max) else '<'} {b} else {b}"
-            return f"({text})" if prec > 0 else text
-        if isinstance(e, E.Call):
-            args = [self.expr(a) for a in e.args]
-            if e.name in MATH:
-                return f"{MATH[e.name]}({', '.join(args)})"
-            if e.name == "abs":
-                return f"abs({args[0]})"
-            if e.name == "sigmoid":
-                one = f"{CAST[e.dtype]}(1.0)"
-                return f"({one} / ({one} + math.exp(-{args[0]})))"
-            raise BuildError(f"the CUDA target has no intrinsic {e.name!r}")
-        return super().expr(e)
+        return super().emit_Const(e, prec)
+
+    def emit_Load(self, e, prec):
+        return f"{self.name(e.buffer, e.buffer.name)}[{self.subscript(e.buffer, e.index)}]"
+
+    def emit_Min(self, e, prec):
+        # a select, not builtin min/max: numba types those through a jitted overload, which
+        # cannot be compiled to PTX on a machine without a GPU
+        p = PRECEDENCE[E.LT] + 1          # the operands of a comparison
+        a, b = self.expr(e.a, p), self.expr(e.b, p)
+        return self.paren(f"{a} if {a} {'>' if isinstance(e, E.Max) else '<'} {b} else {b}", CONDITIONAL, prec)
+
+    emit_Max = emit_Min
+
+    def emit_Call(self, e, prec):
+        args = [self.expr(a) for a in e.args]
+        if e.name in MATH:
+            return f"{MATH[e.name]}({', '.join(args)})"
+        if e.name == "abs":
+            return f"abs({args[0]})"
+        if e.name == "sigmoid":
+            one = f"{CAST[e.dtype]}(1.0)"
+            return f"({one} / ({one} + math.exp(-{args[0]})))"
+        raise BuildError(f"the CUDA target has no intrinsic {e.name!r}")
 
     def subscript(self, buf, index) -> str:
         """An array subscript: unsigned, so that numba skips Python's negative-index wraparound
@@ -146,7 +145,6 @@ class CUDAEmitter(PySourceEmitter):
     def index(self, buf, index):
         decl = self.kernel.arrays.get(buf) if self.kernel is not None else None
         if decl is not None and decl.privatization is not None:
-            from loopc.lower.passes import simplify_expr
             return simplify_expr(decl.privatization.index(index))
         return index
 
@@ -208,25 +206,10 @@ class CUDAEmitter(PySourceEmitter):
         return tuple(conds) + tuple(f"cuda.{t} == 0" for t in wanted if t not in present)
 
     def _signatures(self, s, frames) -> set:
-        out = set()
-
-        def visit(n, fr):
-            if isinstance(n, Store):
-                out.add(self._store_guard(n.buffer, fr))
-            elif isinstance(n, For):
-                visit(n.body, fr + [("hw", n.thread_tag)] if is_hw_loop(n) else fr)
-            elif isinstance(n, SeqStmt):
-                for x in n.stmts:
-                    visit(x, fr)
-            elif isinstance(n, IfThenElse):
-                visit(n.then_case, fr)
-                if n.else_case is not None:
-                    visit(n.else_case, fr)
-            elif isinstance(n, Allocate):
-                visit(n.body, fr + [("alloc", n.buffer)])
-
-        visit(s, list(frames))
-        return out
+        """The distinct store guards (see ``_store_guard``) of the stores in ``s``."""
+        walk = _StoreGuards(self, frames)
+        walk.visit(s)
+        return walk.guards
 
     # ------------------------------------------------------------------ statements
 
@@ -244,8 +227,9 @@ class CUDAEmitter(PySourceEmitter):
 
     def _enter(self, s):
         """Note the loop's range: index math it bounds needs no 32-bit wrap (see ``wraps``)."""
-        if isinstance(s.min, E.Const) and isinstance(s.extent, E.Const):
-            self.ranges[s.var] = (s.min.value, s.min.value + s.extent.value - 1)
+        rng = const_range(s)
+        if rng is not None:
+            self.ranges[s.var] = rng
 
     def _loop_header(self, s) -> str:
         self._enter(s)
@@ -423,6 +407,21 @@ class CUDAEmitter(PySourceEmitter):
         lines.append("")
         lines.extend(self.host_source())
         return "\n".join(lines) + "\n"
+
+
+class _StoreGuards(StmtVisitor):
+    """Collects ``emitter._store_guard`` of every store, under ``frames`` plus the bound loops
+    and allocations around it."""
+
+    def __init__(self, emitter, frames):
+        super().__init__()
+        self.emitter, self.frames, self.guards = emitter, list(frames), set()
+
+    def visit_Store(self, n):
+        inner = [("hw", f.thread_tag) if isinstance(f, For) else ("alloc", f.buffer)
+                 for f in self.stack if is_hw_loop(f) or isinstance(f, Allocate)]
+        self.guards.add(self.emitter._store_guard(n.buffer, self.frames + inner))
+        return n
 
 
 def _dims(dims) -> str:

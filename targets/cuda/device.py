@@ -1,4 +1,5 @@
-"""numba.cuda access and device-array views, for the real driver and for the simulator.
+"""numba.cuda access, device-array views and the GPU's clock, for the real driver and for the
+simulator.
 
 Set ``NUMBA_ENABLE_CUDASIM=1`` before ``numba.cuda`` is first imported to run kernels in
 numba's simulator (slow: threads are Python threads, ~0.35 s per 256-thread block).
@@ -9,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from loopc.errors import BuildError
+from loopc.errors import ArgumentError, BuildError
+from loopc.runtime.timing import WallClock
 
 
 def cuda():
@@ -88,7 +90,7 @@ def _c_contiguous(shape, strides, itemsize) -> bool:
 def device_arg(x):
     """A :class:`DeviceArg` for a device array (numba's, or anything with
     ``__cuda_array_interface__``: CuPy arrays, PyTorch CUDA tensors); None for anything else.
-    Raises ValueError when the object refuses to export its memory."""
+    Raises ArgumentError when the object refuses to export its memory."""
     if simulator():
         from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
         if not isinstance(x, FakeCUDAArray):
@@ -101,10 +103,37 @@ def device_arg(x):
     try:
         cai = x.__cuda_array_interface__
     except Exception as err:  # e.g. a PyTorch tensor that requires grad
-        raise ValueError(str(err)) from err
+        raise ArgumentError(str(err)) from err
     shape = tuple(int(n) for n in cai["shape"])
     dtype = np.dtype(cai["typestr"])
     ptr, readonly = cai["data"]
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     return DeviceArg(shape, dtype, _c_contiguous(shape, cai.get("strides"), dtype.itemsize), bool(readonly),
                      int(ptr or 0), nbytes, x)
+
+
+class EventClock:
+    """Two CUDA events recorded on the default stream around a round of calls: the GPU's own
+    clock, from the first queued kernel of the round to the end of the last."""
+
+    def __init__(self):
+        cuda_ = cuda()
+        self._synchronize = cuda_.synchronize
+        self._begin, self._end = cuda_.event(), cuda_.event()
+
+    def start(self) -> None:
+        self._synchronize()          # nothing queued before the round counts
+        self._begin.record()
+
+    def stop(self) -> float:
+        self._end.record()
+        self._end.synchronize()
+        return self._begin.elapsed_time(self._end) / 1e3
+
+
+def clock():
+    """A fresh clock for ``loopc.runtime.timing``: CUDA events on a GPU; in the simulator
+    (which has no events), the wall clock around a device synchronise."""
+    if simulator():
+        return WallClock(sync=cuda().synchronize)
+    return EventClock()

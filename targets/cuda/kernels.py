@@ -19,24 +19,29 @@ allocated outside the thread loops that use it is *privatised*: each thread keep
 slice, e.g. a 64x64 accumulator tile whose element (ty*4 + i, tx*4 + j) thread (ty, tx) owns
 becomes a 4x4 per-thread array (registers, once the indices are constants).
 
-Before the analysis each kernel body is tidied for the GPU: loops of extent 1 become their
-start value, and guard conditions that the loop ranges prove (floor division and modulo
-included) are dropped.
+Before the analysis each kernel body is tidied for the GPU by the target's passes (``PASSES``,
+LoweredFunc -> LoweredFunc, for the backend registry to run after the generic ones): loops of
+extent 1 become their start value, and guard conditions that the loop ranges prove (floor
+division and modulo included, by ``loopc.arith``) are dropped.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Dict, Tuple
 
 import numpy as np
 
+from loopc.arith import bound_of, from_linear, linear_form, prove, prune_conjuncts
 from loopc.errors import BuildError
-from loopc.ir.stmt import Allocate, Buffer, For, ForKind, IfThenElse, LoweredFunc, SeqStmt, Store
-from loopc.lower.passes import from_linear, linear_form
+from loopc.ir.stmt import Allocate, Buffer, For, ForKind, IfThenElse, LoweredFunc, SeqStmt
+from loopc.ir.visitor import StmtMutator, StmtVisitor, const_range, map_stmt
+from loopc.lower.passes import simplify, substitute_stmt
 from loopc.te import expr as E
 
 from .target import CUDATarget
+from .validate import check_kernel_limits
 
 THREAD_TAGS = ("threadIdx.x", "threadIdx.y", "threadIdx.z")
 BLOCK_TAGS = ("blockIdx.x", "blockIdx.y", "blockIdx.z")
@@ -84,78 +89,56 @@ class Access:
     stmt: object
 
 
+def _loads(e):
+    return [n for n in E.walk(e) if isinstance(n, E.Load)]
+
+
+class _Accesses(StmtVisitor):
+    def __init__(self):
+        super().__init__()
+        self.out = []
+
+    def note_loads(self, exprs, s):
+        stack = tuple(self.stack)
+        for e in exprs:
+            for ld in _loads(e):
+                self.out.append(Access(ld.buffer, ld.index, False, False, stack, s))
+
+    def visit_For(self, s):
+        self.note_loads((s.min, s.extent), s)
+        return super().visit_For(s)
+
+    def visit_IfThenElse(self, s):
+        self.note_loads((s.cond,), s)
+        return super().visit_IfThenElse(s)
+
+    def visit_Store(self, s):
+        stack = tuple(self.stack)
+        self.out.append(Access(s.buffer, s.index, True, False, stack, s))
+        for ld in _loads(s.index) + _loads(s.value):
+            rmw = ld.buffer is s.buffer and E.expr_equal(ld.index, s.index)
+            self.out.append(Access(ld.buffer, ld.index, False, rmw, stack, s))
+        return s
+
+    def visit_TensorStore(self, s):
+        raise BuildError(f"the CUDA target cannot emit {type(s).__name__}")
+
+
 def collect_accesses(body) -> list:
-    out = []
-
-    def loads(e):
-        return [n for n in E.walk(e) if isinstance(n, E.Load)]
-
-    def visit(s, stack):
-        if isinstance(s, For):
-            for ld in loads(s.min) + loads(s.extent):
-                out.append(Access(ld.buffer, ld.index, False, False, stack, s))
-            visit(s.body, stack + (s,))
-        elif isinstance(s, SeqStmt):
-            for x in s.stmts:
-                visit(x, stack)
-        elif isinstance(s, IfThenElse):
-            for ld in loads(s.cond):
-                out.append(Access(ld.buffer, ld.index, False, False, stack, s))
-            visit(s.then_case, stack + (s,))
-            if s.else_case is not None:
-                visit(s.else_case, stack + (s,))
-        elif isinstance(s, Allocate):
-            visit(s.body, stack + (s,))
-        elif isinstance(s, Store):
-            out.append(Access(s.buffer, s.index, True, False, stack, s))
-            for ld in loads(s.index) + loads(s.value):
-                rmw = ld.buffer is s.buffer and E.expr_equal(ld.index, s.index)
-                out.append(Access(ld.buffer, ld.index, False, rmw, stack, s))
-        else:
-            raise BuildError(f"the CUDA target cannot emit {type(s).__name__}")
-
-    visit(body, ())
-    return out
+    """Every load and store in ``body``, in program order."""
+    walk = _Accesses()
+    walk.visit(body)
+    return walk.out
 
 
 def loop_ranges(stack) -> dict:
     """Var -> (lo, hi) of the loops in ``stack`` (constant bounds only)."""
     ranges = {}
     for f in stack:
-        if isinstance(f, For) and isinstance(f.min, E.Const) and isinstance(f.extent, E.Const):
-            ranges[f.var] = (f.min.value, f.min.value + f.extent.value - 1)
+        rng = const_range(f) if isinstance(f, For) else None
+        if rng is not None:
+            ranges[f.var] = rng
     return ranges
-
-
-def expr_bounds(e, ranges):
-    """[lo, hi] of an integer expression over the loop ranges; None when unknown."""
-    if isinstance(e, E.Const):
-        return (e.value, e.value) if E.is_int(e.dtype) else None
-    if isinstance(e, E.Var):
-        return ranges.get(e)
-    if isinstance(e, (E.Add, E.Sub, E.Mul, E.Min, E.Max)):
-        a, b = expr_bounds(e.a, ranges), expr_bounds(e.b, ranges)
-        if a is None or b is None:
-            return None
-        if isinstance(e, E.Add):
-            return a[0] + b[0], a[1] + b[1]
-        if isinstance(e, E.Sub):
-            return a[0] - b[1], a[1] - b[0]
-        if isinstance(e, E.Min):
-            return min(a[0], b[0]), min(a[1], b[1])
-        if isinstance(e, E.Max):
-            return max(a[0], b[0]), max(a[1], b[1])
-        prods = [x * y for x in a for y in b]
-        return min(prods), max(prods)
-    if isinstance(e, (E.FloorDiv, E.FloorMod)) and isinstance(e.b, E.Const) and e.b.value > 0:
-        a = expr_bounds(e.a, ranges)
-        d = e.b.value
-        if isinstance(e, E.FloorMod):
-            if a is not None and a[0] >= 0 and a[1] < d:
-                return a
-            return 0, d - 1
-        return (None if a is None else (a[0] // d, a[1] // d))
-    return None
 
 
 # --------------------------------------------------------------------------- privatisation
@@ -204,7 +187,7 @@ def _rest_expr(dim: _Dim, dtype="int32"):
 
 def _rest_values(dim: _Dim, ranges):
     """The values the non-thread part of one index dimension takes (a superset), or None."""
-    bounds = expr_bounds(_rest_expr(dim), ranges)
+    bounds = bound_of(_rest_expr(dim), ranges)
     if bounds is None:
         return None
     if all(isinstance(t, E.Var) and t in ranges for t in dim.terms):
@@ -369,12 +352,15 @@ def split_root(func: LoweredFunc):
 
 
 def plan_kernels(func: LoweredFunc, target: CUDATarget) -> Plan:
-    intermediates, stmts = split_root(func)
+    tidy = func
+    for _, fn in PASSES:       # (idempotent: a no-op where the backend's pass list ran them)
+        tidy = fn(tidy)
+    intermediates, stmts = split_root(tidy)
     globals_ = set(func.params) | set(intermediates)
     order = list(func.params) + list(intermediates)
     kernels = []
     for n, s in enumerate(stmts):
-        kernels.append(_plan_kernel(n, s, func, globals_, order, target))
+        kernels.append(_plan_kernel(n, s, globals_, order, target))
     return Plan(func, kernels, intermediates)
 
 
@@ -383,117 +369,114 @@ def _stage_name(accesses, globals_) -> str:
     return ", ".join(names) or "?"
 
 
-def fold_unit_loops(func, body):
+# --------------------------------------------------------------------------- passes
+#
+# The CUDA target's IR-to-IR passes, run after loopc's generic lowering passes. Each is a plain
+# LoweredFunc -> LoweredFunc that rewrites every kernel body (a top-level statement inside the
+# root Allocates) on its own, so the statements -- the kernels -- stay as they are. Both are
+# idempotent: plan_kernels runs them again, which changes nothing when the backend's pass list
+# (loopc.backend) has run them already.
+
+
+def map_kernels(func: LoweredFunc, fn) -> LoweredFunc:
+    """``func`` with each kernel body ``b`` replaced by ``fn(b)``; ``func`` itself when none changed."""
+    body, allocs = func.body, []
+    while isinstance(body, Allocate):
+        allocs.append(body.buffer)
+        body = body.body
+    if isinstance(body, SeqStmt):
+        stmts = tuple(fn(s) for s in body.stmts)
+        if all(a is b for a, b in zip(stmts, body.stmts)):
+            return func
+        body = SeqStmt(stmts)
+    else:
+        new = fn(body)
+        if new is body:
+            return func
+        body = new
+    for buf in reversed(allocs):
+        body = Allocate(buf, body)
+    return dataclasses.replace(func, body=body)
+
+
+def fold_unit_loops(func: LoweredFunc) -> LoweredFunc:
     """Loops of extent 1 become their start value: a serial one disappears, a bound one keeps
-    its guard but its variable is a constant (so that privatised arrays see constant indices)."""
-    import dataclasses
-
-    from loopc.ir.stmt import map_stmt
-    from loopc.lower.passes import simplify, substitute_stmt
-
+    its guard but its variable is a constant (so that privatised arrays see constant indices).
+    A kernel that changed is simplified again."""
     def fstmt(s):
         if isinstance(s, For) and isinstance(s.extent, E.Const) and s.extent.value == 1:
             inner = substitute_stmt(s.body, {s.var: s.min})
-            return For(s.var, s.min, s.extent, s.kind, inner, s.thread_tag) if is_hw_loop(s) else inner
+            if not is_hw_loop(s):
+                return inner
+            return s if inner is s.body else For(s.var, s.min, s.extent, s.kind, inner, s.thread_tag)
         return None
 
-    folded = map_stmt(body, fstmt)
-    if folded is body:
-        return body
-    return simplify(dataclasses.replace(func, body=folded)).body
+    def fold(body):
+        folded = map_stmt(body, fstmt)
+        if folded is body:
+            return body
+        return simplify(dataclasses.replace(func, body=folded)).body
+
+    return map_kernels(func, fold)
 
 
-def _conjuncts(c):
-    return _conjuncts(c.a) + _conjuncts(c.b) if isinstance(c, E.And) else [c]
+class _PruneGuards(StmtMutator):
+    def visit_IfThenElse(self, s):
+        then, other = self.visit_branches(s)
+        cond = prune_conjuncts(s.cond, self.ranges)
+        known = prove(cond, self.ranges)
+        if known is not None:
+            kept = then if known else other
+            return SeqStmt(()) if kept is None else kept
+        return self.rebuild_if(s, cond, then, other)
 
 
-def _decide(c, ranges):
-    """True/False when the loop ranges decide ``a < b`` / ``a <= b`` (floor division and modulo
-    included, which the core's simplifier leaves alone), else None."""
-    if isinstance(c, (E.LT, E.LE)) and E.is_int(c.a.dtype):
-        b = expr_bounds(E.Sub(c.a, c.b), ranges)
-        if b is not None:
-            lo, hi = b
-            if (hi < 0) if isinstance(c, E.LT) else (hi <= 0):
-                return True
-            if (lo >= 0) if isinstance(c, E.LT) else (lo > 0):
-                return False
-    return None
+def prune_guards(func: LoweredFunc) -> LoweredFunc:
+    """Drop the parts of guards that the enclosing loops' ranges prove (``loopc.arith``), e.g.
+    the ``0 <= (f*256 + t) // 64`` and ``... < 4096`` of a shared tile's load when the tiles
+    divide."""
+    return map_kernels(func, lambda body: _PruneGuards().visit(body))
 
 
-def prune_guards(body):
-    """Drop the parts of guards that the enclosing loops' ranges prove, e.g. the
-    ``0 <= (f*256 + t) // 64`` and ``... < 4096`` of a shared tile's load when the tiles divide."""
-    def visit(s, ranges):
-        if isinstance(s, For):
-            inner = dict(ranges)
-            if isinstance(s.min, E.Const) and isinstance(s.extent, E.Const):
-                inner[s.var] = (s.min.value, s.min.value + s.extent.value - 1)
-            body = visit(s.body, inner)
-            return s if body is s.body else For(s.var, s.min, s.extent, s.kind, body, s.thread_tag)
-        if isinstance(s, SeqStmt):
-            parts = [visit(x, ranges) for x in s.stmts]
-            return s if all(a is b for a, b in zip(parts, s.stmts)) else SeqStmt(tuple(parts))
-        if isinstance(s, Allocate):
-            body = visit(s.body, ranges)
-            return s if body is s.body else Allocate(s.buffer, body)
-        if isinstance(s, IfThenElse):
-            then = visit(s.then_case, ranges)
-            other = None if s.else_case is None else visit(s.else_case, ranges)
-            kept, decided_false = [], False
-            for c in _conjuncts(s.cond):
-                known = _decide(c, ranges)
-                if known is False:
-                    decided_false = True
-                elif known is None:
-                    kept.append(c)
-            if decided_false:
-                return other if other is not None else SeqStmt(())
-            if not kept:
-                return then
-            cond = kept[0]
-            for c in kept[1:]:
-                cond = E.And(cond, c)
-            return IfThenElse(cond, then, other)
-        return s
-
-    return visit(body, {})
+#: the CUDA target's passes, in order, for its backend (``loopc.backend.Backend.passes``)
+PASSES = (
+    ("fold_unit_loops", fold_unit_loops),   # extent-1 loops -> their start value
+    ("prune_guards", prune_guards),         # guards the loop ranges prove (floor div/mod included)
+)
 
 
-def _plan_kernel(n, body, func, globals_, order, target) -> Kernel:
-    body = prune_guards(fold_unit_loops(func, body))
+class _Launch(StmtVisitor):
+    """The launch extent of each hardware index a kernel binds, and the checks on its loops."""
+
+    def __init__(self, where):
+        super().__init__()
+        self.where, self.launch = where, {}
+
+    def visit_For(self, s):
+        where = self.where
+        if s.kind is ForKind.PARALLEL:
+            raise BuildError(f"{where}: loop '{s.var.name}' is parallel, a CPU annotation; on the GPU "
+                             "bind it to blockIdx/threadIdx instead of s[T].parallel(...)")
+        if is_hw_loop(s):
+            ext = const_value(s.extent, f"extent for loop '{s.var.name}'")
+            const_value(s.min, f"start for loop '{s.var.name}'")
+            for f in self.stack:
+                if is_hw_loop(f) and f.thread_tag == s.thread_tag and const_value(f.extent, "extent") < ext:
+                    raise BuildError(
+                        f"{where}: loop '{s.var.name}' is bound to {s.thread_tag} with extent {ext} inside "
+                        f"loop '{f.var.name}' bound to the same index with extent {f.extent.value}; the inner "
+                        "binding cannot be larger: split the inner loop to at most the outer extent")
+            self.launch[s.thread_tag] = max(self.launch.get(s.thread_tag, 0), ext)
+        return super().visit_For(s)
+
+
+def _plan_kernel(n, body, globals_, order, target) -> Kernel:
     accesses = collect_accesses(body)
     stage = _stage_name(accesses, globals_)
     where = f"kernel {n} (stage {stage})"
-    launch = {}
-
-    def visit(s, stack):
-        if isinstance(s, For):
-            if s.kind is ForKind.PARALLEL:
-                raise BuildError(f"{where}: loop '{s.var.name}' is parallel, a CPU annotation; on the GPU "
-                                 "bind it to blockIdx/threadIdx instead of s[T].parallel(...)")
-            if is_hw_loop(s):
-                ext = const_value(s.extent, f"extent for loop '{s.var.name}'")
-                const_value(s.min, f"start for loop '{s.var.name}'")
-                for f in stack:
-                    if is_hw_loop(f) and f.thread_tag == s.thread_tag and const_value(f.extent, "extent") < ext:
-                        raise BuildError(
-                            f"{where}: loop '{s.var.name}' is bound to {s.thread_tag} with extent {ext} inside "
-                            f"loop '{f.var.name}' bound to the same index with extent {f.extent.value}; the inner "
-                            "binding cannot be larger: split the inner loop to at most the outer extent")
-                launch[s.thread_tag] = max(launch.get(s.thread_tag, 0), ext)
-            visit(s.body, stack + (s,))
-        elif isinstance(s, SeqStmt):
-            for x in s.stmts:
-                visit(x, stack)
-        elif isinstance(s, IfThenElse):
-            visit(s.then_case, stack + (s,))
-            if s.else_case is not None:
-                visit(s.else_case, stack + (s,))
-        elif isinstance(s, Allocate):
-            visit(s.body, stack + (s,))
-
-    visit(body, ())
+    walk = _Launch(where)
+    walk.visit(body)
+    launch = walk.launch
     if not launch and all(a.buffer.size == 1 for a in accesses if a.store):
         launch["threadIdx.x"] = 1       # a scalar (a dot product, a loss): one thread computes it
     if not launch:
@@ -505,32 +488,20 @@ def _plan_kernel(n, body, func, globals_, order, target) -> Kernel:
     kernel = Kernel(n, stage, body, launch, args)
     _plan_arrays(kernel, accesses, globals_, where)
     _check_nested_bindings(kernel, accesses, where)
-    from .validate import check_kernel_limits
     check_kernel_limits(kernel, target, where)
     return kernel
 
 
-def _alloc_frames(body):
-    """Every Allocate in ``body`` with the statements enclosing it."""
-    out = []
+class _Allocs(StmtVisitor):
+    """Every Allocate with the statements enclosing it."""
 
-    def visit(s, stack):
-        if isinstance(s, Allocate):
-            out.append((s, stack))
-        kids = ()
-        if isinstance(s, For):
-            kids = (s.body,)
-        elif isinstance(s, SeqStmt):
-            kids = s.stmts
-        elif isinstance(s, IfThenElse):
-            kids = (s.then_case,) + (() if s.else_case is None else (s.else_case,))
-        elif isinstance(s, Allocate):
-            kids = (s.body,)
-        for k in kids:
-            visit(k, stack + (s,))
+    def __init__(self):
+        super().__init__()
+        self.out = []
 
-    visit(body, ())
-    return out
+    def visit_Allocate(self, s):
+        self.out.append((s, tuple(self.stack)))
+        return super().visit_Allocate(s)
 
 
 def _own_alloc(acc):
@@ -542,7 +513,9 @@ def _own_alloc(acc):
 def _plan_arrays(kernel, accesses, globals_, where):
     thread_tags_used = {t for t in kernel.launch if t in THREAD_TAGS}
     by_buffer = {}
-    for alloc, stack in _alloc_frames(kernel.body):
+    allocs = _Allocs()
+    allocs.visit(kernel.body)
+    for alloc, stack in allocs.out:
         by_buffer.setdefault(alloc.buffer, []).append(stack)
     for buf, stacks in by_buffer.items():
         if buf in globals_:  # pragma: no cover - lowering never re-allocates an argument
@@ -611,7 +584,7 @@ def _check_shared_race(buf, accesses, where):
                 "yet widen the region over threadIdx loops). Attach the shared stage at a loop outside the "
                 "threadIdx-bound loops: e.g. compute the local accumulator at the block loop "
                 "(s[C.local].compute_at(s[C], bx)), bind its own loops to threadIdx, and attach the shared "
-                "stages at its reduction loop (see loopc.targets.cuda.schedules.matmul)")
+                "stages at its reduction loop (see loopc.schedules.cuda.matmul)")
         for f in acc.stack[pos + 1:]:
             if is_thread_loop(f) and f.var in deps and loads_by_frame.get(id(f)):
                 raise BuildError(

@@ -8,22 +8,21 @@
 
 Calls on device arrays return once the kernels are queued on the default stream (as CuPy's
 and PyTorch's default streams are, by default); numpy calls return after the copy back.
+
+Argument checks and the timing loop are the runtime's (``loopc.runtime.args`` with this
+backend's ``device_arg``, ``loopc.runtime.timing`` with its clock).
 """
 from __future__ import annotations
 
-import statistics
 import warnings
 
 import numpy as np
 
 from loopc.errors import ArgumentError, BuildError, LoopcError
-from loopc.runtime.args import check_arguments
+from loopc.runtime.args import check_arguments, check_overlap
 from loopc.runtime.module import Module
-from loopc.runtime.timing import ProfileResult, time_evaluator
 
 from . import device
-
-NUMBA_DTYPES = {"float32": "float32", "float64": "float64", "int32": "int32", "int64": "int64", "bool": "boolean"}
 
 
 def _describe(b):
@@ -51,62 +50,9 @@ class CUDAModule(Module):
     def check(self, arrays):
         """Raise ArgumentError unless ``arrays`` fit the parameters; returns one entry per
         argument: ``("host", ndarray)`` or ``("device", DeviceArg)``."""
-        arrays = tuple(arrays)
-        if len(arrays) != len(self.params):
-            check_arguments(self.name, self.params, arrays, self.written)  # raises the count message
-        kinds = []
-        for pos, (buf, arr) in enumerate(zip(self.params, arrays)):
-            where = f"{self.name}() argument {pos} ('{buf.name}')"
-            if isinstance(arr, np.ndarray):
-                kinds.append(("host", arr))
-                continue
-            try:
-                dev = device.device_arg(arr)
-            except ValueError as err:
-                raise ArgumentError(f"{where} cannot be passed to the GPU: {err}") from None
-            if dev is None:
-                raise ArgumentError(
-                    f"{where} must be a numpy.ndarray or a CUDA device array (numba, CuPy, a PyTorch CUDA "
-                    f"tensor) of {_describe(buf)}, got {type(arr).__module__}.{type(arr).__name__}; "
-                    f"convert it with numpy.asarray(x, dtype='{buf.dtype}') or move it to the GPU")
-            if dev.dtype != np.dtype(buf.dtype):
-                raise ArgumentError(f"{where} has dtype {dev.dtype}, expected {buf.dtype}; pass x.astype('{buf.dtype}')")
-            if tuple(dev.shape) != tuple(buf.shape):
-                raise ArgumentError(f"{where} has shape {tuple(dev.shape)}, expected {tuple(buf.shape)}")
-            if not dev.c_contiguous:
-                raise ArgumentError(f"{where} is not C-contiguous (a transposed or sliced view?); "
-                                    "pass a contiguous copy (x.contiguous() / cupy.ascontiguousarray(x))")
-            if buf in self.written and dev.readonly:
-                raise ArgumentError(f"{where} is an output but the device array is read-only")
-            kinds.append(("device", dev))
-        if all(k == "host" for k, _ in kinds):
-            check_arguments(self.name, self.params, arrays, self.written)
-        else:
-            for pos, (buf, (kind, arr)) in enumerate(zip(self.params, kinds)):
-                if kind == "host":
-                    try:
-                        check_arguments(self.name, (buf,), (arr,), self.written)
-                    except ArgumentError as err:
-                        raise ArgumentError(str(err).replace("argument 0 ", f"argument {pos} ", 1)) from None
-        self._check_overlap(kinds)
-        return kinds
-
-    def _check_overlap(self, kinds):
-        for pos, (buf, (kind, arr)) in enumerate(zip(self.params, kinds)):
-            if buf not in self.written:
-                continue
-            for other_pos, (other_kind, other) in enumerate(kinds):
-                if other_pos == pos or other_kind != kind:
-                    continue
-                if kind == "host":
-                    overlap = np.shares_memory(arr, other)
-                else:
-                    overlap = arr.ptr < other.ptr + other.nbytes and other.ptr < arr.ptr + arr.nbytes
-                if overlap:
-                    raise ArgumentError(
-                        f"{self.name}() output argument {pos} ('{buf.name}') overlaps argument {other_pos} "
-                        f"('{self.params[other_pos].name}'); compiled kernels assume outputs do not alias "
-                        "inputs: pass a separate output array")
+        checked = check_arguments(self.name, self.params, tuple(arrays), self.written, device.device_arg)
+        check_overlap(self.name, self.params, checked, self.written)
+        return checked
 
     @staticmethod
     def _require_device():
@@ -138,7 +84,8 @@ class CUDAModule(Module):
 
     # ------------------------------------------------------------------ running
 
-    def _launch(self, args):
+    def _launch(self, args) -> int:
+        """Queue the kernels; 0 (a CUDA kernel reports no fault code)."""
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*(under-utilization|Grid size).*")
@@ -151,6 +98,7 @@ class CUDAModule(Module):
                 raise BuildError(f"numba could not compile the kernels generated for {self.name}; "
                                  f"see get_source('cuda'):\n{err}") from err
             raise
+        return 0
 
     def __call__(self, *arrays):
         kinds = self.check(arrays)
@@ -162,7 +110,8 @@ class CUDAModule(Module):
 
     def bind(self, arrays):
         """A no-argument callable that launches the kernels on ``arrays`` — device arrays,
-        checked once here — without the per-call checks (a runtime's preallocated buffers)."""
+        checked once here — without the per-call checks (a runtime's preallocated buffers);
+        it returns 0, the fault code of a kernel that cannot fault."""
         kinds = self.check(arrays)
         if any(kind == "host" for kind, _ in kinds):
             raise ArgumentError(f"{self.name}: bind() takes device arrays; numpy arrays are copied per call, "
@@ -171,27 +120,23 @@ class CUDAModule(Module):
         args, _ = self._to_device(kinds)
         return lambda: self._launch(args)
 
-    def time_evaluator(self, number: int = 10, repeat: int = 3, min_repeat_ms: float = 0):
-        """A function that times calls: ``.mean``, ``.median`` and ``.results`` in seconds.
+    # ------------------------------------------------------------------ timing
 
-        numpy arguments are copied to the GPU once, before timing: only the kernels are timed
-        (with CUDA events; wall clock around a device synchronise in the simulator). The
-        outputs are copied back at the end, as a call would.
-        """
-        def evaluator(*arrays):
-            kinds = self.check(arrays)
-            self._require_device()
-            args, back = self._to_device(kinds)
-            if device.simulator():
-                cuda = device.cuda()
-                result = time_evaluator(lambda: self._launch(args), number, repeat, min_repeat_ms,
-                                        sync=cuda.synchronize)()
-            else:
-                result = _time_with_events(lambda: self._launch(args), number, repeat, min_repeat_ms)
+    def clock(self):
+        """CUDA events around each round (wall clock around a synchronise in the simulator)."""
+        return device.clock()
+
+    def _timed_call(self, arrays):
+        """numpy arguments are copied to the GPU once, before timing: only the kernels are
+        timed. The outputs are copied back at the end, as a call would."""
+        kinds = self.check(arrays)
+        self._require_device()
+        args, back = self._to_device(kinds)
+
+        def copy_back():
             for d, host in back:
                 d.copy_to_host(host)
-            return result
-        return evaluator
+        return (lambda: self._launch(args)), copy_back
 
     # ------------------------------------------------------------------ sources
 
@@ -208,7 +153,7 @@ class CUDAModule(Module):
             cc = cuda.get_current_device().compute_capability if device.gpu_available() else (9, 0)
         parts = []
         for name, k, kern in zip(self.kernel_names, self.plan.kernels, self._kernels):
-            sig = types.void(*[types.Array(getattr(numba, NUMBA_DTYPES[b.dtype]), 1, "C") for b in k.args])
+            sig = types.void(*[types.Array(numba.from_dtype(np.dtype(b.dtype)), 1, "C") for b in k.args])
             try:
                 ptx, _ = cuda.compile_ptx(kern.py_func, sig, cc=tuple(cc))
             except Exception as err:
@@ -223,27 +168,3 @@ class CUDAModule(Module):
     def __repr__(self):
         args = ", ".join(f"{b.name}: {_describe(b)}" for b in self.params)
         return f"<loopc.CUDAModule {self.name}({args}) target={self.target!r}, {len(self.launches)} kernel(s)>"
-
-
-def _time_with_events(call, number, repeat, min_repeat_ms, warmup=1) -> ProfileResult:
-    if number < 1 or repeat < 1:
-        raise ValueError("time_evaluator needs number >= 1 and repeat >= 1")
-    cuda = device.cuda()
-    for _ in range(warmup):
-        call()
-    cuda.synchronize()
-    start, end = cuda.event(), cuda.event()
-    n, results = number, []
-    for _ in range(repeat):
-        while True:
-            start.record()
-            for _ in range(n):
-                call()
-            end.record()
-            end.synchronize()
-            ms = start.elapsed_time(end)
-            if ms >= min_repeat_ms or n >= 1 << 30:
-                break
-            n = max(n * 2, int(n * min_repeat_ms / max(ms, 1e-3)) + 1)
-        results.append(ms / 1e3 / n)
-    return ProfileResult(statistics.fmean(results), statistics.median(results), tuple(results))

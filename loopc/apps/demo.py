@@ -14,10 +14,11 @@ import time
 
 import loopc
 
-from . import bench, datasets
-from .lenet import LeNet
-from .runtime import compile_stats, untuned_summary
-from .train import TrainConfig, check_int, fit
+from loopc.nn import datasets
+from loopc.nn.lenet import LeNet
+from loopc.nn.train import TrainConfig, check_int, fit
+
+from . import lenet_bench as bench
 
 #: the demo's recipe: the chapter's Adadelta (lr 1.0) with its StepLR decay, a smaller batch
 #: (4,000 training images make 125 steps per epoch) and a gentler decay than the chapter's 0.7
@@ -45,9 +46,9 @@ def main(epochs=None, batch_size=None, threads=None, with_torch=True, data_root=
         history = fit(model, data, cfg)
     acc = history.last.test_accuracy
     log(f"\ntest accuracy: {acc:.2%} on {len(data.test)} held-out digits "
-        f"(training {sum(e.seconds for e in history.epochs):.1f} s; {compile_stats['built']} kernels compiled "
-        f"in {compile_stats['seconds']:.1f} s)")
-    log(untuned_summary())
+        f"(training {sum(e.seconds for e in history.epochs):.1f} s; {model.kernels.stats['built']} kernels compiled "
+        f"in {model.kernels.stats['seconds']:.1f} s)")
+    log(model.kernels.untuned_summary())
     log("\ntop-10 operators over the training run (loopc.profile):")
     log(prof.table(top=10))
     if with_torch and bench.torch_available():

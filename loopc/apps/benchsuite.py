@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import te
-from .runtime import threads
-from .runtime.timing import time_evaluator
+from loopc import te
+from loopc.runtime import threads
+from loopc.runtime.timing import time_evaluator
 
 
 SETTLE_SECONDS = 0.05
@@ -60,8 +60,9 @@ def _median(fn, min_repeat_ms, repeat):
 
 def _workloads(quick):
     """(name, flop, make(placeholders) -> out, input shapes, numpy fn, torch fn)."""
-    from . import schedules as S
-    from .schedules import testing as R
+    from loopc import schedules as S
+    from loopc.schedules import testing as R
+    from loopc.schedules.ops import conv_out
     out = []
     for n in ((64,) if quick else (1024, 512)):
         out.append((f"matmul {n}^3", 2.0 * n ** 3, lambda A, B: S.matmul(A, B), [(n, n), (n, n)],
@@ -73,7 +74,7 @@ def _workloads(quick):
     if quick:
         convs = [("conv N2 C3 13x13 K5 3x3 pad 1", (2, 3, 13, 13, 5, 3, 1))]
     for name, (N, C, H, W, K, Rk, pad) in convs:
-        P, Q = H + 2 * pad - Rk + 1, W + 2 * pad - Rk + 1
+        P, Q = conv_out(H, Rk, 1, pad), conv_out(W, Rk, 1, pad)
         out.append((name, 2.0 * N * K * P * Q * C * Rk * Rk,
                     lambda X, Wt, pad=pad: S.conv2d_nchw(X, Wt, 1, pad), [(N, C, H, W), (K, C, Rk, Rk)],
                     lambda x, w, pad=pad: R.conv2d_nchw(x, w, 1, pad),
@@ -106,7 +107,7 @@ def _warm_up(loopc):
 def run_suite(thread_counts=(1, 2), quick=False, min_repeat_ms=100, repeat=5, log=print):
     """Build, check and time every workload at each thread count; returns the rows."""
     import loopc
-    from . import schedules as S
+    from loopc import schedules as S
     torch = _torch()
     rng = np.random.default_rng(0)
     rows = []

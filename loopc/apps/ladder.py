@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import te
+from loopc import te
 
 #: register tile of the last steps: 4 rows x 16 float32 lanes (8 accumulators on AVX2)
 TILE_I, TILE_J, TILE_K = 4, 16, 4
@@ -177,7 +177,7 @@ def run_ladder(M, N, K, steps=STEPS, min_repeat_ms=200, repeat=3, log=print):
 
 def time_numpy(M, N, K, min_repeat_ms=200, repeat=3) -> float:
     """Median seconds of ``a @ b`` in numpy (its BLAS) at this size."""
-    from .runtime.timing import time_evaluator
+    from loopc.runtime.timing import time_evaluator
     rng = np.random.default_rng(0)
     a = rng.random((M, K), dtype=np.float32)
     b = rng.random((K, N), dtype=np.float32)

@@ -16,8 +16,8 @@ import numpy as np
 import loopc
 from loopc.runtime.timing import time_evaluator
 
-from .lenet import LeNet
-from .optim import SGD
+from loopc.nn.lenet import LeNet
+from loopc.nn.optim import SGD
 
 
 @dataclass
@@ -70,7 +70,7 @@ def time_loopc(model, batch, number=10, repeat=5, rng=None):
     t0 = time.perf_counter()
     ex = model.executor(batch)
     tg = ex.train_graph
-    opt = SGD(model.store, lr=0.01, momentum=0.9)
+    opt = SGD(model.store, lr=0.01, momentum=0.9, kernels=model.kernels)
     compile_s = time.perf_counter() - t0
     ex.feed(x=rng.standard_normal((batch, 1, 28, 28)).astype(np.float32),
             labels=rng.integers(0, 10, batch).astype(np.int32))
@@ -121,7 +121,7 @@ def torch_available() -> bool:
 def run(batch_sizes=(1, 16, 64), threads=None, number=10, repeat=5, top=10, log=print, with_torch=True):
     """Bench every batch size; prints (through ``log``) each profile table and a summary table."""
     from loopc.runtime import threads as th
-    from .train import check_int
+    from loopc.nn.train import check_int
     batch_sizes = [check_int("bench.run(batch_sizes)", b, low=1) for b in batch_sizes]
     for name, value in (("number", number), ("repeat", repeat), ("top", top)):
         check_int(f"bench.run({name})", value, low=1)

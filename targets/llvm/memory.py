@@ -1,0 +1,229 @@
+"""Memory: intermediate buffers, and loads and stores — scalar, vector, strided, gathered,
+masked under per-lane guards, and bounds-checked where the loop ranges prove nothing."""
+from __future__ import annotations
+
+import llvmlite.ir as ir
+
+from loopc.ir.stmt import Allocate, Store
+from loopc.arith import bound_of
+from loopc.te import expr as E
+
+from .faults import FAULT_ALLOC, FAULT_BOUNDS
+from .lltypes import ALIGN, I1, I8, I32, I64, MAX_SHUFFLED_STRIDE, MEMTYPE, NBYTES, PTR, STACK_BUDGET, STACK_LIMIT, VOID
+from .vector import Ramp, is_vec
+
+
+class MemoryAccess:
+    """Buffers and accesses of :class:`~loopc.targets.llvm.codegen.FunctionCodegen` (uses its
+    builder, ``buffers``, ``lanes``, ``mask``, ``ranges``, ``bounds_check``, the lane helpers
+    and ``record_fault``)."""
+
+    def alloca_entry(self, ty, size=None, align=None):
+        """An alloca in the function's entry block (never inside a loop)."""
+        saved = self.builder.block
+        self.builder.position_at_start(self.entry_block)
+        ptr = self.builder.alloca(ty, size=size)
+        if align:
+            ptr.align = align
+        self.builder.position_at_end(saved)
+        return ptr
+
+    def allocate(self, s: Allocate):
+        buf = s.buffer
+        nbytes = buf.size * NBYTES[buf.dtype]
+        if nbytes <= STACK_LIMIT and self.stack_bytes + nbytes <= STACK_BUDGET:
+            self.stack_bytes += -(-nbytes // ALIGN) * ALIGN
+            ptr = self.alloca_entry(MEMTYPE[buf.dtype], size=I64(buf.size), align=ALIGN)
+            self.buffers[buf] = ptr
+            self.stmt(s.body)
+            return
+        aligned_alloc = self.declare("aligned_alloc", PTR, [I64, I64])
+        free = self.declare("free", VOID, [PTR])
+        rounded = -(-nbytes // ALIGN) * ALIGN
+        b = self.builder
+        ptr = b.call(aligned_alloc, [I64(ALIGN), I64(rounded)])
+        self.buffers[buf] = ptr
+        with b.if_else(b.icmp_unsigned("==", ptr, ir.Constant(PTR, None))) as (failed, ok):
+            with failed:        # out of memory: report it, skip what needed the buffer
+                self.record_fault(FAULT_ALLOC, buf, I64(rounded))
+            with ok:
+                self.stmt(s.body)
+                b.call(free, [ptr])
+
+    def address(self, buf, index):
+        """A scalar pointer, or a vector of pointers for a gather/scatter."""
+        base = self.buffers[buf]
+        ety = MEMTYPE[buf.dtype]
+        if not is_vec(index):
+            return self.builder.gep(base, [index], source_etype=ety, inbounds=True)   # index: i64
+        vidx = self.materialize(index)
+        b = self.builder
+        lanes = vidx.type.count
+        wide = b.sext(vidx, ir.VectorType(I64, lanes)) if vidx.type.element != I64 else vidx
+        scaled = b.mul(wide, self.splat(I64(NBYTES[buf.dtype]), lanes))
+        baseint = self.splat(b.ptrtoint(base, I64), lanes)
+        return b.inttoptr(b.add(baseint, scaled), ir.VectorType(PTR, lanes))
+
+    def load(self, e: E.Load):
+        index = self.value(e.index)
+        if self.unproven(e.buffer, e.index):
+            return self.checked(e.buffer, index, lambda: self._load(e.buffer, index), MEMTYPE[e.buffer.dtype])
+        return self._load(e.buffer, index)
+
+    def unproven(self, buf, index_expr) -> bool:
+        """With bounds checks on: whether the loop ranges leave ``index_expr`` possibly outside ``buf``."""
+        if not self.bounds_check:
+            return False
+        bound = bound_of(index_expr, self.ranges)
+        return bound is None or bound[0] < 0 or bound[1] >= buf.size
+
+    def checked(self, buf, index, access, ety=None):
+        """``access()`` where ``index`` lies inside ``buf``; elsewhere a fault is recorded (and a
+        load yields 0). Vector lanes outside are masked off."""
+        b = self.builder
+        if is_vec(index):
+            vidx = self.materialize(index)
+            lanes = vidx.type.count
+            ity = vidx.type.element
+            ok = b.and_(b.icmp_signed(">=", vidx, ir.Constant(vidx.type, [0] * lanes)),
+                        b.icmp_signed("<", vidx, ir.Constant(vidx.type, [buf.size] * lanes)))
+            active = self.mask if self.mask is not None else self.splat(I1(1), lanes)
+            bad = b.and_(active, b.not_(ok))
+            with b.if_then(self.any_lane(bad)):
+                lane = b.call(self.intrinsic("cttz", ir.IntType(lanes), args=[ir.IntType(lanes), I1]),
+                              [b.bitcast(bad, ir.IntType(lanes)), I1(0)])
+                self.record_fault(FAULT_BOUNDS, buf, b.sext(b.extract_element(vidx, lane), I64)
+                                  if ity != I64 else b.extract_element(vidx, lane))
+            saved = self.mask
+            self.mask = b.and_(active, ok)
+            try:
+                return access()
+            finally:
+                self.mask = saved
+        ok = b.and_(b.icmp_signed(">=", index, ir.Constant(index.type, 0)),
+                    b.icmp_signed("<", index, ir.Constant(index.type, buf.size)))
+        with b.if_else(ok) as (inside, outside):
+            with inside:
+                value = access()
+                inside_block = b.block
+            with outside:
+                if self.mask is None:
+                    self.record_fault(FAULT_BOUNDS, buf, index)
+                else:
+                    with b.if_then(self.any_lane(self.mask)):
+                        self.record_fault(FAULT_BOUNDS, buf, index)
+                outside_block = b.block
+        if value is None:
+            return None
+        phi = b.phi(value.type)
+        phi.add_incoming(value, inside_block)
+        phi.add_incoming(ir.Constant(value.type, None), outside_block)
+        return phi
+
+    def _load(self, buf, index):
+        ety = MEMTYPE[buf.dtype]
+        b = self.builder
+        if not is_vec(index) and self.mask is None:
+            return self.from_memory(b.load(self.address(buf, index), typ=ety, align=NBYTES[buf.dtype]),
+                                    buf.dtype)
+        lanes = self.lanes
+        if not is_vec(index):
+            return self.guarded_scalar_load(buf, index)
+        vty = ir.VectorType(ety, lanes)
+        mask = self.mask if self.mask is not None else self.splat(I1(1), lanes)
+        if isinstance(index, Ramp) and index.stride == 1:
+            ptr = b.bitcast(self.address(buf, index.base), vty.as_pointer())
+            if self.mask is None:
+                v = b.load(ptr, typ=vty, align=NBYTES[buf.dtype])
+            else:
+                fn = self.intrinsic("masked.load", vty, [PTR], args=[PTR, I32, ir.VectorType(I1, lanes), vty])
+                v = b.call(fn, [ptr, I32(NBYTES[buf.dtype]), mask, ir.Constant(vty, None)])
+        elif isinstance(index, Ramp) and 2 <= index.stride <= MAX_SHUFFLED_STRIDE and self.mask is None:
+            # a small stride: one load of exactly the span the lanes cover (never past the
+            # last lane), then a shuffle picks every stride-th element — a gather is slower
+            span = (lanes - 1) * index.stride + 1
+            wide = ir.VectorType(ety, span)
+            ptr = b.bitcast(self.address(buf, index.base), wide.as_pointer())
+            v = b.shuffle_vector(b.load(ptr, typ=wide, align=NBYTES[buf.dtype]), ir.Constant(wide, None),
+                                 ir.Constant(ir.VectorType(I32, lanes), [k * index.stride for k in range(lanes)]))
+        else:
+            ptrs = self.address(buf, index)
+            fn = self.intrinsic("masked.gather", vty, [ir.VectorType(PTR, lanes)],
+                                args=[ir.VectorType(PTR, lanes), I32, ir.VectorType(I1, lanes), vty])
+            v = b.call(fn, [ptrs, I32(NBYTES[buf.dtype]), mask, ir.Constant(vty, None)])
+        return self.from_memory(v, buf.dtype)
+
+    def from_memory(self, v, dtype):
+        """A loaded value in its computation type (bool: i8 -> i1; int32: i32 -> i64)."""
+        if dtype == "bool":
+            return self.builder.trunc(v, self._like(v, I1))
+        if dtype == "int32" and not isinstance(v.type, ir.VectorType):
+            return self.builder.sext(v, I64)
+        return v
+
+    def to_memory(self, v, dtype):
+        """The inverse of :meth:`from_memory`, for a store."""
+        if dtype == "bool":
+            return self.builder.zext(v, self._like(v, I8))
+        if dtype == "int32":
+            return self.builder.trunc(v, self._like(v, I32)) if self._element(v) == I64 else v
+        return v
+
+    def guarded_scalar_load(self, buf, index):
+        """A lane-invariant load under a per-lane mask: load once if any lane is active."""
+        b = self.builder
+        ety = MEMTYPE[buf.dtype]
+        with b.if_else(self.any_lane(self.mask)) as (then, other):
+            with then:
+                v = b.load(self.address(buf, index), typ=ety, align=NBYTES[buf.dtype])
+                then_block = b.block
+            with other:
+                other_block = b.block
+        phi = b.phi(ety)
+        phi.add_incoming(v, then_block)
+        phi.add_incoming(ir.Constant(ety, None), other_block)
+        return self.from_memory(phi, buf.dtype)
+
+    def store(self, s: Store):
+        index = self.value(s.index)
+        value = self.value(s.value)
+        if self.unproven(s.buffer, s.index):
+            self.checked(s.buffer, index, lambda: self._store(s.buffer, index, value))
+        else:
+            self._store(s.buffer, index, value)
+
+    def _store(self, buf, index, value):
+        b = self.builder
+        ety = MEMTYPE[buf.dtype]
+        if buf.dtype in ("bool", "int32"):
+            value = self.to_memory(self.materialize(value), buf.dtype)
+        if not is_vec(index) and not is_vec(value) and self.mask is None:
+            b.store(value, self.address(buf, index), align=NBYTES[buf.dtype])
+            return
+        lanes = self.lanes
+        vty = ir.VectorType(ety, lanes)
+        value = self.broadcast(value, lanes)
+        if not is_vec(index):
+            # every lane writes the same address: the last lane wins, as in the serial loop
+            last = b.extract_element(value, I32(lanes - 1))
+            if self.mask is None:
+                b.store(last, self.address(buf, index), align=NBYTES[buf.dtype])
+            else:
+                with b.if_then(self.any_lane(self.mask)):
+                    b.store(last, self.address(buf, index), align=NBYTES[buf.dtype])
+            return
+        if isinstance(index, Ramp) and index.stride == 1:
+            ptr = b.bitcast(self.address(buf, index.base), vty.as_pointer())
+            if self.mask is None:
+                b.store(value, ptr, align=NBYTES[buf.dtype])
+            else:
+                fn = self.intrinsic("masked.store", vty, [PTR], ret=VOID,
+                                    args=[vty, PTR, I32, ir.VectorType(I1, lanes)])
+                b.call(fn, [value, ptr, I32(NBYTES[buf.dtype]), self.mask])
+            return
+        ptrs = self.address(buf, index)
+        mask = self.mask if self.mask is not None else self.splat(I1(1), lanes)
+        fn = self.intrinsic("masked.scatter", vty, [ir.VectorType(PTR, lanes)], ret=VOID,
+                            args=[vty, ir.VectorType(PTR, lanes), I32, ir.VectorType(I1, lanes)])
+        b.call(fn, [value, ptrs, I32(NBYTES[buf.dtype]), mask])
+
