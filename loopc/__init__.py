@@ -7,13 +7,13 @@ __version__ = "0.1.0"
 
 from . import interp, te
 from .errors import (AllocationError, ArgumentError, BoundsError, BuildError, LoopcError, LoweringError,
-                     ScheduleError)
+                     ScheduleError, UnsupportedError)
 from .lower import lower
 from .runtime.profiling import profile
 from .schedule import create_schedule
 
 __all__ = ["te", "interp", "lower", "build", "create_schedule", "profile", "LoopcError", "ScheduleError",
-           "LoweringError", "BuildError", "ArgumentError", "BoundsError", "AllocationError", "__version__"]
+           "LoweringError", "BuildError", "ArgumentError", "BoundsError", "AllocationError", "UnsupportedError", "__version__"]
 
 
 def build(schedule, args, target="llvm", name: str = "main", bounds_check: bool | None = None):

@@ -35,3 +35,7 @@ class BoundsError(LoopcError, IndexError):
 
 class AllocationError(LoopcError, MemoryError):
     """A kernel could not allocate an intermediate buffer."""
+
+
+class UnsupportedError(LoopcError, ValueError):
+    """A valid request that loopc does not implement (a layer option, an operator variant)."""

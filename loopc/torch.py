@@ -27,6 +27,7 @@ except ImportError as e:  # pragma: no cover - exercised where torch is missing
     raise ImportError("loopc.torch needs PyTorch, which is not installed: pip install 'loopc[torch]' "
                       "(or pip install torch)") from e
 
+from loopc.errors import ArgumentError, UnsupportedError
 from loopc.nn.runtime import compile_op
 
 __all__ = ["Conv2d", "Linear", "MaxPool2d", "ReLU", "run_op"]
@@ -35,9 +36,9 @@ __all__ = ["Conv2d", "Linear", "MaxPool2d", "ReLU", "run_op"]
 def _array(t: "torch.Tensor", what: str):
     """A numpy view of ``t``'s memory (a contiguous copy only when ``t`` is not contiguous)."""
     if t.device.type != "cpu":
-        raise TypeError(f"loopc.torch: {what} is on {t.device}; loopc kernels run on CPU tensors")
+        raise ArgumentError(f"loopc.torch: {what} is on {t.device}; loopc kernels run on CPU tensors")
     if t.dtype != torch.float32:
-        raise TypeError(f"loopc.torch: {what} has dtype {t.dtype}; loopc's layers take float32 (x.float())")
+        raise ArgumentError(f"loopc.torch: {what} has dtype {t.dtype}; loopc's layers take float32 (x.float())")
     return t.detach().contiguous().numpy()
 
 
@@ -138,11 +139,11 @@ class Conv2d(_nn.Conv2d):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.groups != 1:
-            raise ValueError("loopc.torch.Conv2d supports groups=1 only")
+            raise UnsupportedError("loopc.torch.Conv2d supports groups=1 only")
         if self.padding_mode != "zeros":
-            raise ValueError("loopc.torch.Conv2d supports padding_mode='zeros' only")
+            raise UnsupportedError("loopc.torch.Conv2d supports padding_mode='zeros' only")
         if isinstance(self.padding, str):
-            raise ValueError("loopc.torch.Conv2d takes numeric padding (not 'same'/'valid')")
+            raise UnsupportedError("loopc.torch.Conv2d takes numeric padding (not 'same'/'valid')")
 
     def forward(self, x):
         return _Conv2dFn.apply(x, self.weight, self.bias, _pair(self.stride), _pair(self.padding),
@@ -162,7 +163,7 @@ class MaxPool2d(_nn.MaxPool2d):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if _pair(self.dilation) != (1, 1) or self.ceil_mode or self.return_indices:
-            raise ValueError("loopc.torch.MaxPool2d supports dilation=1, ceil_mode=False, return_indices=False")
+            raise UnsupportedError("loopc.torch.MaxPool2d supports dilation=1, ceil_mode=False, return_indices=False")
 
     def forward(self, x):
         kernel = _pair(self.kernel_size)
