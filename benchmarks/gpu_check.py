@@ -202,21 +202,10 @@ def op_matmul_naive(M, N, K, sim):
 
 def op_matmul_shared(M, N, K, sim):
     """Shared tiles at the reduction loop, accumulation in C (no register tile)."""
+    from loopc.schedules.cuda import matmul_shared
     A, B, C = matmul_tensors(M, N, K)
     t = 8 if sim else 16
-    s = te.create_schedule(C.op)
-    AS = s.cache_read(A, "shared", [C])
-    BS = s.cache_read(B, "shared", [C])
-    by, bx, ty, tx = s[C].tile(C.op.axis[0], C.op.axis[1], t, t)
-    ko, ki = s[C].split(C.op.reduce_axis[0], factor=t)
-    s[C].reorder(by, bx, ko, ty, tx, ki)
-    for ax, tag in ((by, "blockIdx.y"), (bx, "blockIdx.x"), (ty, "threadIdx.y"), (tx, "threadIdx.x")):
-        s[C].bind(ax, te.thread_axis(tag))
-    for S in (AS, BS):
-        s[S].compute_at(s[C], ko)
-        ay, ax = s[S].op.axis
-        s[S].bind(s[S].split(ay, factor=t)[1], te.thread_axis("threadIdx.y"))
-        s[S].bind(s[S].split(ax, factor=t)[1], te.thread_axis("threadIdx.x"))
+    s = matmul_shared(A, B, C, tile=t, k_tile=t, fetch="2d")
     return s, [A, B, C], lambda a, b: a.astype(np.float64) @ b, 2 * M * N * K, "flop"
 
 
@@ -270,16 +259,9 @@ def op_softmax(M, N, log=False):
 
 def op_block_reduce(M, N, sim):
     """B = 2A staged per block in shared memory by all threads; the row sum on thread 0."""
-    A = te.placeholder((M, N), name="A")
-    Bs = te.compute((M, N), lambda i, j: A[i, j] * 2.0, name="B")
-    k = te.reduce_axis((0, N), name="k")
-    S = te.compute((M,), lambda i: te.sum(Bs[i, k], axis=k), name="S")
-    s = te.create_schedule(S.op)
-    s[S].bind(S.op.axis[0], te.thread_axis("blockIdx.x"))
-    s[Bs].compute_at(s[S], S.op.axis[0])
-    _, tx = s[Bs].split(s[Bs].op.axis[1], factor=16 if sim else 128)
-    s[Bs].bind(tx, te.thread_axis("threadIdx.x"))
-    return s, [A, S], lambda a: 2 * a.astype(np.float64).sum(axis=1), M * N * 4, "bytes"
+    from loopc.apps.cuda_examples import block_reduce
+    s, args = block_reduce(M, N, 16 if sim else 128)
+    return s, args, lambda a: 2 * a.astype(np.float64).sum(axis=1), M * N * 4, "bytes"
 
 
 def op_list(sim):

@@ -323,18 +323,43 @@ def matmul(A, B, C, block=None, thread=None, k_tile=None, interleave=True, unrol
     if unroll_k:
         s[CL].unroll(ki)
 
-    _check(fetch in ("fuse", "2d"), f"unknown fetch {fetch!r}", "use fetch='fuse' or fetch='2d'")
     for S in (AS, BS):
         s[S].compute_at(s[CL], ko)
-        if fetch == "fuse":
-            fused = s[S].fuse(*s[S].op.axis)
-            rest, fx = s[S].split(fused, factor=TX)
-            _, fy = s[S].split(rest, factor=TY)
-        else:
-            rows, cols = s[S].op.axis
-            ro, fy = s[S].split(rows, factor=TY)
-            co, fx = s[S].split(cols, factor=TX)
-            s[S].reorder(ro, co, fy, fx)
-        s[S].bind(fy, te.thread_axis("threadIdx.y"))
-        s[S].bind(fx, te.thread_axis("threadIdx.x"))
+        cooperative_fetch(s[S], TY, TX, fetch)
+    return s
+
+
+def cooperative_fetch(stage, TY, TX, fetch):
+    """The TY x TX threads of a block copy a tile into shared memory together: ``"fuse"`` (the
+    tile's elements in one flat range over threadIdx.y/x, any shape) or ``"2d"`` (rows over
+    threadIdx.y, columns over threadIdx.x: no index division)."""
+    _check(fetch in ("fuse", "2d"), f"unknown fetch {fetch!r}", "use fetch='fuse' or fetch='2d'")
+    if fetch == "fuse":
+        fused = stage.fuse(*stage.op.axis)
+        rest, fx = stage.split(fused, factor=TX)
+        _, fy = stage.split(rest, factor=TY)
+    else:
+        rows, cols = stage.op.axis
+        ro, fy = stage.split(rows, factor=TY)
+        co, fx = stage.split(cols, factor=TX)
+        stage.reorder(ro, co, fy, fx)
+    stage.bind(fy, te.thread_axis("threadIdx.y"))
+    stage.bind(fx, te.thread_axis("threadIdx.x"))
+
+
+def matmul_shared(A, B, C, tile=16, k_tile=8, fetch="fuse"):
+    """The CUDA guide's first shared-memory GEMM: tile x tile threads per block, shared tiles of
+    A and B at the output's reduction loop, each thread accumulating straight into C (no
+    register tile). Returns the schedule; a step on the way to :func:`matmul`."""
+    s = te.create_schedule(C.op)
+    AS = s.cache_read(A, "shared", [C])
+    BS = s.cache_read(B, "shared", [C])
+    by, bx, ty, tx = s[C].tile(C.op.axis[0], C.op.axis[1], tile, tile)
+    ko, ki = s[C].split(C.op.reduce_axis[0], factor=k_tile)
+    s[C].reorder(by, bx, ko, ty, tx, ki)
+    for ax, tag in ((by, "blockIdx.y"), (bx, "blockIdx.x"), (ty, "threadIdx.y"), (tx, "threadIdx.x")):
+        s[C].bind(ax, te.thread_axis(tag))
+    for S in (AS, BS):
+        s[S].compute_at(s[C], ko)
+        cooperative_fetch(s[S], tile, tile, fetch)
     return s

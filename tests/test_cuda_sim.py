@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import loopc
+from conftest import softmax as softmax_workload, softmax_ref
 from loopc import te
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -66,23 +67,9 @@ def classic_shared_schedule(M=64, N=64, K=32):
 def matmul_global_accumulate_schedule(M=19, N=21, K=13, tile=16, k_tile=8):
     """Shared tiles at the output's reduction loop; the thread loops sit inside it and each
     thread accumulates straight into C (the CUDA guide's first shared-memory GEMM)."""
+    from loopc.schedules.cuda import matmul_shared
     A, B, C = matmul_tensors(M, N, K)
-    s = te.create_schedule(C.op)
-    AS = s.cache_read(A, "shared", [C])
-    BS = s.cache_read(B, "shared", [C])
-    by, bx, ty, tx = s[C].tile(C.op.axis[0], C.op.axis[1], tile, tile)
-    ko, ki = s[C].split(C.op.reduce_axis[0], factor=k_tile)
-    s[C].reorder(by, bx, ko, ty, tx, ki)
-    for ax, tag in ((by, "blockIdx.y"), (bx, "blockIdx.x"), (ty, "threadIdx.y"), (tx, "threadIdx.x")):
-        s[C].bind(ax, te.thread_axis(tag))
-    for S in (AS, BS):
-        s[S].compute_at(s[C], ko)
-        fused = s[S].fuse(*s[S].op.axis)
-        rest, fx = s[S].split(fused, factor=tile)
-        _, fy = s[S].split(rest, factor=tile)
-        s[S].bind(fy, te.thread_axis("threadIdx.y"))
-        s[S].bind(fx, te.thread_axis("threadIdx.x"))
-    return s, [A, B, C]
+    return matmul_shared(A, B, C, tile=tile, k_tile=k_tile, fetch="fuse"), [A, B, C]
 
 
 def conv2d_schedule(N=1, C=3, H=7, W=7, F=4, KS=3, pad=1):
@@ -141,13 +128,8 @@ def maxpool_ref(x, size=3, stride=2):
 
 def softmax_schedule(M=4, N=13):
     """Row softmax in four stages: four kernels, three intermediates in device memory."""
-    X = te.placeholder((M, N), name="X")
-    k1 = te.reduce_axis((0, N), name="k1")
-    mx = te.compute((M,), lambda i: te.max(X[i, k1], axis=k1), name="rowmax")
-    ex = te.compute((M, N), lambda i, j: te.exp(X[i, j] - mx[i]), name="expo")
-    k2 = te.reduce_axis((0, N), name="k2")
-    sm = te.compute((M,), lambda i: te.sum(ex[i, k2], axis=k2), name="rowsum")
-    out = te.compute((M, N), lambda i, j: ex[i, j] / sm[i], name="softmax")
+    w = softmax_workload(M, N)
+    X, mx, ex, sm, out = w.X, w.rowmax, w.expo, w.rowsum, w.softmax
     s = te.create_schedule(out.op)
     for T in (mx, sm):
         s[T].bind(s[T].op.axis[0], te.thread_axis("threadIdx.x"))
@@ -157,24 +139,10 @@ def softmax_schedule(M=4, N=13):
     return s, [X, out]
 
 
-def softmax_ref(x):
-    e = np.exp(x.astype(np.float64) - x.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def block_reduce_schedule(M=3, N=40, T=16):
-    """A producer staged per block (a 'global' stage computed at the block loop, so it lives in
-    shared memory), filled by all threads; the row sum runs once per block, on thread 0."""
-    A = te.placeholder((M, N), name="A")
-    Bs = te.compute((M, N), lambda i, j: A[i, j] * 2.0, name="B")
-    k = te.reduce_axis((0, N), name="k")
-    S = te.compute((M,), lambda i: te.sum(Bs[i, k], axis=k), name="S")
-    s = te.create_schedule(S.op)
-    s[S].bind(S.op.axis[0], te.thread_axis("blockIdx.x"))
-    s[Bs].compute_at(s[S], S.op.axis[0])
-    _, tx = s[Bs].split(s[Bs].op.axis[1], factor=T)
-    s[Bs].bind(tx, te.thread_axis("threadIdx.x"))
-    return s, [A, S]
+    """A producer staged per block in shared memory, the row sum on thread 0."""
+    from loopc.apps.cuda_examples import block_reduce
+    return block_reduce(M, N, T)
 
 
 def stencil_schedule(N=50, T=16, at_thread=False, bind_producer=False):
