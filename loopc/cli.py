@@ -24,26 +24,25 @@ import sys
 # Each raises argparse.ArgumentTypeError, so a bad option is one line, `... error: argument --x: ...`,
 # and exit code 2, before any work starts.
 
-def positive_int(text: str) -> int:
-    """An int >= 1."""
+def _int_at_least(text: str, low: int, what: str, bound: str) -> int:
+    """``text`` as an int >= ``low`` (``what``: the expected value in words, ``bound``: the rule)."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer (1 or more), got {text}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An int >= 1."""
+    return _int_at_least(text, 1, "a positive integer", "a positive integer (1 or more)")
 
 
 def nonnegative_int(text: str) -> int:
     """An int >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
-    return value
+    return _int_at_least(text, 0, "an integer >= 0", "an integer >= 0")
 
 
 def thread_count(text: str) -> int:
@@ -354,11 +353,9 @@ def _check_fits(need: int, what: str, option: str) -> None:
     """ArgumentError when ``need`` bytes exceed the machine's memory (a MemoryError or the OOM
     killer otherwise, after minutes of work)."""
     from loopc.errors import ArgumentError
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):      # not every OS reports it
-        return
-    if need > total:
+    from loopc.target import host_memory
+    total = host_memory()
+    if total is not None and need > total:
         raise ArgumentError(f"{what} needs about {need / 2**30:.1f} GiB, more than this machine's "
                             f"{total / 2**30:.1f} GiB of memory; give a smaller {option}")
 

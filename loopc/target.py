@@ -161,6 +161,14 @@ def host() -> CPUTarget:
     return CPUTarget(llvm.get_process_triple(), llvm.get_host_cpu_name(), feats, read_caches())
 
 
+def host_memory() -> int | None:
+    """Bytes of physical memory of this machine; None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):    # pragma: no cover - not Linux
+        return None
+
+
 def read_caches() -> dict:
     """{"l1d", "l2", "l3": bytes} from Linux's sysfs (cpu0's view); defaults where it is silent."""
     out = {}
@@ -352,5 +360,5 @@ def _parse_cuda(text: str) -> CUDATarget:
     return CUDATarget(arch, threads, shared)
 
 
-__all__ = ["Target", "CPUTarget", "CUDATarget", "host", "kind_of", "key_of", "read_caches", "init_llvm",
+__all__ = ["Target", "CPUTarget", "CUDATarget", "host", "host_memory", "kind_of", "key_of", "read_caches", "init_llvm",
            "check_cpu", "llvm_catalog", "KINDS"]

@@ -54,3 +54,16 @@ def random_batch(model, n, seed=0):
     x = rng.standard_normal((n, *model.input_shape)).astype(np.float32)
     labels = rng.integers(0, model.classes, n).astype(np.int32)
     return x, labels
+
+
+def tiny_data(model, n=12, seed=0):
+    """A dataset for ``fit``: ``n`` random images as both its train and its test split."""
+    x, y = random_batch(model, n, seed)
+
+    class Data:
+        class train:
+            @staticmethod
+            def tensors():
+                return x, y
+        test = train
+    return Data

@@ -8,7 +8,7 @@ from loopc.nn.lenet import LeNet
 from loopc.nn.optim import SGD
 from loopc.nn.train import TrainConfig, fit
 
-from nn_models import Tiny, random_batch
+from nn_models import Tiny, random_batch, tiny_data
 
 BATCH = 8
 
@@ -67,14 +67,7 @@ def test_tensorboard_event_files_hold_scalars_and_graph(tmp_path):
 
     from loopc.nn.tensorboard import SummaryWriter
     model = Tiny(seed=0)
-    x, y = random_batch(model, 32)
-
-    class Data:
-        class train:
-            @staticmethod
-            def tensors():
-                return x, y
-        test = train
+    Data = tiny_data(model, 32)
     with SummaryWriter(tmp_path) as w:
         fit(model, Data, TrainConfig(epochs=2, batch_size=8, optimizer="sgd", lr=0.05, log_every=1),
             writer=w, progress=False, log=None)

@@ -14,7 +14,7 @@ from loopc.nn.datasets import DatasetError
 from loopc.nn.lenet import LeNet
 from loopc.nn.train import History, TrainConfig, TrainingDiverged, atomic_write, fit, make_optimizer, train_epoch
 
-from nn_models import Tiny, random_batch
+from nn_models import Tiny, random_batch, tiny_data
 from test_nn_datasets import write_mnist
 
 
@@ -125,18 +125,6 @@ def test_train_epoch_and_fit_arguments():
         fit(model, (x, y), TrainConfig(epochs=1))
     with pytest.raises(LoopcError, match="no epoch"):
         History().last
-
-
-def tiny_data(model, n=12, seed=0):
-    x, y = random_batch(model, n, seed)
-
-    class Data:
-        class train:
-            @staticmethod
-            def tensors():
-                return x, y
-        test = train
-    return Data
 
 
 def test_divergence_stops_training_and_the_last_good_epoch_is_kept():

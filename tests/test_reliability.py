@@ -2,14 +2,12 @@
 computes (on the LLVM target and in the reference interpreter), and each mistake is a clear
 LoopcError. Cases that could crash the process run in a subprocess."""
 import json
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 
 import loopc
+from conftest import run_python
 from loopc import te
 
 
@@ -22,10 +20,7 @@ def _both(s, args, *arrays):
     return out_native[-1], out_interp[-1]
 
 
-def _run_isolated(code: str, timeout=120):
-    """Run ``code`` in a fresh interpreter; a crash shows as a negative return code, not a dead pytest."""
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          timeout=timeout)
+_run_isolated = run_python     # a crash shows as a negative return code, not a dead pytest
 
 
 # --------------------------------------------------------------------------- vector lanes

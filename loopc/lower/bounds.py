@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..arith import linear_form
+from ..arith import bound_of, linear_form
 from ..errors import LoweringError
 from ..ir.printer import format_expr
 from ..te import expr as E
@@ -71,10 +71,9 @@ def _leaves(index, conds, domain, size):
     if not names <= domain.keys():
         return None
     if not conds:
-        terms, const = linear_form(index)
-        if all(isinstance(t, E.Var) for t in terms):
-            lo = const + sum(min(0, c * (domain[t] - 1)) for t, c in terms.items())
-            hi = const + sum(max(0, c * (domain[t] - 1)) for t, c in terms.items())
+        terms, _ = linear_form(index)
+        if all(isinstance(t, E.Var) for t in terms):      # exact: each variable reaches its ends
+            lo, hi = bound_of(index, {v: (0, domain[v] - 1) for v in terms})
             if 0 <= lo and hi < size:
                 return None
             target = lo if lo < 0 else hi      # an extreme is reached at a corner of the box

@@ -91,7 +91,8 @@ class LoadMonitor:
         self.lock = threading.Lock()
 
     def enable(self):
-        """Follow the load again, starting from the last decision (the load is watched throughout)."""
+        """Follow the load again, from the last decision; the first look compares with the last
+        sample (a fresh baseline when that is older than ten windows)."""
         self.active = self.cores > 1 and os.path.exists("/proc/stat")
         lib = libgomp()
         if self.active and lib is not None:

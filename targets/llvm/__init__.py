@@ -15,6 +15,7 @@ from loopc.errors import BuildError
 from loopc.runtime import threads
 from loopc.runtime.module import Module
 from loopc.runtime.timing import WallClock
+from loopc.target import host_memory
 
 from .codegen import emit
 from .faults import fault_reader
@@ -67,9 +68,8 @@ def compile_object(func, target="llvm"):
 
 def _check_memory(func):
     """BuildError when one intermediate buffer alone is larger than this machine's memory."""
-    try:
-        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):    # pragma: no cover - not Linux
+    memory = host_memory()
+    if memory is None:
         return
     for buf in _buffers(func):
         nbytes = buf.size * NBYTES[buf.dtype]
