@@ -23,7 +23,7 @@ from loopc import te
 from loopc.schedule import AttachKind
 from loopc.te.tensor import ComputeOp, Tensor
 
-from . import cpu, cpu_grad, cuda, records, registry, tasks, testing
+from . import cpu, cpu_grouped, cpu_grad, cuda, records, registry, tasks, testing
 from .grad import (bias_backward, conv2d_backward_data, conv2d_backward_weight, dense_backward_data,
                    dense_backward_weight, log_softmax_backward, max_pool2d_backward, nll_loss, nll_loss_backward,
                    relu_backward)

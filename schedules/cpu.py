@@ -186,9 +186,14 @@ def _conv_shape(stage):
 def default_conv2d_method(stage, target=None):
     """"direct" when the K output channels fill whole channel vectors and the P x Q image is
     not too large (LeNet's conv2, ResNet's 56x56 and 14x14 layers), else "im2col" (LeNet's
-    conv1, with 6 channels)."""
+    conv1, with 6 channels). A pointwise convolution (1x1, stride 1: a GEMM reading X itself)
+    is im2col when its pixels fill whole pixel vectors or the image is tiny (MobileNet's 56x56,
+    28x28 and 7x7 layers), where the direct tile's row tails would cost more."""
+    f = cpu_facts(target)
     (_, K, P, Q), _, _ = _conv_shape(stage)
-    return "direct" if channel_vector(cpu_facts(target), K) and P * Q <= DIRECT_MAX_PIXELS else "im2col"
+    if _pointwise(stage) and (P * Q % f.vec == 0 or P * Q < 4 * f.vec):
+        return "im2col"
+    return "direct" if channel_vector(f, K) and P * Q <= DIRECT_MAX_PIXELS else "im2col"
 
 
 @register("conv2d_nchw", "llvm")
@@ -307,6 +312,17 @@ def _direct(s, stage, *, vec, tile_q, c_block, unroll_s, parallel):
         s[Y].parallel(n if n.extent > 1 else ko)
 
 
+#: the ``per_image`` choice of a pointwise convolution whose patch matrix is X itself
+PATCH_NONE = 2
+
+
+def _pointwise(stage):
+    """A 1x1 convolution of stride 1 without padding: Y[n] = W (K x C) @ X[n] (C x H*W)."""
+    (_, _, P, Q), (_, R, S_), _ = _conv_shape(stage)
+    X = stage.op.input_tensors[0]
+    return (R, S_) == (1, 1) and getattr(X.op, "tag", "") != "pad" and tuple(X.shape[2:]) == (P, Q)
+
+
 def conv2d_im2col(cfg, s, stage, target):
     """im2col, with the patch matrix built one vec-column panel at a time inside the GEMM
     (knobs: ``vec`` pixels in lanes, ``tile_k`` output channels per tile, ``per_image`` patch
@@ -325,7 +341,10 @@ def conv2d_im2col(cfg, s, stage, target):
     per_image = C * R * S_ * P * Q * 4 <= f.l2 // 2 and Q <= 32
     cfg.define_knob("vec", [f.vec, f.lanes])
     cfg.define_knob("tile_k", _first(_row_tile(K, rows), (2, 4, 8)))
-    cfg.define_knob("per_image", [int(per_image), int(not per_image)])
+    # a 1x1 convolution of stride 1 without padding reads its patch matrix straight from X
+    # (each image is a C x P*Q matrix): no copy (``per_image`` 2)
+    patch = [PATCH_NONE] if _pointwise(stage) else []
+    cfg.define_knob("per_image", patch + [int(per_image), int(not per_image)])
     cfg.define_knob("parallel", [1, 0])
     vec, tile_k = cfg["vec"].val, cfg["tile_k"].val
     pads = [st for st in s.stages if st.op.tag == "pad"]
@@ -341,6 +360,11 @@ def conv2d_im2col(cfg, s, stage, target):
     stage.unroll(ki)
     stage.vectorize(pqi)
     col_stage = s[col]
+    if cfg["per_image"].val == PATCH_NONE:
+        col_stage.compute_inline()
+        if cfg["parallel"].val and _work(stage) * crs.extent >= PAR_MIN_WORK:
+            stage.parallel(n if n.extent > 1 else pqo)
+        return
     # splitting the patch row index (c, r, s) back into three loops turns its // and % into sums
     _, rs_ax = col_stage.split(col_stage.op.axis[1], factor=R * S_)
     col_stage.split(rs_ax, factor=S_)

@@ -38,13 +38,31 @@ def conv_geometry(op, image, kernel, stride, padding, dilation):
     return (sh, sw), (ph, pw), (dh, dw), (P, Q)
 
 
-def pad_nchw(X, ph, pw, name):
-    """``X`` with ``ph`` rows and ``pw`` columns of zeros around each image (a stage tagged
-    "pad", which templates inline or compute once), or ``X`` itself without padding."""
-    if not (ph or pw):
+def padding4(padding, op="conv2d_nchw"):
+    """``(top, left, bottom, right)`` of a padding given as an int, a pair ``(ph, pw)`` (both
+    sides alike) or TVM's four ``(top, left, bottom, right)``; LoopcError otherwise."""
+    if isinstance(padding, (tuple, list)) and len(padding) == 4:
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in padding):
+            raise LoopcError(f"{op}: padding {padding!r} must hold ints")
+        pads = tuple(padding)
+    else:
+        ph, pw = _pair(padding, "padding (an int, (ph, pw) or (top, left, bottom, right))")
+        pads = (ph, pw, ph, pw)
+    if min(pads) < 0:
+        raise LoopcError(f"{op}: padding {padding!r} is negative; pad with zeros >= 0 on each side")
+    return pads
+
+
+def pad_nchw(X, ph, pw, name, bottom=None, right=None):
+    """``X`` with ``ph`` rows above and ``bottom`` (default ``ph``) below each image, ``pw``
+    columns left and ``right`` (default ``pw``) right, of zeros (a stage tagged "pad", which
+    templates inline or compute once), or ``X`` itself without padding."""
+    pb = ph if bottom is None else bottom
+    pr = pw if right is None else right
+    if not (ph or pw or pb or pr):
         return X
     N, C, H, W = X.shape
-    return te.compute((N, C, H + 2 * ph, W + 2 * pw),
+    return te.compute((N, C, H + ph + pb, W + pw + pr),
                       lambda n, c, h, w: te.if_then_else(te.all(h >= ph, h < H + ph, w >= pw, w < W + pw),
                                                          X[n, c, h - ph, w - pw], 0.0),
                       name=name, tag="pad")
@@ -82,24 +100,55 @@ def dense(X, W, bias=None, name="dense"):
     return te.compute((B, O), lambda i, o: Y[i, o] + bias[o], name=name + "_bias", tag="bias_add")
 
 
-def conv2d_nchw(X, W, stride=1, padding=0, dilation=1, name="conv2d"):
-    """Y[n, k, p, q] = sum_{c, r, s} Xpad[n, c, p*sh + r*dh, q*sw + s*dw] * W[k, c, r, s]."""
+def conv2d_nchw(X, W, stride=1, padding=0, dilation=1, groups=1, name="conv2d"):
+    """Y[n, k, p, q] = sum_{c, r, s} Xpad[n, g*C/groups + c, p*sh + r*dh, q*sw + s*dw] * W[k, c, r, s]
+    with g = k // (K/groups) the group of output channel k (PyTorch's conv2d; W is
+    (K, C/groups, R, S)). ``padding``: an int, (ph, pw), or (top, left, bottom, right).
+
+    The op's tag names the case its templates schedule: "conv2d_nchw" (groups=1),
+    "depthwise_conv2d_nchw" (one input channel per group: groups=C, K a multiple of C — a
+    MobileNet's 3x3 layers) or "group_conv2d_nchw"; ``attrs`` holds stride, padding, dilation
+    and groups."""
     _check_rank(X, 4, "conv2d_nchw", "N, C, H, W")
-    _check_rank(W, 4, "conv2d_nchw", "K, C, R, S")
+    _check_rank(W, 4, "conv2d_nchw", "K, C/groups, R, S")
     N, C, H, Wd = X.shape
-    K, C2, R, S = W.shape
-    if C != C2:
-        raise LoopcError(f"conv2d_nchw: X has {C} channels but W{W.shape} expects {C2} (groups=1)")
-    (sh, sw), (ph, pw), (dh, dw), (P, Q) = conv_geometry("conv2d_nchw", (H, Wd), (R, S), stride, padding, dilation)
-    Xp = pad_nchw(X, ph, pw, name + "_pad")
-    c = te.reduce_axis((0, C), name="c")
+    K, Cg, R, S = W.shape
+    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
+        raise LoopcError(f"conv2d_nchw: groups must be a positive int, got {groups!r}")
+    if C % groups or K % groups:
+        raise LoopcError(f"conv2d_nchw: groups={groups} must divide the {C} input and {K} output channels")
+    if Cg != C // groups:
+        raise LoopcError(f"conv2d_nchw: X has {C} channels, so W{W.shape} needs {C // groups} channels per "
+                         f"filter (C/groups with groups={groups}), not {Cg}")
+    pt, pl, pb, pr = padding4(padding)
+    (sh, sw), (dh, dw) = _pair(stride, "stride"), _pair(dilation, "dilation")
+    P, Q = conv_out(H + pt + pb, R, sh, 0, dh), conv_out(Wd + pl + pr, S, sw, 0, dw)
+    if P <= 0 or Q <= 0:
+        raise LoopcError(f"conv2d_nchw: the {R}x{S} filter does not fit the {H}x{Wd} input with this padding")
+    Xp = pad_nchw(X, pt, pl, name + "_pad", bottom=pb, right=pr)
+    Kg = K // groups
     r = te.reduce_axis((0, R), name="r")
     s = te.reduce_axis((0, S), name="s")
-    attrs = {"stride": (sh, sw), "padding": (ph, pw), "dilation": (dh, dw)}
+    symmetric = (pt, pl) == (pb, pr)
+    attrs = {"stride": (sh, sw), "padding": (pt, pl) if symmetric else (pt, pl, pb, pr), "dilation": (dh, dw)}
+    if groups == 1:
+        c = te.reduce_axis((0, C), name="c")
+        return te.compute((N, K, P, Q),
+                          lambda n, k, p, q: te.sum(Xp[n, c, p * sh + r * dh, q * sw + s * dw] * W[k, c, r, s],
+                                                    axis=[c, r, s]),
+                          name=name, tag="conv2d_nchw", attrs=attrs)
+    attrs["groups"] = groups
+    if Cg == 1:
+        channel = (lambda k: k) if Kg == 1 else (lambda k: k // Kg)
+        return te.compute((N, K, P, Q),
+                          lambda n, k, p, q: te.sum(Xp[n, channel(k), p * sh + r * dh, q * sw + s * dw]
+                                                    * W[k, 0, r, s], axis=[r, s]),
+                          name=name, tag="depthwise_conv2d_nchw", attrs=attrs)
+    c = te.reduce_axis((0, Cg), name="c")
     return te.compute((N, K, P, Q),
-                      lambda n, k, p, q: te.sum(Xp[n, c, p * sh + r * dh, q * sw + s * dw] * W[k, c, r, s],
-                                                axis=[c, r, s]),
-                      name=name, tag="conv2d_nchw", attrs=attrs)
+                      lambda n, k, p, q: te.sum(Xp[n, k // Kg * Cg + c, p * sh + r * dh, q * sw + s * dw]
+                                                * W[k, c, r, s], axis=[c, r, s]),
+                      name=name, tag="group_conv2d_nchw", attrs=attrs)
 
 
 def _pool(X, kernel, stride, padding, kind, name):

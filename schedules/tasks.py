@@ -7,6 +7,8 @@ workload from a few ints (what ``loopc tune OP --shape ...`` takes):
     matmul       (M, N, K)                                 schedules.matmul(A[M, K], B[K, N])
     dense        (batch, in_features, out_features)        schedules.dense(X[batch, in], W[out, in])
     conv2d_nchw  (N, C, H, W, K, R, S, stride, padding)    schedules.conv2d_nchw(X, W, stride, padding)
+    depthwise_conv2d_nchw, group_conv2d_nchw
+                 (N, C, H, W, K, R, S, stride, padding, groups)   ... groups=groups
 
 Every other op (and a float64 matmul, a dilated convolution ...) has the workload
 ``(tag, ([[shape, dtype], ...inputs], dtype, [[attr, value], ...]))``.
@@ -80,21 +82,29 @@ def declare_conv2d_nchw(N, C, H, W, K, R, S, stride, padding):
     return [X, Wt], ops.conv2d_nchw(X, Wt, stride=stride, padding=padding)
 
 
+def declare_grouped_conv2d_nchw(N, C, H, W, K, R, S, stride, padding, groups):
+    X, Wt = _placeholders(("X", (N, C, H, W)), ("W", (K, C // max(groups, 1), R, S)))
+    return [X, Wt], ops.conv2d_nchw(X, Wt, stride=stride, padding=padding, groups=groups)
+
+
 def _conv2d_args(op, leaves):
     shapes = _float32_shapes(op, leaves, 4)
     if shapes is None:
         return None
     (N, C, H, W), (K, _, R, S) = shapes
     st, pad, dil = (tuple(op.attrs[k]) for k in ("stride", "padding", "dilation"))
-    if st[0] != st[1] or pad[0] != pad[1] or dil != (1, 1):
+    if st[0] != st[1] or len(pad) != 2 or pad[0] != pad[1] or dil != (1, 1):
         return None
-    return (N, C, H, W, K, R, S, st[0], pad[0])
+    groups = op.attrs.get("groups", 1)
+    return (N, C, H, W, K, R, S, st[0], pad[0]) + ((groups,) if groups > 1 else ())
 
 
 WORKLOADS = {w.op: w for w in (
     Workload("matmul", declare_matmul, _matmul_args, testing.matmul),
     Workload("dense", declare_dense, _dense_args, testing.dense),
     Workload("conv2d_nchw", declare_conv2d_nchw, _conv2d_args),
+    Workload("depthwise_conv2d_nchw", declare_grouped_conv2d_nchw, _conv2d_args),
+    Workload("group_conv2d_nchw", declare_grouped_conv2d_nchw, _conv2d_args),
 )}
 
 

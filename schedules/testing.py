@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ops import conv_out
+from .ops import conv_out, padding4
 
 
 def _pair(v):
@@ -21,19 +21,24 @@ def dense(x, w, bias=None):
     return y.astype(x.dtype)
 
 
-def conv2d_nchw(x, w, stride=1, padding=0, dilation=1):
+def conv2d_nchw(x, w, stride=1, padding=0, dilation=1, groups=1):
+    """PyTorch's conv2d (``padding``: an int, (ph, pw) or (top, left, bottom, right))."""
     sh, sw = _pair(stride)
-    ph, pw = _pair(padding)
+    pt, pl, pb, pr = padding4(padding)
     dh, dw = _pair(dilation)
     N, C, H, W = x.shape
-    K, _, R, S = w.shape
-    P, Q = conv_out(H, R, sh, ph, dh), conv_out(W, S, sw, pw, dw)
-    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    K, Cg, R, S = w.shape
+    P, Q = conv_out(H + pt + pb, R, sh, 0, dh), conv_out(W + pl + pr, S, sw, 0, dw)
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    Kg = K // groups
     y = np.zeros((N, K, P, Q))
-    for r in range(R):
-        for s in range(S):
-            patch = xp[:, :, r * dh: r * dh + sh * (P - 1) + 1: sh, s * dw: s * dw + sw * (Q - 1) + 1: sw]
-            y += np.einsum("ncpq,kc->nkpq", patch, w[:, :, r, s].astype(np.float64))
+    for g in range(groups):
+        xg = xp[:, g * Cg:(g + 1) * Cg]
+        wg = w[g * Kg:(g + 1) * Kg].astype(np.float64)
+        for r in range(R):
+            for s in range(S):
+                patch = xg[:, :, r * dh: r * dh + sh * (P - 1) + 1: sh, s * dw: s * dw + sw * (Q - 1) + 1: sw]
+                y[:, g * Kg:(g + 1) * Kg] += np.einsum("ncpq,kc->nkpq", patch, wg[:, :, r, s])
     return y.astype(x.dtype)
 
 

@@ -175,8 +175,9 @@ def _split_point(loop, cond, inner_ranges):
     return -(-limit // coef)  # smallest v with coef*v >= limit
 
 
-#: loops nested this deep or more are not partitioned again (each partition copies the body)
-MAX_PARTITION_DEPTH = 3
+#: a loop whose body holds more statements than this is not partitioned (each partition
+#: copies the body, and partitions nest: the budget bounds the code a kernel can grow to)
+MAX_PARTITION_BODY = 400
 
 
 def partition_tails(func: LoweredFunc) -> LoweredFunc:
@@ -193,8 +194,7 @@ def partition_tails(func: LoweredFunc) -> LoweredFunc:
 
 class _PartitionTails(StmtMutator):
     def visit_For(self, s):
-        depth = sum(isinstance(f, For) for f in self.stack)
-        loop = super().visit_For(s) if depth < MAX_PARTITION_DEPTH else s
+        loop = super().visit_For(s)
         if not (loop.kind in (ForKind.SERIAL, ForKind.PARALLEL) and isinstance(loop.min, E.Const)
                 and isinstance(loop.extent, E.Const)):
             return loop
@@ -203,7 +203,7 @@ class _PartitionTails(StmtMutator):
         guards.visit(loop.body)
         points = [p for p in (_split_point(loop, c, r) for c, r in guards.found) if p is not None]
         cut = min(points, default=None)
-        if cut is None or not lo < cut < hi:
+        if cut is None or not lo < cut < hi or sum(1 for _ in walk_stmt(loop.body)) > MAX_PARTITION_BODY:
             return loop
         main = For(loop.var, E.Const(lo), E.Const(cut - lo), loop.kind, loop.body, loop.thread_tag)
         # a short tail of a parallel loop is not worth waking the thread team for
@@ -240,7 +240,7 @@ def simplify(func: LoweredFunc) -> LoweredFunc:
 
 
 __all__ = ["flatten_buffers", "privatize_lane_buffers", "unroll_loops", "substitute_stmt", "partition_tails",
-           "simplify", "MAX_UNROLLED_STMTS", "MAX_PARTITION_DEPTH",
+           "simplify", "MAX_UNROLLED_STMTS", "MAX_PARTITION_BODY",
            # loopc.arith, re-exported for the modules that import them from here
            "bound_of", "canonical_linear", "from_linear", "linear_form", "merge_divmod", "prove", "prune_conjuncts",
            "simplify_expr"]

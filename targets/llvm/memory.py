@@ -139,19 +139,42 @@ class MemoryAccess:
                 fn = self.intrinsic("masked.load", vty, [PTR], args=[PTR, I32, ir.VectorType(I1, lanes), vty])
                 v = b.call(fn, [ptr, I32(NBYTES[buf.dtype]), mask, ir.Constant(vty, None)])
         elif isinstance(index, Ramp) and 2 <= index.stride <= MAX_SHUFFLED_STRIDE and self.mask is None:
-            # a small stride: one load of exactly the span the lanes cover (never past the
-            # last lane), then a shuffle picks every stride-th element — a gather is slower
-            span = (lanes - 1) * index.stride + 1
-            wide = ir.VectorType(ety, span)
-            ptr = b.bitcast(self.address(buf, index.base), wide.as_pointer())
-            v = b.shuffle_vector(b.load(ptr, typ=wide, align=NBYTES[buf.dtype]), ir.Constant(wide, None),
-                                 ir.Constant(ir.VectorType(I32, lanes), [k * index.stride for k in range(lanes)]))
+            v = self._strided_load(buf, index, vty)
         else:
             ptrs = self.address(buf, index)
             fn = self.intrinsic("masked.gather", vty, [ir.VectorType(PTR, lanes)],
                                 args=[ir.VectorType(PTR, lanes), I32, ir.VectorType(I1, lanes), vty])
             v = b.call(fn, [ptrs, I32(NBYTES[buf.dtype]), mask, ir.Constant(vty, None)])
         return self.from_memory(v, buf.dtype)
+
+    def _strided_load(self, buf, index, vty):
+        """Lanes ``base + stride*k`` of a small stride: whole-register loads of the span the
+        lanes cover (the last one masked to end at the last lane: nothing past it is touched),
+        joined and shuffled to every stride-th element — a gather, or one load of an odd width,
+        is several times slower."""
+        b = self.builder
+        lanes, stride = vty.count, index.stride
+        span = (lanes - 1) * stride + 1
+        chunks = []
+        for start in range(0, span, lanes):
+            ptr = b.bitcast(self.address(buf, b.add(index.base, ir.Constant(index.base.type, start))),
+                            vty.as_pointer())
+            live = min(lanes, span - start)
+            if live == lanes:
+                chunks.append(b.load(ptr, typ=vty, align=NBYTES[buf.dtype]))
+            else:
+                fn = self.intrinsic("masked.load", vty, [PTR], args=[PTR, I32, ir.VectorType(I1, lanes), vty])
+                mask = ir.Constant(ir.VectorType(I1, lanes), [1] * live + [0] * (lanes - live))
+                chunks.append(b.call(fn, [ptr, I32(NBYTES[buf.dtype]), mask, ir.Constant(vty, None)]))
+        while len(chunks) > 1:          # concatenate pairs: <L> <L> -> <2L> ...
+            if len(chunks) % 2:
+                chunks.append(ir.Constant(chunks[0].type, None))
+            width = chunks[0].type.count
+            joined = ir.Constant(ir.VectorType(I32, 2 * width), list(range(2 * width)))
+            chunks = [b.shuffle_vector(chunks[i], chunks[i + 1], joined) for i in range(0, len(chunks), 2)]
+        whole = chunks[0]
+        return b.shuffle_vector(whole, ir.Constant(whole.type, None),
+                                ir.Constant(ir.VectorType(I32, lanes), [k * stride for k in range(lanes)]))
 
     def from_memory(self, v, dtype):
         """A loaded value in its computation type (bool: i8 -> i1; int32: i32 -> i64)."""
