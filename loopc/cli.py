@@ -430,7 +430,8 @@ def _add_lenet(sub):
 
 
 TUNERS = ("model", "ga", "random", "grid")
-LIBRARY_OPS = ("matmul", "dense", "conv2d_nchw")     # loopc.schedules.tasks: the library's tunable ops
+#: loopc.schedules.tasks: the library's tunable ops
+LIBRARY_OPS = ("matmul", "dense", "conv2d_nchw", "depthwise_conv2d_nchw", "group_conv2d_nchw")
 OP_ALIASES = {"conv2d": "conv2d_nchw"}
 
 
@@ -504,7 +505,8 @@ def _add_tune(sub):
 
     tune = sub.add_parser("tune", help="tune a template's knobs and log the measurements (JSON Lines)")
     tune.add_argument("op", help="a registered template (built in: gemm; the operator library's matmul (M N K), "
-                                 "dense (batch in out), conv2d_nchw or conv2d (N C H W K R S stride padding))")
+                                 "dense (batch in out), conv2d_nchw or conv2d (N C H W K R S stride padding), "
+                                 "depthwise_conv2d_nchw or group_conv2d_nchw (... padding groups))")
     tune.add_argument("--shape", type=nonnegative_int, nargs="+", required=True,
                       help="the template's arguments, e.g. M N K")
     tune.add_argument("--trials", type=positive_int, default=64)

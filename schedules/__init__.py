@@ -10,7 +10,8 @@ The pieces:
     ops.py, grad.py, optim.py   compute declarations (forward, backward, optimizer updates)
     registry.py                 register(op_tag, kind)(template), lookup: one template per (op, kind)
     facts.py                    the sizes CPU templates derive from the Target (lanes, registers, caches)
-    cpu.py, cpu_grad.py         the "llvm" templates; cuda.py the "cuda" ones (and the GPU GEMM)
+    cpu.py, cpu_grad.py         the "llvm" templates (cpu_grouped.py: grouped and depthwise conv);
+                                cuda.py the "cuda" ones (and the GPU GEMM)
     tasks.py                    workloads, and the tuner's templates (``loopc tune matmul|dense|conv2d``)
     records.py                  tuned records: an apply_history_best context, then tuned/*.jsonl
     testing.py                  numpy references

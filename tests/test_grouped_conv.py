@@ -136,3 +136,26 @@ def test_bad_groups_and_padding_are_clear_errors(bad, match):
     W = te.placeholder(bad.pop("w", (6, 6, 3, 3)), name="W")
     with pytest.raises(LoopcError, match=match):
         S.conv2d_nchw(X, W, **bad)
+
+
+def test_avx512_facts_widen_the_depthwise_vector_and_compute_the_same():
+    from dataclasses import replace
+
+    from loopc.target import host
+    h = host()
+    feats = ",".join(f for f in h.features.split(",") if f[1:] != "avx512f") + ",+avx512f"
+    avx512 = replace(h, cpu="skylake-avx512", features=feats)     # only the facts: code is for this host
+    X = te.placeholder((1, 8, 32, 32), name="X")
+    W = te.placeholder((8, 1, 3, 3), name="W")
+    Y = S.conv2d_nchw(X, W, padding=1, groups=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", S.NoTunedRecordWarning)
+        s = S.schedule(Y, target=avx512)
+    factors = {st["args"]["axis"]: st["args"]["factor"] for st in s.trace
+               if st["primitive"] == "split" and st["stage"] == "conv2d"}
+    assert factors["q"] == 32                       # two 16-lane registers of columns
+    x = RNG.standard_normal(X.shape).astype(np.float32)
+    w = RNG.standard_normal(W.shape).astype(np.float32)
+    y = np.zeros(Y.shape, np.float32)
+    loopc.build(s, [X, W, Y])(x, w, y)
+    np.testing.assert_allclose(y, ref.conv2d_nchw(x, w, 1, 1, groups=8), rtol=1e-4, atol=1e-4)

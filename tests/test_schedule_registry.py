@@ -40,7 +40,8 @@ def test_one_template_per_op_and_kind_used_by_schedule_and_by_the_tuner():
     assert registry.lookup("conv2d_nchw", "llvm") is cpu.conv2d
     assert registry.lookup("dense", "cuda") is registry.lookup("matmul", "cuda") is cuda.gemm
     assert registry.lookup("injective", "llvm") is cpu.elementwise
-    assert set(tasks.TASKS) == {"matmul", "dense", "conv2d_nchw", "matmul_cuda", "dense_cuda", "conv2d_nchw_cuda"}
+    assert set(tasks.TASKS) == {"matmul", "dense", "conv2d_nchw", "depthwise_conv2d_nchw", "group_conv2d_nchw",
+                                "matmul_cuda", "dense_cuda", "conv2d_nchw_cuda"}
     assert autotune.get_template("dense_cuda").__module__ == "loopc.schedules.tasks"
     X, W = te.placeholder((4, 32), name="X"), te.placeholder((6, 32), name="W")
     Y = S.dense(X, W)

@@ -206,7 +206,9 @@ def format_table(results, thread_counts) -> str:
     if len(defaults) != len(results):
         summaries.append(("geomean, tuned where tuned", list(best.values())))
     for label, rows in summaries:
-        cells = [f" | | {geomean(r.ratio[n] for r in rows):.2f} (min {min(r.ratio[n] for r in rows):.2f})"
-                 for n in thread_counts]
-        lines.append(f"| **{label}** | | " + "".join(cells) + " |")
+        cells = [f"**{label}**", "", ""]
+        for n in thread_counts:
+            ratios = [r.ratio[n] for r in rows]
+            cells += ["", "", f"{geomean(ratios):.2f} (min {min(ratios):.2f})"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
