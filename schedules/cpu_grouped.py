@@ -58,7 +58,7 @@ def grouped_conv2d(cfg, s, stage, target):
     cfg.define_knob("pad_at", ["plane", "root"] if per_plane else ["root", "plane"])
     # a padded row copied a vector at a time (a masked load at the borders: whole registers only)
     pad_width = pad.op.axis[3].extent if pad is not None else 0
-    cfg.define_knob("pad_vec", [int(pad_width >= 2 * f.lanes), int(pad_width < 2 * f.lanes)])
+    cfg.define_knob("pad_vec", [int(pad_width >= f.lanes), int(pad_width < f.lanes)])
     cfg.define_knob("parallel", [1, 0])
     vec, rows = min(cfg["vec"].val, Q), min(cfg["rows"].val, p.extent)
     nk = stage.fuse(n, k)
