@@ -165,6 +165,8 @@ DIRECT_MAX_PIXELS = 4096
 LINE_FLOATS = 16
 #: input channels of a block when a long window blocks them (a slice of packed weights in L1)
 C_BLOCK = 16
+#: the channel blocks a direct convolution may take (those that divide C)
+C_BLOCKS = (128, 64, 32, 16)
 
 
 def channel_vector(f, K):
@@ -187,11 +189,10 @@ def default_conv2d_method(stage, target=None):
     """"direct" when the K output channels fill whole channel vectors and the P x Q image is
     not too large (LeNet's conv2, ResNet's 56x56 and 14x14 layers), else "im2col" (LeNet's
     conv1, with 6 channels). A pointwise convolution (1x1, stride 1: a GEMM reading X itself)
-    is im2col when its pixels fill whole pixel vectors or the image is tiny (MobileNet's 56x56,
-    28x28 and 7x7 layers), where the direct tile's row tails would cost more."""
+    is im2col when its pixels fill whole pixel vectors (MobileNet's 56x56 and 28x28 layers)."""
     f = cpu_facts(target)
     (_, K, P, Q), _, _ = _conv_shape(stage)
-    if _pointwise(stage) and (P * Q % f.vec == 0 or P * Q < 4 * f.vec):
+    if _pointwise(stage) and P * Q % f.vec == 0:
         return "im2col"
     return "direct" if channel_vector(f, K) and P * Q <= DIRECT_MAX_PIXELS else "im2col"
 
@@ -230,14 +231,22 @@ def _direct_knobs(cfg, stage, target):
     (N, K, P, Q), (C, R, S_), _ = _conv_shape(stage)
     vec = channel_vector(f, K) or max(LINE_FLOATS, f.vec)
     # the packed weights of one channel vector (C*R*S x vec floats) fit L1: the tile stays live
-    # over the whole window; a longer window blocks the input channels
+    # over the whole window. A longer window — or a pointwise one, whose pixels are best tiled as
+    # one row-major run — blocks the input channels: the largest block whose slice of packed weights
+    # takes at most a quarter of L1, at least C_BLOCK channels
     long_window = C * R * S_ > f.l1d // (4 * vec)
-    c_block = C_BLOCK if long_window and C % C_BLOCK == 0 else 0
-    pixels = P * Q if c_block else Q
-    tile_q = next((t for t in (5, 6, 4, 7, 3) if pixels % t == 0 and f.regs(vec) * t <= f.accumulators),
-                  min(4, pixels))
+    blocks = [b for b in C_BLOCKS if C % b == 0]
+    fitting = [b for b in blocks if b * R * S_ * vec * 4 <= f.l1d // 4] or [b for b in blocks if b == C_BLOCK]
+    c_block = fitting[0] if fitting and (long_window or _pointwise(stage)) else 0
+    fits = [t for t in (6, 5, 4, 3) if f.regs(vec) * t <= f.accumulators]
+    if c_block:
+        # the image's pixels in one run: the widest tile that fits the registers (one short tail)
+        tile_q = min(fits[0], P * Q)
+    else:
+        # a row at a time: a tile that divides the row
+        tile_q = next((t for t in (5, 6, 4, 7, 3) if Q % t == 0 and f.regs(vec) * t <= f.accumulators), min(4, Q))
     cfg.define_knob("tile_q", _first(tile_q, (4, 5, 6, 3)))
-    cfg.define_knob("c_block", _first(c_block, [b for b in (0, 16, 32) if b == 0 or C % b == 0]))
+    cfg.define_knob("c_block", _first(c_block, [0, *reversed(blocks)]))
     cfg.define_knob("unroll_s", [1, 0])
     cfg.define_knob("parallel", [1, 0])
     return dict(vec=vec, tile_q=cfg["tile_q"].val, c_block=cfg["c_block"].val,
