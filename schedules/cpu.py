@@ -199,16 +199,17 @@ def default_conv2d_method(stage, target=None):
 
 @register("conv2d_nchw", "llvm")
 def conv2d(cfg, s, stage, target):
-    """Convolution: :func:`conv2d_direct` or :func:`conv2d_im2col`, whichever
-    :func:`default_conv2d_method` picks; a convolution whose default is direct may also be
-    tuned to im2col (knob ``method``, with im2col's default knobs)."""
-    if default_conv2d_method(stage, target) == "im2col":
-        return conv2d_im2col(cfg, s, stage, target)
-    cfg.define_knob("method", ["direct", "im2col"])
-    knobs = _direct_knobs(cfg, stage, target)
+    """Convolution: :func:`conv2d_direct` or :func:`conv2d_im2col` (knob ``method``, first the
+    one :func:`default_conv2d_method` picks), with the knobs of both methods and ``parallel``:
+    the tuner may switch any layer's algorithm and tune the one it switched to."""
+    cfg.define_knob("method", _first(default_conv2d_method(stage, target), ["direct", "im2col"]))
+    direct = _direct_knobs(cfg, stage, target)
+    im2col = _im2col_knobs(cfg, stage, target)
+    cfg.define_knob("parallel", [1, 0])
+    parallel = bool(cfg["parallel"].val)
     if cfg["method"].val == "im2col":
-        return conv2d_im2col(KnobValues({"parallel": int(knobs["parallel"])}), s, stage, target)
-    return _direct(s, stage, **knobs)
+        return _im2col(s, stage, parallel=parallel, **im2col)
+    return _direct(s, stage, parallel=parallel, **direct)
 
 
 def schedule_conv2d(s, stage, method=None, target=None, **knobs):
@@ -226,7 +227,7 @@ def schedule_conv2d(s, stage, method=None, target=None, **knobs):
 
 
 def _direct_knobs(cfg, stage, target):
-    """Knobs of the direct method (tile_q, c_block, unroll_s, parallel), defaults first."""
+    """Knobs of the direct method (tile_q, c_block, unroll_s), defaults first."""
     f = cpu_facts(target)
     (N, K, P, Q), (C, R, S_), _ = _conv_shape(stage)
     vec = channel_vector(f, K) or max(LINE_FLOATS, f.vec)
@@ -248,14 +249,14 @@ def _direct_knobs(cfg, stage, target):
     cfg.define_knob("tile_q", _first(tile_q, (4, 5, 6, 3)))
     cfg.define_knob("c_block", _first(c_block, [0, *reversed(blocks)]))
     cfg.define_knob("unroll_s", [1, 0])
-    cfg.define_knob("parallel", [1, 0])
-    return dict(vec=vec, tile_q=cfg["tile_q"].val, c_block=cfg["c_block"].val,
-                unroll_s=bool(cfg["unroll_s"].val), parallel=bool(cfg["parallel"].val))
+    return dict(vec=vec, tile_q=cfg["tile_q"].val, c_block=cfg["c_block"].val, unroll_s=bool(cfg["unroll_s"].val))
 
 
 def conv2d_direct(cfg, s, stage, target):
-    """Direct convolution (:func:`_direct`) with its knobs."""
-    _direct(s, stage, **_direct_knobs(cfg, stage, target))
+    """Direct convolution (:func:`_direct`) with its knobs and ``parallel``."""
+    knobs = _direct_knobs(cfg, stage, target)
+    cfg.define_knob("parallel", [1, 0])
+    _direct(s, stage, parallel=bool(cfg["parallel"].val), **knobs)
 
 
 def _direct(s, stage, *, vec, tile_q, c_block, unroll_s, parallel):
@@ -342,6 +343,13 @@ def conv2d_im2col(cfg, s, stage, target):
             col[crs, 0:16] = X[n, c, p*sh + r*dh, q*sw + s*dw]      # compute_at: a packed panel
             for k.outer: for crs: for k.inner (unrolled): Y[n, k, pq.outer*16 + 0:16] += W[k, crs] * col[crs, 0:16]
     """
+    knobs = _im2col_knobs(cfg, stage, target)
+    cfg.define_knob("parallel", [1, 0])
+    _im2col(s, stage, parallel=bool(cfg["parallel"].val), **knobs)
+
+
+def _im2col_knobs(cfg, stage, target):
+    """Knobs of the im2col method (vec, tile_k, per_image), defaults first."""
     f = cpu_facts(target)
     (N, K, P, Q), (C, R, S_), _ = _conv_shape(stage)
     # tile rows of vec lanes whose accumulators fit the registers (AVX2: 6, 4, 3, 2)
@@ -354,8 +362,12 @@ def conv2d_im2col(cfg, s, stage, target):
     # (each image is a C x P*Q matrix): no copy (``per_image`` 2)
     patch = [PATCH_NONE] if _pointwise(stage) else []
     cfg.define_knob("per_image", patch + [int(per_image), int(not per_image)])
-    cfg.define_knob("parallel", [1, 0])
-    vec, tile_k = cfg["vec"].val, cfg["tile_k"].val
+    return dict(vec=cfg["vec"].val, tile_k=cfg["tile_k"].val, per_image=cfg["per_image"].val)
+
+
+def _im2col(s, stage, *, vec, tile_k, per_image, parallel):
+    """The im2col schedule of :func:`conv2d_im2col` with its knobs' values."""
+    (_, _, _, Q), (_, R, S_), _ = _conv_shape(stage)
     pads = [st for st in s.stages if st.op.tag == "pad"]
     col, _ = s.im2col(stage.op.output(0))
     for pad in pads:
@@ -369,18 +381,24 @@ def conv2d_im2col(cfg, s, stage, target):
     stage.unroll(ki)
     stage.vectorize(pqi)
     col_stage = s[col]
-    if cfg["per_image"].val == PATCH_NONE:
+    if per_image == PATCH_NONE:
         col_stage.compute_inline()
-        if cfg["parallel"].val and _work(stage) * crs.extent >= PAR_MIN_WORK:
-            stage.parallel(n if n.extent > 1 else pqo)
-        return
+    else:
+        _patch_panels(stage, col_stage, pqo, per_image, Q, R * S_, S_)
+    if parallel and _work(stage) * crs.extent >= PAR_MIN_WORK:
+        stage.parallel(n if n.extent > 1 else pqo)
+
+
+def _patch_panels(stage, col_stage, pqo, per_image, Q, RS, S_):
+    """Where and how the patch matrix is built: per image (small images) or per pixel panel
+    (``Q`` pixels a row, ``RS`` taps a window, ``S_`` a window row)."""
     # splitting the patch row index (c, r, s) back into three loops turns its // and % into sums
-    _, rs_ax = col_stage.split(col_stage.op.axis[1], factor=R * S_)
+    _, rs_ax = col_stage.split(col_stage.op.axis[1], factor=RS)
     col_stage.split(rs_ax, factor=S_)
-    if cfg["per_image"].val:
+    if per_image:
         # small images: one patch matrix per image, built a whole output row q at a time —
         # the input row is contiguous there, so each copy is a plain vector load
-        col_stage.compute_at(stage, n)
+        col_stage.compute_at(stage, stage.op.axis[0])
         _, qv = col_stage.split(col_stage.op.axis[2], factor=Q)
         col_stage.vectorize(qv)
     else:
@@ -388,8 +406,6 @@ def conv2d_im2col(cfg, s, stage, target):
         # unroller would otherwise take ~1 s to expand a scalar copy)
         col_stage.compute_at(stage, pqo)
         col_stage.vectorize(col_stage.op.axis[2])
-    if cfg["parallel"].val and _work(stage) * crs.extent >= PAR_MIN_WORK:
-        stage.parallel(n if n.extent > 1 else pqo)
 
 
 # --------------------------------------------------------------------------- pooling and softmax
