@@ -138,8 +138,8 @@ class MemoryAccess:
             else:
                 fn = self.intrinsic("masked.load", vty, [PTR], args=[PTR, I32, ir.VectorType(I1, lanes), vty])
                 v = b.call(fn, [ptr, I32(NBYTES[buf.dtype]), mask, ir.Constant(vty, None)])
-        elif isinstance(index, Ramp) and 2 <= index.stride <= MAX_SHUFFLED_STRIDE and self.mask is None:
-            v = self._strided_load(buf, index, vty)
+        elif isinstance(index, Ramp) and 2 <= index.stride <= MAX_SHUFFLED_STRIDE:
+            v = self._strided_load(buf, index, vty, self.mask)
         else:
             ptrs = self.address(buf, index)
             fn = self.intrinsic("masked.gather", vty, [ir.VectorType(PTR, lanes)],
@@ -147,25 +147,33 @@ class MemoryAccess:
             v = b.call(fn, [ptrs, I32(NBYTES[buf.dtype]), mask, ir.Constant(vty, None)])
         return self.from_memory(v, buf.dtype)
 
-    def _strided_load(self, buf, index, vty):
+    def _strided_load(self, buf, index, vty, mask=None):
         """Lanes ``base + stride*k`` of a small stride: whole-register loads of the span the
-        lanes cover (the last one masked to end at the last lane: nothing past it is touched),
-        joined and shuffled to every stride-th element — a gather, or one load of an odd width,
-        is several times slower."""
+        lanes cover, joined and shuffled to every stride-th element — a gather, or one load of
+        an odd width, is several times slower. A register past the last lane, or any under a
+        lane ``mask``, is a masked load that touches only the elements active lanes read."""
         b = self.builder
         lanes, stride = vty.count, index.stride
         span = (lanes - 1) * stride + 1
+        mty = ir.VectorType(I1, lanes)
         chunks = []
         for start in range(0, span, lanes):
             ptr = b.bitcast(self.address(buf, b.add(index.base, ir.Constant(index.base.type, start))),
                             vty.as_pointer())
-            live = min(lanes, span - start)
-            if live == lanes:
+            # element start+i feeds lane (start+i)/stride when stride divides it (else no lane)
+            feeds = [(start + i) // stride if (start + i) % stride == 0 and start + i < span else None
+                     for i in range(lanes)]
+            if mask is None and start + lanes <= span:     # inside the span: a plain load
                 chunks.append(b.load(ptr, typ=vty, align=NBYTES[buf.dtype]))
-            else:
-                fn = self.intrinsic("masked.load", vty, [PTR], args=[PTR, I32, ir.VectorType(I1, lanes), vty])
-                mask = ir.Constant(ir.VectorType(I1, lanes), [1] * live + [0] * (lanes - live))
-                chunks.append(b.call(fn, [ptr, I32(NBYTES[buf.dtype]), mask, ir.Constant(vty, None)]))
+                continue
+            if mask is None:
+                chunk_mask = ir.Constant(mty, [int(start + i < span) for i in range(lanes)])
+            else:        # the lanes' mask moved onto the elements they read (lane `lanes`: off)
+                chunk_mask = b.shuffle_vector(mask, ir.Constant(mty, [0] * lanes),
+                                              ir.Constant(ir.VectorType(I32, lanes),
+                                                          [lanes if f is None else f for f in feeds]))
+            fn = self.intrinsic("masked.load", vty, [PTR], args=[PTR, I32, mty, vty])
+            chunks.append(b.call(fn, [ptr, I32(NBYTES[buf.dtype]), chunk_mask, ir.Constant(vty, None)]))
         while len(chunks) > 1:          # concatenate pairs: <L> <L> -> <2L> ...
             if len(chunks) % 2:
                 chunks.append(ir.Constant(chunks[0].type, None))
