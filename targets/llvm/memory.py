@@ -148,33 +148,36 @@ class MemoryAccess:
         return self.from_memory(v, buf.dtype)
 
     def _strided_load(self, buf, index, vty, mask=None):
-        """Lanes ``base + stride*k`` of a small stride: whole-register loads of the span the
-        lanes cover, joined and shuffled to every stride-th element — a gather, or one load of
-        an odd width, is several times slower. A register past the last lane, or any under a
-        lane ``mask``, is a masked load that touches only the elements active lanes read."""
+        """Lanes ``base + stride*k`` of a small stride: loads of a power-of-two width (at most
+        ``lanes``) over the span the lanes cover, joined and shuffled to every stride-th
+        element — a gather, or one load of an odd width, is several times slower. A load past
+        the last lane, or any under a lane ``mask``, is a masked load that touches only the
+        elements the (active) lanes read."""
         b = self.builder
         lanes, stride = vty.count, index.stride
         span = (lanes - 1) * stride + 1
-        mty = ir.VectorType(I1, lanes)
+        width = 1 << (lanes.bit_length() - 1)        # registers of a power-of-two width
+        cty = ir.VectorType(vty.element, width)
+        mty = ir.VectorType(I1, width)
         chunks = []
-        for start in range(0, span, lanes):
+        for start in range(0, span, width):
             ptr = b.bitcast(self.address(buf, b.add(index.base, ir.Constant(index.base.type, start))),
-                            vty.as_pointer())
-            # element start+i feeds lane (start+i)/stride when stride divides it (else no lane)
-            feeds = [(start + i) // stride if (start + i) % stride == 0 and start + i < span else None
-                     for i in range(lanes)]
-            if mask is None and start + lanes <= span:     # inside the span: a plain load
-                chunks.append(b.load(ptr, typ=vty, align=NBYTES[buf.dtype]))
+                            cty.as_pointer())
+            if mask is None and start + width <= span:     # inside the span: a plain load
+                chunks.append(b.load(ptr, typ=cty, align=NBYTES[buf.dtype]))
                 continue
             if mask is None:
-                chunk_mask = ir.Constant(mty, [int(start + i < span) for i in range(lanes)])
-            else:        # the lanes' mask moved onto the elements they read (lane `lanes`: off)
-                chunk_mask = b.shuffle_vector(mask, ir.Constant(mty, [0] * lanes),
-                                              ir.Constant(ir.VectorType(I32, lanes),
-                                                          [lanes if f is None else f for f in feeds]))
-            fn = self.intrinsic("masked.load", vty, [PTR], args=[PTR, I32, mty, vty])
-            chunks.append(b.call(fn, [ptr, I32(NBYTES[buf.dtype]), chunk_mask, ir.Constant(vty, None)]))
-        while len(chunks) > 1:          # concatenate pairs: <L> <L> -> <2L> ...
+                chunk_mask = ir.Constant(mty, [int(start + i < span) for i in range(width)])
+            else:
+                # the lanes' mask moved onto the elements they read: element start+i feeds lane
+                # (start+i)/stride when stride divides it (else none: index `lanes`, a 0)
+                feeds = [(start + i) // stride if (start + i) % stride == 0 and start + i < span else lanes
+                         for i in range(width)]
+                chunk_mask = b.shuffle_vector(mask, ir.Constant(ir.VectorType(I1, lanes), [0] * lanes),
+                                              ir.Constant(ir.VectorType(I32, width), feeds))
+            fn = self.intrinsic("masked.load", cty, [PTR], args=[PTR, I32, mty, cty])
+            chunks.append(b.call(fn, [ptr, I32(NBYTES[buf.dtype]), chunk_mask, ir.Constant(cty, None)]))
+        while len(chunks) > 1:          # concatenate pairs: <W> <W> -> <2W> ...
             if len(chunks) % 2:
                 chunks.append(ir.Constant(chunks[0].type, None))
             width = chunks[0].type.count
