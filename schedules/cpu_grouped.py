@@ -42,7 +42,7 @@ def grouped_conv2d(cfg, s, stage, target):
 
     Knobs: ``vec`` (columns in a vector: one register or two), ``rows`` (output rows per tile),
     ``pad_at`` ("plane": the padding computed per channel plane; "root": once, before),
-    ``parallel``."""
+    ``pad_vec`` (the padded rows copied a register at a time), ``parallel``."""
     f = cpu_facts(target)
     n, k, p, q = stage.op.axis
     Q = q.extent
