@@ -189,10 +189,12 @@ def default_conv2d_method(stage, target=None):
     """"direct" when the K output channels fill whole channel vectors and the P x Q image is
     not too large (LeNet's conv2, ResNet's 56x56 and 14x14 layers), else "im2col" (LeNet's
     conv1, with 6 channels). A pointwise convolution (1x1, stride 1: a GEMM reading X itself)
-    is im2col when its pixels fill whole pixel vectors (MobileNet's 56x56 and 28x28 layers)."""
+    is im2col when its pixels fill whole pixel vectors (MobileNet's 56x56 and 28x28 layers) or
+    its weights fit L2 (the GEMM reads them once per 16-pixel panel; larger weights are packed
+    once by the direct method instead)."""
     f = cpu_facts(target)
-    (_, K, P, Q), _, _ = _conv_shape(stage)
-    if _pointwise(stage) and P * Q % f.vec == 0:
+    (_, K, P, Q), (C, _, _), _ = _conv_shape(stage)
+    if _pointwise(stage) and (P * Q % f.vec == 0 or K * C * 4 <= f.l2):
         return "im2col"
     return "direct" if channel_vector(f, K) and P * Q <= DIRECT_MAX_PIXELS else "im2col"
 

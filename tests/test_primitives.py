@@ -88,7 +88,9 @@ def test_split_by_factor_non_dividing():
     assert extents(s, MM.C) == {"i.outer": 4, "i.inner": 4, "j.outer": 4, "j.inner": 8, "k": 7}
     text = lowered_text(s, MM.args)
     assert loop_names(text) == ["i.outer", "i.inner", "j.outer", "j.inner", "k"], text
-    assert "< 13" in text and "< 29" in text, text  # tail guards
+    # the tails are partitioned off and run only their live iterations: no guards left
+    assert "for i.inner in range(1):" in text and "for j.inner in range(5):" in text, text
+    assert "< 13" not in text and "< 29" not in text, text
     MM.check(s)
 
 
@@ -293,6 +295,21 @@ def test_vectorize_matmul_tail(lanes):
     s[MM.C].vectorize(ji)
     assert kinds(s, MM)["j.inner"] == {"vectorized"}
     assert f"for j.inner in vectorized({lanes}):" in lowered_text(s, MM.args)
+    MM.check(s)
+
+
+@pytest.mark.parametrize("lanes", [8, 16])
+def test_a_vector_tail_runs_only_its_live_lanes(lanes):
+    """The partitioned tail of a vectorized split (29 = 3*8 + 5 = 16 + 13) is a shorter vector
+    loop without a guard (no masked lanes: the accumulators of the k loop stay in registers)."""
+    s = MM.schedule()
+    i, j = MM.C.op.axis
+    jo, ji = s[MM.C].split(j, factor=lanes)
+    s[MM.C].reorder(i, jo, MM.k, ji)
+    s[MM.C].vectorize(ji)
+    text = lowered_text(s, MM.args)
+    assert f"for j.inner in vectorized({29 % lanes}):" in text
+    assert "< 29" not in text                 # no tail guard left anywhere
     MM.check(s)
 
 

@@ -9,7 +9,7 @@ import sys
 
 from ..ir.stmt import LoweredFunc
 from .loop_nest import schedule_to_loops
-from .passes import flatten_buffers, partition_tails, privatize_lane_buffers, simplify, unroll_loops
+from .passes import fit_loops_to_guards, flatten_buffers, partition_tails, privatize_lane_buffers, simplify, unroll_loops
 
 #: The lowering pipeline after the loop nests are built, top to bottom.
 PASSES = (
@@ -18,6 +18,7 @@ PASSES = (
     ("simplify", simplify),                 # fold constants, canonical index math, drop proven guards
     ("partition_tails", partition_tails),   # loops split where tail guards start to matter
     ("simplify_partitions", simplify),      # ... so the main parts lose their guards
+    ("fit_loops_to_guards", fit_loops_to_guards),   # ... and a tail loop runs only its live iterations
     ("unroll_loops", unroll_loops),         # unrolled loops -> copies with constant indices
     ("simplify_after_unroll", simplify),
 )

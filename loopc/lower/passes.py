@@ -10,7 +10,7 @@ import dataclasses
 from ..arith import (bound_of, canonical_linear, conjuncts, from_linear, linear_form, merge_divmod, prove,
                      prune_conjuncts, simplify_expr)
 from ..errors import LoweringError
-from ..ir.stmt import Allocate, For, ForKind, LoweredFunc, SeqStmt, Store, TensorStore, seq, walk_stmt
+from ..ir.stmt import Allocate, For, ForKind, IfThenElse, LoweredFunc, SeqStmt, Store, TensorStore, seq, walk_stmt
 from ..ir.visitor import StmtMutator, StmtVisitor, map_stmt
 from ..te import expr as E
 
@@ -212,6 +212,64 @@ class _PartitionTails(StmtMutator):
         return seq(main, tail)
 
 
+def fit_loops_to_guards(func: LoweredFunc) -> LoweredFunc:
+    """A loop whose whole body is a guard ``a*v + rest < c`` (``rest`` fixed by the loops
+    around it, as in a partitioned tail) runs only the iterations the guard lets through: no
+    per-lane masks in a vector loop, whose accumulators then stay in registers.
+
+    before:  for j.outer in range(7, 8):
+               for j.inner in vectorized(16): if j.outer*16 + j.inner < 115: body
+    after:   for j.outer in range(7, 8):
+               for j.inner in vectorized(3): body
+    """
+    return _with_body(func, _FitLoopsToGuards().visit(func.body))
+
+
+def _exact_cut(var, cond, ranges):
+    """The first value of ``var`` from which ``cond`` (``a < b`` / ``a <= b``, linear, the rest
+    of it fixed by ``ranges``) fails — below it the guard holds — or None."""
+    if not isinstance(cond, (E.LT, E.LE)) or not E.is_int(cond.a.dtype):
+        return None
+    terms, const = linear_form(E.Sub(cond.a, cond.b))
+    coef = terms.pop(var, 0)
+    if coef <= 0:
+        return None
+    for t, c in terms.items():
+        lo, hi = ranges.get(t, (None, None))
+        if lo is None or lo != hi:
+            return None
+        const += c * lo
+    limit = -const if isinstance(cond, E.LT) else -const + 1
+    return -(-limit // coef)  # smallest v with coef*v + const (>)= 0
+
+
+class _FitLoopsToGuards(StmtMutator):
+    def visit_For(self, s):
+        loop = super().visit_For(s)
+        if (not isinstance(loop, For) or not isinstance(loop.body, IfThenElse) or loop.body.else_case is not None
+                or not (isinstance(loop.min, E.Const) and isinstance(loop.extent, E.Const))):
+            return loop
+        lo, extent = loop.min.value, loop.extent.value
+        keep, cut = [], None
+        for c in conjuncts(loop.body.cond):
+            point = _exact_cut(loop.var, c, self.ranges)
+            if point is None:
+                keep.append(c)
+            else:
+                cut = point if cut is None else min(cut, point)
+        if cut is None or cut >= lo + extent:
+            return loop
+        if cut <= lo:
+            return None
+        body = loop.body.then_case
+        if keep:
+            cond = keep[0]
+            for c in keep[1:]:
+                cond = E.And(cond, c)
+            body = IfThenElse(cond, body)
+        return For(loop.var, loop.min, E.Const(cut - lo), loop.kind, body, loop.thread_tag)
+
+
 # --------------------------------------------------------------------------- simplify
 
 
@@ -240,6 +298,7 @@ def simplify(func: LoweredFunc) -> LoweredFunc:
 
 
 __all__ = ["flatten_buffers", "privatize_lane_buffers", "unroll_loops", "substitute_stmt", "partition_tails",
+           "fit_loops_to_guards",
            "simplify", "MAX_UNROLLED_STMTS", "MAX_PARTITION_BODY",
            # loopc.arith, re-exported for the modules that import them from here
            "bound_of", "canonical_linear", "from_linear", "linear_form", "merge_divmod", "prove", "prune_conjuncts",
