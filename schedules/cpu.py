@@ -190,11 +190,12 @@ def default_conv2d_method(stage, target=None):
     not too large (LeNet's conv2, ResNet's 56x56 and 14x14 layers), else "im2col" (LeNet's
     conv1, with 6 channels). A pointwise convolution (1x1, stride 1: a GEMM reading X itself)
     is im2col when its pixels fill whole pixel vectors (MobileNet's 56x56 and 28x28 layers) or
-    its weights fit L2 (the GEMM reads them once per 16-pixel panel; larger weights are packed
-    once by the direct method instead)."""
+    its weights fit L2 (the GEMM reads them once per pixel panel; larger weights are packed
+    once by the direct method instead) and the image has 4 panels or more (a 7x7 image would
+    waste a third of its last panel)."""
     f = cpu_facts(target)
     (_, K, P, Q), (C, _, _), _ = _conv_shape(stage)
-    if _pointwise(stage) and (P * Q % f.vec == 0 or K * C * 4 <= f.l2):
+    if _pointwise(stage) and (P * Q % f.vec == 0 or (K * C * 4 <= f.l2 and P * Q >= 4 * f.vec)):
         return "im2col"
     return "direct" if channel_vector(f, K) and P * Q <= DIRECT_MAX_PIXELS else "im2col"
 
