@@ -132,23 +132,19 @@ def conv2d_nchw(X, W, stride=1, padding=0, dilation=1, groups=1, name="conv2d"):
     symmetric = (pt, pl) == (pb, pr)
     attrs = {"stride": (sh, sw), "padding": (pt, pl) if symmetric else (pt, pl, pb, pr), "dilation": (dh, dw)}
     if groups == 1:
-        c = te.reduce_axis((0, C), name="c")
-        return te.compute((N, K, P, Q),
-                          lambda n, k, p, q: te.sum(Xp[n, c, p * sh + r * dh, q * sw + s * dw] * W[k, c, r, s],
-                                                    axis=[c, r, s]),
-                          name=name, tag="conv2d_nchw", attrs=attrs)
-    attrs["groups"] = groups
-    if Cg == 1:
-        channel = (lambda k: k) if Kg == 1 else (lambda k: k // Kg)
-        return te.compute((N, K, P, Q),
-                          lambda n, k, p, q: te.sum(Xp[n, channel(k), p * sh + r * dh, q * sw + s * dw]
-                                                    * W[k, 0, r, s], axis=[r, s]),
-                          name=name, tag="depthwise_conv2d_nchw", attrs=attrs)
-    c = te.reduce_axis((0, Cg), name="c")
+        tag, channel = "conv2d_nchw", (lambda k, c: c)
+    elif Cg == 1:      # depthwise: no sum over input channels
+        tag, channel = "depthwise_conv2d_nchw", ((lambda k, c: k) if Kg == 1 else (lambda k, c: k // Kg))
+    else:
+        tag, channel = "group_conv2d_nchw", (lambda k, c: k // Kg * Cg + c)
+    if groups > 1:
+        attrs["groups"] = groups
+    c = None if tag == "depthwise_conv2d_nchw" else te.reduce_axis((0, Cg), name="c")
+    axes = [r, s] if c is None else [c, r, s]
     return te.compute((N, K, P, Q),
-                      lambda n, k, p, q: te.sum(Xp[n, k // Kg * Cg + c, p * sh + r * dh, q * sw + s * dw]
-                                                * W[k, c, r, s], axis=[c, r, s]),
-                      name=name, tag="group_conv2d_nchw", attrs=attrs)
+                      lambda n, k, p, q: te.sum(Xp[n, channel(k, c), p * sh + r * dh, q * sw + s * dw]
+                                                * W[k, 0 if c is None else c, r, s], axis=axes),
+                      name=name, tag=tag, attrs=attrs)
 
 
 def _pool(X, kernel, stride, padding, kind, name):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..arith import (bound_of, canonical_linear, conjuncts, from_linear, linear_form, merge_divmod, prove,
+from ..arith import (bound_of, canonical_linear, conjoin, conjuncts, from_linear, linear_form, merge_divmod, prove,
                      prune_conjuncts, simplify_expr)
 from ..errors import LoweringError
 from ..ir.stmt import Allocate, For, ForKind, IfThenElse, LoweredFunc, SeqStmt, Store, TensorStore, seq, walk_stmt
@@ -225,24 +225,6 @@ def fit_loops_to_guards(func: LoweredFunc) -> LoweredFunc:
     return _with_body(func, _FitLoopsToGuards().visit(func.body))
 
 
-def _exact_cut(var, cond, ranges):
-    """The first value of ``var`` from which ``cond`` (``a < b`` / ``a <= b``, linear, the rest
-    of it fixed by ``ranges``) fails — below it the guard holds — or None."""
-    if not isinstance(cond, (E.LT, E.LE)) or not E.is_int(cond.a.dtype):
-        return None
-    terms, const = linear_form(E.Sub(cond.a, cond.b))
-    coef = terms.pop(var, 0)
-    if coef <= 0:
-        return None
-    for t, c in terms.items():
-        lo, hi = ranges.get(t, (None, None))
-        if lo is None or lo != hi:
-            return None
-        const += c * lo
-    limit = -const if isinstance(cond, E.LT) else -const + 1
-    return -(-limit // coef)  # smallest v with coef*v + const (>)= 0
-
-
 class _FitLoopsToGuards(StmtMutator):
     def visit_For(self, s):
         loop = super().visit_For(s)
@@ -250,9 +232,12 @@ class _FitLoopsToGuards(StmtMutator):
                 or not (isinstance(loop.min, E.Const) and isinstance(loop.extent, E.Const))):
             return loop
         lo, extent = loop.min.value, loop.extent.value
+        # loops around that run one value fix the rest of a guard: its split point is exact
+        # there (below it the guard holds, from it on it fails)
+        fixed = {v: r for v, r in self.ranges.items() if r[0] == r[1]}
         keep, cut = [], None
         for c in conjuncts(loop.body.cond):
-            point = _exact_cut(loop.var, c, self.ranges)
+            point = _split_point(loop, c, fixed)
             if point is None:
                 keep.append(c)
             else:
@@ -261,12 +246,7 @@ class _FitLoopsToGuards(StmtMutator):
             return loop
         if cut <= lo:
             return None
-        body = loop.body.then_case
-        if keep:
-            cond = keep[0]
-            for c in keep[1:]:
-                cond = E.And(cond, c)
-            body = IfThenElse(cond, body)
+        body = IfThenElse(conjoin(keep), loop.body.then_case) if keep else loop.body.then_case
         return For(loop.var, loop.min, E.Const(cut - lo), loop.kind, body, loop.thread_tag)
 
 
