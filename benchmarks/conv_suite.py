@@ -29,6 +29,13 @@ def _cpu_model():
     return platform.processor() or "unknown CPU"
 
 
+def _progress(r, thread_counts):
+    """One line per measured layer while the suite runs (the tables come at the end)."""
+    label = f"{r.layer}" + (" tuned" if r.how == "tuned" else "")
+    print(f"  {label}: " + ", ".join(f"{n}t x{r.ratio[n]:.2f} ({r.gflops(n):.1f} GFLOP/s)" for n in thread_counts),
+          flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", nargs="+", choices=sorted(cs.SUITES), default=sorted(cs.SUITES))
@@ -56,15 +63,13 @@ def main():
                 f, build_s = cs.build(layer)
                 r = cs.measure(layer, f, "default", build_s, tuple(args.threads), repeat=args.repeat)
                 results.append(r)
-                print(f"  {layer}: " + ", ".join(f"{n}t x{r.ratio[n]:.2f} ({r.gflops(n):.1f} GFLOP/s)"
-                                                  for n in args.threads), flush=True)
+                _progress(r, args.threads)
                 if args.tune_below is not None and r.ratio[min(args.threads)] < args.tune_below:
                     cs.tune(layer, log, trials=args.trials, seconds=args.seconds)
                     f, build_s = cs.build(layer, records=log)
                     r = cs.measure(layer, f, "tuned", build_s, tuple(args.threads), repeat=args.repeat)
                     results.append(r)
-                    print(f"  {layer} tuned: " + ", ".join(f"{n}t x{r.ratio[n]:.2f} ({r.gflops(n):.1f} GFLOP/s)"
-                                                            for n in args.threads), flush=True)
+                    _progress(r, args.threads)
             print(f"\n### {model}, batch {batch}\n")
             print(cs.format_table(results, tuple(args.threads)))
             print()

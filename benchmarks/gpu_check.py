@@ -529,7 +529,7 @@ def lenet(sim, rng):
     loopc's times include what its executor copies per call (inputs and weights to the GPU,
     the log-probabilities and gradients back) and, for the training step, the SGD update,
     which runs on the CPU."""
-    from loopc.apps.lenet_bench import torch_lenet
+    from loopc.apps.lenet_bench import torch_forward_and_step, torch_lenet
     from loopc.nn.lenet import LeNet
     from loopc.nn.optim import SGD
     batch = 1 if sim else 64
@@ -573,20 +573,9 @@ def lenet(sim, rng):
     print("\n".join("    " + line for line in prof.table(top=10).splitlines()))
     try:
         import torch
-        import torch.nn.functional as F
         net = torch_lenet(cpu).cuda()
-        xt = torch.from_numpy(x).cuda()
-        yt = torch.from_numpy(labels.astype(np.int64)).cuda()
-        topt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-
-        def tforward():
-            with torch.no_grad():
-                net(xt)
-
-        def tstep():
-            topt.zero_grad(set_to_none=True)
-            F.nll_loss(net(xt), yt).backward()
-            topt.step()
+        tforward, tstep = torch_forward_and_step(net, torch.from_numpy(x).cuda(),
+                                                 torch.from_numpy(labels.astype(np.int64)).cuda())
         row["torch_forward_ms"] = _wall_ms(tforward, torch.cuda.synchronize)
         row["torch_train_ms"] = _wall_ms(tstep, torch.cuda.synchronize)
     except Exception as err:    # torch without CUDA, or not installed

@@ -91,23 +91,32 @@ def time_loopc(model, batch, number=10, repeat=5, rng=None):
 def time_torch(model, batch, number=10, repeat=5, rng=None, compile=False):
     """(forward ms, training-step ms) of PyTorch eager (or torch.compile'd) on the same weights."""
     import torch
-    import torch.nn.functional as F
     rng = rng or np.random.default_rng(0)
     net = torch_lenet(model)
     x = torch.from_numpy(rng.standard_normal((batch, 1, 28, 28)).astype(np.float32))
     y = torch.from_numpy(rng.integers(0, 10, batch).astype(np.int64))
-    fnet = torch.compile(net) if compile else net
+    forward, step = torch_forward_and_step(net, x, y, torch.compile(net) if compile else net)
+    return _ms(forward, number, repeat), _ms(step, number, repeat)
+
+
+def torch_forward_and_step(net, x, y, run=None):
+    """``(forward(), step())`` closures of a PyTorch LeNet on the batch ``x`` with labels ``y``:
+    a forward pass without gradients, and one SGD-momentum training step (the recipe loopc's
+    benchmark uses). ``run`` calls the network (e.g. a torch.compile'd ``net``; default ``net``)."""
+    import torch
+    import torch.nn.functional as F
+    run = net if run is None else run
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
 
     def forward():
         with torch.no_grad():
-            fnet(x)
+            run(x)
 
     def step():
         opt.zero_grad(set_to_none=True)
-        F.nll_loss(fnet(x), y).backward()
+        F.nll_loss(run(x), y).backward()
         opt.step()
-    return _ms(forward, number, repeat), _ms(step, number, repeat)
+    return forward, step
 
 
 def torch_available() -> bool:
