@@ -1,0 +1,611 @@
+"""How each ATen operator becomes a loopc compute: the frontend's operator table.
+
+    LOWERINGS[aten.relu.default]        Lowering(kind="pointwise", build=...)
+    lower = LOWERINGS[node.target]
+    lower.unsupported(node)             None, or why loopc cannot run this call
+    out = lower.build(*args)            te tensors (TV) in, a TV (or a tuple of them) out
+
+A ``TV`` is a te tensor with the PyTorch shape it stands for (a 0-d tensor is a te tensor of
+shape (1,)). Kinds decide how the graph compiler groups nodes into kernels:
+
+    pointwise   elementwise with broadcasting; joins the kernel of its first input's producer
+                (conv + bias + batch norm + activation + residual add become one kernel)
+    anchor      conv, matmul, pooling, reductions, softmax: starts a kernel of its own
+    multi       returns a tuple (convolution_backward, var_mean, max_pool2d_with_indices)
+    view        runs in PyTorch on the same memory (view, permute, t, unsqueeze, expand, detach)
+
+Operators PyTorch decomposes for us (``DECOMPOSE``: batch norm, hardswish, the activation
+backwards, nll_loss_forward) reach this table as the pointwise ops and reductions they are
+made of. Anything else falls back to PyTorch (``loopc.torch.graph``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+
+from loopc import te
+from loopc.schedules import grad as _grad
+from loopc.schedules import ops as _ops
+
+aten = torch.ops.aten
+
+#: torch dtypes loopc kernels read and write
+DTYPES = {torch.float32: "float32", torch.int64: "int64", torch.int32: "int32", torch.bool: "bool"}
+
+
+@dataclass(frozen=True)
+class TV:
+    """A te tensor standing for a PyTorch tensor of ``shape`` (``()`` for a 0-d tensor)."""
+    t: object
+    shape: tuple
+
+    @property
+    def dtype(self) -> str:
+        return self.t.dtype
+
+    def read(self, idx, out_shape):
+        """This tensor at output index ``idx`` of a broadcast of shape ``out_shape`` (numpy rules)."""
+        if not self.shape:
+            return self.t[0]
+        lead = len(out_shape) - len(self.shape)
+        return self.t[tuple(0 if d == 1 and o != 1 else idx[lead + n]
+                            for n, (d, o) in enumerate(zip(self.shape, out_shape[lead:])))]
+
+
+def te_shape(shape) -> tuple:
+    return tuple(shape) if shape else (1,)
+
+
+def compute(shape, body, name, tag="injective", attrs=None) -> TV:
+    """``te.compute`` over PyTorch ``shape`` (0-d: one element, ``body`` gets no indices)."""
+    fn = body if shape else (lambda _i: body())
+    return TV(te.compute(te_shape(shape), fn, name=name, tag=tag, attrs=attrs), tuple(shape))
+
+
+def broadcast_shape(*shapes) -> tuple:
+    return tuple(torch.broadcast_shapes(*[torch.Size(s) for s in shapes]))
+
+
+def pointwise(fn, *operands, name="pointwise", dtype=None) -> TV:
+    """``fn`` of the operands' elements (TVs broadcast, Python numbers as constants)."""
+    shape = broadcast_shape(*[o.shape for o in operands if isinstance(o, TV)])
+
+    def body(*i):
+        vals = [o.read(i, shape) if isinstance(o, TV) else te.const(float(o) if not isinstance(o, bool) else o)
+                for o in operands]
+        out = fn(*vals)
+        return out.astype(dtype) if dtype is not None and out.dtype != dtype else out
+    return compute(shape, body, name)
+
+
+# --------------------------------------------------------------------------- elementwise math
+
+def _select(c, a, b):
+    return te.if_then_else(c, a, b)
+
+
+def _erf(x):
+    """erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7): loopc has no erf intrinsic."""
+    ax = te.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * ax)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    y = 1.0 - poly * te.exp(-(ax * ax))
+    return _select(x < 0.0, -y, y)
+
+
+def _gelu(x, approximate="none"):
+    if approximate == "tanh":
+        return 0.5 * x * (1.0 + te.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
+    return 0.5 * x * (1.0 + _erf(x * (1.0 / math.sqrt(2.0))))
+
+
+def _clamp(x, lo=None, hi=None):
+    if lo is not None:
+        x = te.max(x, lo)
+    if hi is not None:
+        x = te.min(x, hi)
+    return x
+
+
+def _pow(x, e):
+    if e == 2:
+        return x * x
+    if e == 3:
+        return x * x * x
+    if e == 0.5:
+        return te.sqrt(x)
+    if e == -1:
+        return 1.0 / x
+    if e == 1:
+        return x
+    return te.exp(te.log(x) * float(e))
+
+
+def _alpha(b, alpha):
+    return b if alpha == 1 else b * float(alpha)
+
+
+#: name -> (fn of te expressions and constant args, number of tensor/scalar operands)
+_POINTWISE = {
+    aten.relu.default: lambda x: te.max(x, 0.0),
+    aten.sigmoid.default: lambda x: te.sigmoid(x),
+    aten.tanh.default: lambda x: te.tanh(x),
+    aten.exp.default: lambda x: te.exp(x),
+    aten.log.default: lambda x: te.log(x),
+    aten.sqrt.default: lambda x: te.sqrt(x),
+    aten.rsqrt.default: lambda x: 1.0 / te.sqrt(x),
+    aten.neg.default: lambda x: -x,
+    aten.abs.default: lambda x: te.abs(x),
+    aten.reciprocal.default: lambda x: 1.0 / x,
+    aten.clone.default: lambda x, **_: x + 0.0 if x.dtype == "float32" else x,
+    aten.add.Tensor: lambda a, b, alpha=1: a + _alpha(b, alpha),
+    aten.sub.Tensor: lambda a, b, alpha=1: a - _alpha(b, alpha),
+    aten.rsub.Scalar: lambda a, b, alpha=1: b - _alpha(a, alpha),
+    aten.mul.Tensor: lambda a, b: a * b,
+    aten.div.Tensor: lambda a, b: a / b,
+    aten.add.Scalar: lambda a, b, alpha=1: a + _alpha(b, alpha),
+    aten.sub.Scalar: lambda a, b, alpha=1: a - _alpha(b, alpha),
+    aten.mul.Scalar: lambda a, b: a * b,
+    aten.div.Scalar: lambda a, b: a / b,
+    aten.maximum.default: lambda a, b: te.max(a, b),
+    aten.minimum.default: lambda a, b: te.min(a, b),
+    aten.pow.Tensor_Scalar: None,   # filled below (the exponent is a constant, not an operand)
+    aten.clamp.default: None,
+    aten.clamp_min.default: None,
+    aten.clamp_max.default: None,
+    aten.hardtanh.default: None,
+    aten.leaky_relu.default: None,
+    aten.gelu.default: None,
+    aten.silu.default: lambda x: x * te.sigmoid(x),
+    aten.hardsigmoid.default: lambda x: _clamp(x * (1.0 / 6.0) + 0.5, 0.0, 1.0),
+    aten.where.self: lambda c, a, b: _select(c, a, b),
+    aten.threshold_backward.default: None,
+    aten.native_dropout_backward.default: None,
+    aten.sigmoid_backward.default: lambda g, y: g * y * (1.0 - y),
+    aten.tanh_backward.default: lambda g, y: g * (1.0 - y * y),
+    aten.hardtanh_backward.default: None,
+    aten.leaky_relu_backward.default: None,
+    aten.gt.Scalar: lambda a, b: a > b,
+    aten.lt.Scalar: lambda a, b: a < b,
+    aten.ge.Scalar: lambda a, b: a >= b,
+    aten.le.Scalar: lambda a, b: a <= b,
+    aten.eq.Scalar: lambda a, b: a == b,
+    aten.ne.Scalar: lambda a, b: a != b,
+}
+
+# ops whose trailing arguments are constants rather than operands: (n operands, fn(*operands, *consts))
+_WITH_CONSTS = {
+    aten.pow.Tensor_Scalar: (1, lambda x, e: _pow(x, e)),
+    aten.clamp.default: (1, lambda x, lo=None, hi=None: _clamp(x, lo, hi)),
+    aten.clamp_min.default: (1, lambda x, lo: _clamp(x, lo, None)),
+    aten.clamp_max.default: (1, lambda x, hi: _clamp(x, None, hi)),
+    aten.hardtanh.default: (1, lambda x, lo=-1.0, hi=1.0: _clamp(x, float(lo), float(hi))),
+    aten.leaky_relu.default: (1, lambda x, slope=0.01: _select(x > 0.0, x, x * float(slope))),
+    aten.gelu.default: (1, lambda x, approximate="none": _gelu(x, approximate)),
+    aten.threshold_backward.default: (2, lambda g, x, thr: _select(x > float(thr), g, 0.0)),
+    aten.native_dropout_backward.default: (2, lambda g, m, scale: _select(m, g * float(scale), 0.0)),
+    aten.hardtanh_backward.default: (2, lambda g, x, lo, hi: _select((x > float(lo)) & (x < float(hi)), g, 0.0)),
+    aten.leaky_relu_backward.default: (2, lambda g, x, slope, res: _select(x > 0.0, g, g * float(slope))),
+}
+
+#: comparisons give bool tensors
+_BOOL_OUT = {aten.gt.Scalar, aten.lt.Scalar, aten.ge.Scalar, aten.le.Scalar, aten.eq.Scalar, aten.ne.Scalar}
+
+
+def _pointwise_builder(target):
+    n_ops, fn = _WITH_CONSTS.get(target, (None, _POINTWISE[target]))
+    name = target.__name__.split(".")[0]
+
+    def build(*args, **kwargs):
+        kwargs = {k: v for k, v in kwargs.items() if k not in ("memory_format",)}
+        if n_ops is None:
+            operands = [a for a in args]
+            return pointwise(lambda *v: fn(*v, **kwargs), *operands, name=name)
+        operands, consts = args[:n_ops], args[n_ops:]
+        return pointwise(lambda *v: fn(*v, *consts, **kwargs), *operands, name=name)
+    return build
+
+
+# --------------------------------------------------------------------------- anchors
+
+def _pairs(v, n=2):
+    v = list(v) if isinstance(v, (list, tuple)) else [v]
+    return tuple(v * n if len(v) == 1 else v)
+
+
+def convolution(x, w, b, stride, padding, dilation, transposed, output_padding, groups):
+    y = _ops.conv2d_nchw(x.t, w.t, stride=_pairs(stride), padding=_pairs(padding), dilation=_pairs(dilation),
+                         groups=int(groups))
+    out = TV(y, tuple(y.shape))
+    if b is not None:
+        out = compute(out.shape, lambda n, k, p, q: y[n, k, p, q] + b.t[k], "bias_add")
+    return out
+
+
+def _is_2d(t: TV) -> bool:
+    return len(t.shape) == 2
+
+
+def dense(x, w_rows, bias=None, beta=1, alpha=1):
+    """x @ w_rows.T (+ bias): W is read row by row (PyTorch's Linear weight, no transpose)."""
+    y = _ops.dense(x.t, w_rows.t)
+    return _addmm_tail(TV(y, tuple(y.shape)), bias, beta, alpha)
+
+
+def matmul(a, b, bias=None, beta=1, alpha=1):
+    y = _ops.matmul(a.t, b.t)
+    return _addmm_tail(TV(y, tuple(y.shape)), bias, beta, alpha)
+
+
+def matmul_tn(p, q):
+    """p.T @ q with p (B, O), q (B, I): dense_backward_weight's loop nest."""
+    y = _grad.dense_backward_weight(p.t, q.t)
+    return TV(y, tuple(y.shape))
+
+
+def _addmm_tail(y, bias, beta, alpha):
+    if alpha != 1:
+        y = pointwise(lambda v: v * float(alpha), y, name="scale")
+    if bias is None:
+        return y
+    return pointwise(lambda v, c: v + (c if beta == 1 else c * float(beta)), y, bias, name="bias_add")
+
+
+def bmm(a, b):
+    B, M, K = a.shape
+    N = b.shape[2]
+    k = te.reduce_axis((0, K), name="k")
+    return compute((B, M, N), lambda n, i, j: te.sum(a.t[n, i, k] * b.t[n, k, j], axis=k), "bmm", tag="bmm")
+
+
+def max_pool2d(x, kernel, stride=(), padding=0, dilation=1, ceil_mode=False):
+    kernel = _pairs(kernel)
+    stride = _pairs(stride) if stride else kernel
+    y = _ops.max_pool2d(x.t, kernel, stride, _pairs(padding))
+    return TV(y, tuple(y.shape))
+
+
+def max_pool2d_indices(x, values, kernel, stride=(), padding=0, dilation=1, ceil_mode=False):
+    """PyTorch's indices of max_pool2d_with_indices: the flat h*W + w of each window's first maximum."""
+    kh, kw = _pairs(kernel)
+    sh, sw = _pairs(stride) if stride else (kh, kw)
+    ph, pw = _pairs(padding)
+    N, C, H, W = x.shape
+    r = te.reduce_axis((0, kh), name="r")
+    s = te.reduce_axis((0, kw), name="s")
+    big = H * W
+
+    def body(n, c, p, q):
+        h, w = p * sh + r - ph, q * sw + s - pw
+        inside = te.all(h >= 0, h < H, w >= 0, w < W)
+        hit = te.if_then_else(inside, x.t[n, c, h, w] == values.t[n, c, p, q], False)
+        return te.min(te.if_then_else(hit, (h * W + w).astype("int64"), te.const(big, "int64")), axis=[r, s])
+    return compute(values.shape, body, "max_pool2d_indices", tag="pool_indices")
+
+
+def max_pool2d_backward(dy, x, kernel, stride, padding, dilation, ceil_mode, indices):
+    kernel = _pairs(kernel)
+    stride = _pairs(stride) if stride else kernel
+    y = _grad.max_pool2d_backward(dy.t, x.t, kernel, stride, _pairs(padding))
+    return TV(y, tuple(y.shape))
+
+
+def _window_bounds(i, size, out):
+    """Adaptive pooling's window [start, end) along one axis for output index ``i``."""
+    return (i * size) // out, ((i + 1) * size + out - 1) // out
+
+
+def avg_pool2d(x, kernel, stride=(), padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None):
+    kh, kw = _pairs(kernel)
+    sh, sw = _pairs(stride) if stride else (kh, kw)
+    ph, pw = _pairs(padding)
+    N, C, H, W = x.shape
+
+    def out_len(size, k, s, p):
+        n = size + 2 * p - k
+        o = (n + (s - 1 if ceil_mode else 0)) // s + 1
+        if ceil_mode and (o - 1) * s >= size + p:
+            o -= 1
+        return o
+    P, Q = out_len(H, kh, sh, ph), out_len(W, kw, sw, pw)
+    r = te.reduce_axis((0, kh), name="r")
+    s = te.reduce_axis((0, kw), name="s")
+
+    def window(n, c, p, q):
+        h, w = p * sh + r - ph, q * sw + s - pw
+        return te.sum(te.if_then_else(te.all(h >= 0, h < H, w >= 0, w < W), x.t[n, c, h, w], 0.0), axis=[r, s])
+    total = compute((N, C, P, Q), window, "avg_pool2d_sum", tag="pool_sum_generic")
+
+    def divide(n, c, p, q):
+        if divisor_override:
+            return total.t[n, c, p, q] * (1.0 / divisor_override)
+        h0, w0 = p * sh - ph, q * sw - pw
+        h1, w1 = te.min(h0 + kh, H + ph), te.min(w0 + kw, W + pw)
+        if not count_include_pad:
+            h0, w0, h1, w1 = te.max(h0, 0), te.max(w0, 0), te.min(h1, H), te.min(w1, W)
+        return total.t[n, c, p, q] / ((h1 - h0) * (w1 - w0)).astype("float32")
+    return compute((N, C, P, Q), divide, "avg_pool2d")
+
+
+def adaptive_avg_pool2d(x, output_size):
+    N, C, H, W = x.shape
+    oh, ow = _pairs(output_size)
+    kh, kw = -(-H // oh) + 1, -(-W // ow) + 1      # the longest window, +1 for uneven bounds
+    kh, kw = min(kh, H), min(kw, W)
+    r = te.reduce_axis((0, kh), name="r")
+    s = te.reduce_axis((0, kw), name="s")
+
+    def body(n, c, p, q):
+        h0, h1 = _window_bounds(p, H, oh)
+        w0, w1 = _window_bounds(q, W, ow)
+        inside = te.all(h0 + r < h1, w0 + s < w1)
+        total = te.sum(te.if_then_else(inside, x.t[n, c, te.min(h0 + r, H - 1), te.min(w0 + s, W - 1)], 0.0),
+                       axis=[r, s])
+        return total
+    total = compute((N, C, oh, ow), body, "adaptive_avg_pool2d_sum", tag="pool_sum_generic")
+
+    def divide(n, c, p, q):
+        h0, h1 = _window_bounds(p, H, oh)
+        w0, w1 = _window_bounds(q, W, ow)
+        return total.t[n, c, p, q] / ((h1 - h0) * (w1 - w0)).astype("float32")
+    return compute((N, C, oh, ow), divide, "adaptive_avg_pool2d")
+
+
+def _dims(dims, ndim):
+    if dims is None or (isinstance(dims, (list, tuple)) and len(dims) == 0):
+        return tuple(range(ndim))
+    dims = [dims] if isinstance(dims, int) else list(dims)
+    return tuple(sorted({d % ndim for d in dims}))
+
+
+def reduce(x, dims, keepdim, combine, name, scale=1.0):
+    """``combine`` (te.sum / te.max / te.min) of ``x`` over ``dims``."""
+    nd = len(x.shape)
+    dims = _dims(dims, nd) if nd else ()
+    axes = {d: te.reduce_axis((0, x.shape[d]), name=f"r{d}") for d in dims}
+    out_shape = tuple((1 if d in axes else n) for d, n in enumerate(x.shape) if keepdim or d not in axes)
+    kept = [d for d in range(nd) if d not in axes]
+
+    def body(*i):
+        if keepdim:
+            idx = tuple(axes[d] if d in axes else i[d] for d in range(nd))
+        else:
+            it = iter(i)
+            idx = tuple(axes[d] if d in axes else next(it) for d in range(nd))
+        v = x.t[idx] if nd else x.t[0]
+        if not axes:
+            return v
+        total = combine(v, axis=list(axes.values()))
+        return total * scale if scale != 1.0 else total
+    del kept
+    return compute(out_shape, body, name, tag="reduction")
+
+
+def sum_dims(x, dims=None, keepdim=False, dtype=None):
+    return reduce(x, dims, keepdim, te.sum, "sum")
+
+
+def mean_dims(x, dims=None, keepdim=False, dtype=None):
+    n = math.prod(x.shape[d] for d in _dims(dims, len(x.shape))) if x.shape else 1
+    return reduce(x, dims, keepdim, te.sum, "mean", scale=1.0 / n)
+
+
+def amax(x, dims=(), keepdim=False):
+    return reduce(x, dims, keepdim, te.max, "amax")
+
+
+def var_mean(x, dims=None, correction=1, keepdim=False):
+    nd = len(x.shape)
+    rd = _dims(dims, nd)
+    n = math.prod(x.shape[d] for d in rd)
+    mean = reduce(x, dims, True, te.sum, "mean", scale=1.0 / n)
+    centered = pointwise(lambda a, m: (a - m) * (a - m), x, mean, name="sq_dev")
+    var = reduce(centered, dims, keepdim, te.sum, "var", scale=1.0 / max(n - (correction or 0), 1))
+    if not keepdim:
+        mean = reduce(mean, rd, False, te.sum, "mean_squeezed")
+    return var, mean
+
+
+def softmax(x, dim, half_to_float=False):
+    y = _ops.softmax(x.t, axis=dim % len(x.shape))
+    return TV(y, x.shape)
+
+
+def log_softmax(x, dim, half_to_float=False):
+    y = _ops.log_softmax(x.t, axis=dim % len(x.shape))
+    return TV(y, x.shape)
+
+
+def log_softmax_backward(g, out, dim, dtype):
+    y = _grad.log_softmax_backward(g.t, out.t, axis=dim % len(out.shape))
+    return TV(y, out.shape)
+
+
+def softmax_backward(g, out, dim, dtype):
+    dim = dim % len(out.shape)
+    prod = pointwise(lambda a, b: a * b, g, out, name="g_out")
+    total = reduce(prod, [dim], True, te.sum, "g_out_sum")
+    return pointwise(lambda y, a, s: y * (a - s), out, g, total, name="softmax_backward")
+
+
+def nll_loss(logp, target, weight, reduction, ignore_index):
+    """(loss, total_weight) of PyTorch's nll_loss_forward (no class weights; mean or sum)."""
+    B = logp.shape[0]
+    b = te.reduce_axis((0, B), name="b")
+    C = logp.shape[1]
+
+    def keep(i):
+        label = target.t[i]
+        return te.all(label != ignore_index, label >= 0, label < C)
+
+    def picked(i):
+        label = target.t[i]
+        return te.if_then_else(keep(i), logp.t[i, te.min(te.max(label, 0), C - 1).astype("int32")], 0.0)
+    count = compute((), lambda: te.sum(te.if_then_else(keep(b), 1.0, 0.0), axis=b), "nll_total_weight",
+                    tag="reduction")
+    total = compute((), lambda: te.sum(-picked(b), axis=b), "nll_sum", tag="reduction")
+    if reduction == 2:
+        return total, count
+    return pointwise(lambda s, n: s / n, total, count, name="nll_loss"), count
+
+
+def nll_loss_backward(g, logp, target, weight, reduction, ignore_index, total_weight):
+    B, C = logp.shape
+    scale = pointwise(lambda gg, n: -gg / n if reduction == 1 else -gg, g, total_weight, name="nll_scale")
+
+    def body(i, c):
+        label = target.t[i]
+        hit = te.all(label == c.astype("int64"), label != ignore_index)
+        return te.if_then_else(hit, scale.read((), ()), 0.0)
+    return compute((B, C), body, "nll_loss_backward")
+
+
+def convolution_backward(dy, x, w, bias_sizes, stride, padding, dilation, transposed, output_padding, groups,
+                         mask):
+    geo = dict(stride=_pairs(stride), padding=_pairs(padding), dilation=_pairs(dilation))
+    dx = dw = db = None
+    if mask[0]:
+        t = _grad.conv2d_backward_data(dy.t, w.t, input_shape=tuple(x.shape), **geo)
+        dx = TV(t, x.shape)
+    if mask[1]:
+        t = _grad.conv2d_backward_weight(dy.t, x.t, kernel_shape=tuple(w.shape), **geo)
+        dw = TV(t, w.shape)
+    if mask[2]:
+        db = reduce(dy, [0, 2, 3], False, te.sum, "bias_backward")
+    return dx, dw, db
+
+
+def cat(tensors, dim=0):
+    nd = len(tensors[0].shape)
+    dim = dim % nd
+    parts = [t for t in tensors if t.shape[dim] > 0 or nd == 1]
+    shape = list(parts[0].shape)
+    shape[dim] = sum(t.shape[dim] for t in parts)
+
+    def body(*i):
+        out, start = None, shape[dim]
+        for t in reversed(parts):
+            start -= t.shape[dim]
+            idx = tuple(i[:dim]) + (i[dim] - start,) + tuple(i[dim + 1:])
+            v = t.t[idx]
+            out = v if out is None else te.if_then_else(i[dim] >= start, v, out)
+        return out
+    return compute(tuple(shape), body, "cat", tag="concatenate")
+
+
+@dataclass(frozen=True)
+class Lowering:
+    """How one ATen overload runs on loopc: ``kind`` (see the module doc), ``build`` from TV/Python
+    arguments, ``check(node) -> reason or None``, ``outputs`` (a multi op's tuple length)."""
+    kind: str
+    build: Optional[Callable] = None
+    check: Optional[Callable] = None
+
+
+def _val(a):
+    return a.meta.get("val") if isinstance(a, torch.fx.Node) else None
+
+
+def _rank_is(n):
+    def check(node):
+        v = _val(node.args[0])
+        return None if v is not None and v.dim() == n else f"input is not {n}-D"
+    return check
+
+
+def _conv_check(node):
+    args = node.args
+    if _val(args[0]) is None or _val(args[0]).dim() != 4:
+        return "only 2-D convolutions (NCHW)"
+    if args[6]:
+        return "transposed convolution"
+    return None
+
+
+def _conv_bwd_check(node):
+    args = node.args
+    if _val(args[1]).dim() != 4:
+        return "only 2-D convolutions (NCHW)"
+    if args[7] or args[9] != 1:
+        return "backward of transposed or grouped convolution"
+    return None
+
+
+def _pool_check(node):
+    off = 0 if node.target is aten.max_pool2d_with_indices.default else 1     # the backward's dY first
+    a = list(node.args[off:]) + [None] * 8
+    dilation = a[4] if a[4] is not None else 1
+    if _pairs(dilation) != (1, 1) or a[5]:
+        return "max pooling with dilation or ceil_mode"
+    if _val(a[0]).dim() != 4:
+        return "only 4-D (NCHW) max pooling"
+    kernel = _pairs(a[1])
+    padding = _pairs(a[3] if a[3] is not None else 0)
+    if padding[0] * 2 > kernel[0] or padding[1] * 2 > kernel[1]:
+        return "padding over half the window"
+    return None
+
+
+def _nll_check(node):
+    if len(node.args) > 2 and node.args[2] is not None:
+        return "class weights"
+    if node.args[3] not in (1, 2):
+        return "reduction='none'"
+    if _val(node.args[0]).dim() != 2:
+        return "only (batch, classes) inputs"
+    return None
+
+
+def _bmm_check(node):
+    return None
+
+
+def _cat_check(node):
+    return None if all(isinstance(t, torch.fx.Node) for t in node.args[0]) else "non-tensor parts"
+
+
+VIEWS = (aten.view.default, aten._unsafe_view.default, aten.t.default, aten.transpose.int, aten.permute.default,
+         aten.unsqueeze.default, aten.squeeze.dim, aten.squeeze.dims, aten.squeeze.default, aten.expand.default,
+         aten.alias.default, aten.detach.default, aten.slice.Tensor, aten.select.int, aten.reshape.default)
+
+LOWERINGS = {}
+for _op in list(_POINTWISE) + list(_WITH_CONSTS):
+    LOWERINGS[_op] = Lowering("pointwise", _pointwise_builder(_op))
+for _op in VIEWS:
+    LOWERINGS[_op] = Lowering("view")
+LOWERINGS.update({
+    aten.convolution.default: Lowering("anchor", convolution, _conv_check),
+    aten.bmm.default: Lowering("anchor", bmm, _bmm_check),
+    aten.max_pool2d_with_indices.default: Lowering("multi", max_pool2d, _pool_check),
+    aten.max_pool2d_with_indices_backward.default: Lowering("anchor", max_pool2d_backward, _pool_check),
+    aten.avg_pool2d.default: Lowering("anchor", avg_pool2d, _rank_is(4)),
+    aten._adaptive_avg_pool2d.default: Lowering("anchor", adaptive_avg_pool2d, _rank_is(4)),
+    aten.sum.dim_IntList: Lowering("anchor", sum_dims),
+    aten.sum.default: Lowering("anchor", sum_dims),
+    aten.mean.dim: Lowering("anchor", mean_dims),
+    aten.mean.default: Lowering("anchor", mean_dims),
+    aten.amax.default: Lowering("anchor", amax),
+    aten.var_mean.correction: Lowering("multi", var_mean),
+    aten._softmax.default: Lowering("anchor", softmax),
+    aten._log_softmax.default: Lowering("anchor", log_softmax),
+    aten._log_softmax_backward_data.default: Lowering("anchor", log_softmax_backward),
+    aten._softmax_backward_data.default: Lowering("anchor", softmax_backward),
+    aten.nll_loss_forward.default: Lowering("multi", nll_loss, _nll_check),
+    aten.nll_loss_backward.default: Lowering("anchor", nll_loss_backward, _nll_check),
+    aten.convolution_backward.default: Lowering("multi", convolution_backward, _conv_bwd_check),
+    aten.cat.default: Lowering("anchor", cat, _cat_check),
+    # mm / addmm are chosen by the graph compiler (dense, matmul or matmul_tn by their operands)
+    aten.mm.default: Lowering("anchor"),
+    aten.addmm.default: Lowering("anchor"),
+})
+
+#: what AOTAutograd decomposes before the graph reaches loopc (PyTorch's own decompositions)
+DECOMPOSE = [aten._native_batch_norm_legit_functional, aten._native_batch_norm_legit_no_training,
+             aten._native_batch_norm_legit, aten.native_batch_norm, aten.native_batch_norm_backward,
+             aten.hardswish, aten.hardswish_backward, aten.hardsigmoid_backward, aten.silu_backward,
+             aten.gelu_backward, aten._adaptive_avg_pool2d_backward, aten.avg_pool2d_backward,
+             aten.mse_loss, aten.mse_loss_backward, aten.linear, aten.addcmul, aten.relu6
+             if hasattr(aten, "relu6") else aten.hardtanh]
