@@ -71,7 +71,7 @@ def test_zero_copy_inputs_and_outputs():
         k = real(op, specs, attrs, target)
         seen.append(k)
         return k
-    import loopc.torch as mod
+    import loopc.torch.layers as mod
     mod.compile_op, saved = spy, mod.compile_op
     try:
         y = relu(x)

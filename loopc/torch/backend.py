@@ -69,13 +69,35 @@ def backend(gm: torch.fx.GraphModule, example_inputs, options: dict | None = Non
     compiler = _graph_compiler(report, options.get("records"))
     aot = aot_autograd(fw_compiler=compiler, bw_compiler=compiler,
                        decompositions=get_decompositions(DECOMPOSE))
-    compiled = aot(gm, example_inputs)
+    if _symbolic(example_inputs):
+        compiled = _per_shape(gm, aot)
+    else:
+        compiled = aot(gm, example_inputs)
 
     @functools.wraps(compiled)
     def run(*args):
         out = compiled(*args)
         _log_once(report, id(gm))
         return out
+    return run
+
+
+def _symbolic(inputs) -> bool:
+    return any(isinstance(a, torch.SymInt) or (isinstance(a, torch.Tensor) and not all(
+        isinstance(d, int) for d in a.shape)) for a in inputs)
+
+
+def _per_shape(gm, aot):
+    """Dynamo made the graph's shapes symbolic (a second batch size): loopc's kernels are
+    compiled per shape, so the graph is compiled again for each concrete set of shapes."""
+    compiled = {}
+
+    def run(*args):
+        key = tuple((tuple(a.shape), a.dtype) if isinstance(a, torch.Tensor) else a for a in args)
+        fn = compiled.get(key)
+        if fn is None:
+            fn = compiled[key] = aot(gm, list(args))
+        return fn(*args)
     return run
 
 

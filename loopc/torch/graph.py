@@ -49,6 +49,8 @@ class Report:
     fallback: Counter = field(default_factory=Counter)
     reasons: dict = field(default_factory=dict)
     compile_seconds: float = 0.0
+    #: the te outputs of every kernel compiled (the tuner's workloads come from these)
+    outputs: list = field(default_factory=list, repr=False)
 
     def __str__(self):
         lines = [f"{self.graphs} graphs: {self.loopc_nodes} ATen nodes ran on loopc in {self.kernels} kernels, "
@@ -130,7 +132,7 @@ def compile_graph(gm: fx.GraphModule, report: Report | None = None, kernels: Ker
     fused = partitioner.fuse_partitions(partitioner.propose_partitions())
     for node in fused.graph.nodes:
         if node.op == "call_module" and node.target.startswith("fused_"):
-            region = LoopcRegion(getattr(fused, node.target), kernels)
+            region = LoopcRegion(getattr(fused, node.target), kernels, report)
             setattr(fused, node.target, region)
             report.loopc_nodes += region.loopc_nodes
             report.kernels += len(region.kernels)
@@ -165,9 +167,10 @@ class _Group:
 class LoopcRegion(torch.nn.Module):
     """A partition of supported nodes run as loopc kernels (and PyTorch views) over slots."""
 
-    def __init__(self, sub: fx.GraphModule, kernels: KernelCache):
+    def __init__(self, sub: fx.GraphModule, kernels: KernelCache, report: Report):
         super().__init__()
         self.kernels_cache = kernels
+        self.report = report
         self.steps = []
         self.kernels = []
         self.loopc_nodes = 0
@@ -329,6 +332,7 @@ class LoopcRegion(torch.nn.Module):
         specs = tuple((tuple(p.t.shape), p.dtype) for p in phs)
         key = ("torch", tuple(g.signature), specs, tuple((len(o.shape), o.dtype) for o in outs))
         label = "+".join(_op_name(n) for n in g.nodes)
+        self.report.outputs.append([o.t for o in outs])
 
         def build():
             import warnings
