@@ -20,6 +20,8 @@ except ImportError as e:  # pragma: no cover - exercised where torch is missing
     raise ImportError("loopc.torch needs PyTorch, which is not installed: pip install 'loopc[torch]' "
                       "(or pip install torch)") from e
 
+from . import optim
+from .backend import backend, explain
 from .layers import Conv2d, Linear, MaxPool2d, ReLU, run_op
 
-__all__ = ["Conv2d", "Linear", "MaxPool2d", "ReLU", "run_op"]
+__all__ = ["Conv2d", "Linear", "MaxPool2d", "ReLU", "run_op", "backend", "explain", "optim"]

@@ -72,13 +72,22 @@ def broadcast_shape(*shapes) -> tuple:
 def pointwise(fn, *operands, name="pointwise", dtype=None) -> TV:
     """``fn`` of the operands' elements (TVs broadcast, Python numbers as constants)."""
     shape = broadcast_shape(*[o.shape for o in operands if isinstance(o, TV)])
+    like = next((o.dtype for o in operands if isinstance(o, TV)), "float32")
 
     def body(*i):
-        vals = [o.read(i, shape) if isinstance(o, TV) else te.const(float(o) if not isinstance(o, bool) else o)
-                for o in operands]
+        vals = [o.read(i, shape) if isinstance(o, TV) else _constant(o, like) for o in operands]
         out = fn(*vals)
         return out.astype(dtype) if dtype is not None and out.dtype != dtype else out
     return compute(shape, body, name)
+
+
+def _constant(v, like):
+    """A Python number operand: an int64 constant beside int64 tensors, else float32."""
+    if isinstance(v, bool):
+        return te.const(v)
+    if like == "int64" and isinstance(v, int):
+        return te.const(v, "int64")
+    return te.const(float(v))
 
 
 # --------------------------------------------------------------------------- elementwise math
@@ -141,6 +150,7 @@ _POINTWISE = {
     aten.abs.default: lambda x: te.abs(x),
     aten.reciprocal.default: lambda x: 1.0 / x,
     aten.clone.default: lambda x, **_: x + 0.0 if x.dtype == "float32" else x,
+    aten._to_copy.default: lambda x, **_: x + 0.0 if x.dtype == "float32" else x,   # same dtype (checked)
     aten.add.Tensor: lambda a, b, alpha=1: a + _alpha(b, alpha),
     aten.sub.Tensor: lambda a, b, alpha=1: a - _alpha(b, alpha),
     aten.rsub.Scalar: lambda a, b, alpha=1: b - _alpha(a, alpha),
@@ -200,7 +210,8 @@ def _pointwise_builder(target):
     name = target.__name__.split(".")[0]
 
     def build(*args, **kwargs):
-        kwargs = {k: v for k, v in kwargs.items() if k not in ("memory_format",)}
+        kwargs = {k: v for k, v in kwargs.items()
+                  if k not in ("memory_format", "dtype", "layout", "device", "pin_memory", "non_blocking")}
         if n_ops is None:
             operands = [a for a in args]
             return pointwise(lambda *v: fn(*v, **kwargs), *operands, name=name)
@@ -378,10 +389,12 @@ def reduce(x, dims, keepdim, combine, name, scale=1.0):
         v = x.t[idx] if nd else x.t[0]
         if not axes:
             return v
-        total = combine(v, axis=list(axes.values()))
-        return total * scale if scale != 1.0 else total
+        return combine(v, axis=list(axes.values()))
     del kept
-    return compute(out_shape, body, name, tag="reduction")
+    out = compute(out_shape, body, name if scale == 1.0 else name + "_sum", tag="reduction")
+    if scale != 1.0:        # a reduction is a whole body: the scaling is a stage of its own
+        out = pointwise(lambda v: v * scale, out, name=name)
+    return out
 
 
 def sum_dims(x, dims=None, keepdim=False, dtype=None):

@@ -78,6 +78,10 @@ def _tensors(v):
     return []
 
 
+#: pointwise ops loopc also runs on int64 tensors
+_INT_ARITH = {aten.add.Tensor, aten.sub.Tensor, aten.mul.Tensor, aten.add.Scalar, aten.sub.Scalar, aten.mul.Scalar}
+
+
 def why_unsupported(node) -> str | None:
     """None when loopc can run ``node``; otherwise the reason."""
     if node.op != "call_function":
@@ -93,6 +97,8 @@ def why_unsupported(node) -> str | None:
         vals += _tensors(a.meta.get("val"))
     if not vals or not all(_static_tensor(v) for v in vals):
         return "dtype, device or dynamic shape loopc lacks"
+    if node.target in _INT_ARITH and all(v.dtype == torch.int64 for v in vals):
+        return None                      # e.g. batch norm's num_batches_tracked + 1
     if lowering.kind != "view":
         outs = _tensors(node.meta.get("val"))
         if any(v.dtype not in (torch.float32, torch.bool) for v in outs) and node.target not in (
@@ -101,6 +107,8 @@ def why_unsupported(node) -> str | None:
         ins = [a.meta["val"] for a in node.all_input_nodes]
         if lowering.kind == "pointwise" and any(v.dtype not in (torch.float32, torch.bool) for v in ins):
             return "non-float operands"
+        if node.target is aten._to_copy.default and ins[0].dtype != node.meta["val"].dtype:
+            return "a dtype conversion"
     if lowering.check is not None:
         return lowering.check(node)
     return None
