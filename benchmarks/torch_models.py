@@ -67,7 +67,8 @@ def main():
     t = host()
     machine = (f"machine: {_cpu_model()}, {os.cpu_count()} cores; LLVM cpu={t.cpu}, {t.vector_bits}-bit vectors, "
                f"{t.vector_registers} registers; torch {torch.__version__} "
-               f"(CPU capability {torch.backends.cpu.get_cpu_capability()})")
+               f"(CPU capability {torch.backends.cpu.get_cpu_capability()}); load average "
+               + " ".join(f"{v:.2f}" for v in os.getloadavg()))
     print(machine)
     print(f"{len(workloads)} workloads x threads {args.threads}, {rounds} interleaved rounds each\n", flush=True)
     results = []

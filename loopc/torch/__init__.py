@@ -23,5 +23,6 @@ except ImportError as e:  # pragma: no cover - exercised where torch is missing
 from . import optim
 from .backend import backend, explain
 from .layers import Conv2d, Linear, MaxPool2d, ReLU, run_op
+from .tuning import extract_tasks, tune
 
-__all__ = ["Conv2d", "Linear", "MaxPool2d", "ReLU", "run_op", "backend", "explain", "optim"]
+__all__ = ["Conv2d", "Linear", "MaxPool2d", "ReLU", "run_op", "backend", "explain", "optim", "extract_tasks", "tune"]

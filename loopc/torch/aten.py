@@ -137,6 +137,15 @@ def _alpha(b, alpha):
     return b if alpha == 1 else b * float(alpha)
 
 
+def _truthy(x):
+    """``x`` as a bool expression (PyTorch's logical ops treat nonzero numbers as true)."""
+    return x if x.dtype == "bool" else x != 0.0
+
+
+def _sign(x):
+    return _select(x > 0.0, te.const(1.0), _select(x < 0.0, te.const(-1.0), x * 0.0))
+
+
 #: name -> (fn of te expressions and constant args, number of tensor/scalar operands)
 _POINTWISE = {
     aten.relu.default: lambda x: te.max(x, 0.0),
@@ -148,6 +157,9 @@ _POINTWISE = {
     aten.rsqrt.default: lambda x: 1.0 / te.sqrt(x),
     aten.neg.default: lambda x: -x,
     aten.abs.default: lambda x: te.abs(x),
+    aten.erf.default: lambda x: _erf(x),
+    aten.sgn.default: lambda x: _sign(x),
+    aten.sign.default: lambda x: _sign(x),
     aten.reciprocal.default: lambda x: 1.0 / x,
     aten.clone.default: lambda x, **_: x + 0.0 if x.dtype == "float32" else x,
     aten._to_copy.default: lambda x, **_: x + 0.0 if x.dtype == "float32" else x,   # same dtype (checked)
@@ -184,6 +196,13 @@ _POINTWISE = {
     aten.le.Scalar: lambda a, b: a <= b,
     aten.eq.Scalar: lambda a, b: a == b,
     aten.ne.Scalar: lambda a, b: a != b,
+    aten.bitwise_and.Tensor: lambda a, b: _truthy(a) & _truthy(b),
+    aten.bitwise_or.Tensor: lambda a, b: _truthy(a) | _truthy(b),
+    aten.bitwise_not.default: lambda x: ~_truthy(x),
+    aten.logical_and.default: lambda a, b: _truthy(a) & _truthy(b),
+    aten.logical_or.default: lambda a, b: _truthy(a) | _truthy(b),
+    aten.logical_not.default: lambda x: ~_truthy(x),
+    aten.scalar_tensor.default: None,
 }
 
 # ops whose trailing arguments are constants rather than operands: (n operands, fn(*operands, *consts))
@@ -199,6 +218,8 @@ _WITH_CONSTS = {
     aten.native_dropout_backward.default: (2, lambda g, m, scale: _select(m, g * float(scale), 0.0)),
     aten.hardtanh_backward.default: (2, lambda g, x, lo, hi: _select((x > float(lo)) & (x < float(hi)), g, 0.0)),
     aten.leaky_relu_backward.default: (2, lambda g, x, slope, res: _select(x > 0.0, g, g * float(slope))),
+    # a 0-d constant (the activation backwards' decompositions make their zeros with it)
+    aten.scalar_tensor.default: (0, lambda v, **_: te.const(float(v))),
 }
 
 #: comparisons give bool tensors
@@ -315,13 +336,7 @@ def avg_pool2d(x, kernel, stride=(), padding=0, ceil_mode=False, count_include_p
     ph, pw = _pairs(padding)
     N, C, H, W = x.shape
 
-    def out_len(size, k, s, p):
-        n = size + 2 * p - k
-        o = (n + (s - 1 if ceil_mode else 0)) // s + 1
-        if ceil_mode and (o - 1) * s >= size + p:
-            o -= 1
-        return o
-    P, Q = out_len(H, kh, sh, ph), out_len(W, kw, sw, pw)
+    P, Q = _avg_pool_out_len(H, kh, sh, ph, ceil_mode), _avg_pool_out_len(W, kw, sw, pw, ceil_mode)
     r = te.reduce_axis((0, kh), name="r")
     s = te.reduce_axis((0, kw), name="s")
 
@@ -329,16 +344,49 @@ def avg_pool2d(x, kernel, stride=(), padding=0, ceil_mode=False, count_include_p
         h, w = p * sh + r - ph, q * sw + s - pw
         return te.sum(te.if_then_else(te.all(h >= 0, h < H, w >= 0, w < W), x.t[n, c, h, w], 0.0), axis=[r, s])
     total = compute((N, C, P, Q), window, "avg_pool2d_sum", tag="pool_sum_generic")
+    geo = ((kh, kw), (sh, sw), (ph, pw), (H, W), count_include_pad, divisor_override)
+    return compute((N, C, P, Q), lambda n, c, p, q: total.t[n, c, p, q] / _avg_divisor(p, q, *geo), "avg_pool2d")
 
-    def divide(n, c, p, q):
-        if divisor_override:
-            return total.t[n, c, p, q] * (1.0 / divisor_override)
-        h0, w0 = p * sh - ph, q * sw - pw
-        h1, w1 = te.min(h0 + kh, H + ph), te.min(w0 + kw, W + pw)
-        if not count_include_pad:
-            h0, w0, h1, w1 = te.max(h0, 0), te.max(w0, 0), te.min(h1, H), te.min(w1, W)
-        return total.t[n, c, p, q] / ((h1 - h0) * (w1 - w0)).astype("float32")
-    return compute((N, C, P, Q), divide, "avg_pool2d")
+
+def _avg_pool_out_len(size, k, s, p, ceil_mode):
+    n = size + 2 * p - k
+    o = (n + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (o - 1) * s >= size + p:
+        o -= 1
+    return o
+
+
+def _avg_divisor(p, q, kernel, stride, padding, size, count_include_pad, divisor_override):
+    """What avg_pool2d divides window (p, q)'s sum by (a float32 expression)."""
+    if divisor_override:
+        return te.const(float(divisor_override))
+    (kh, kw), (sh, sw), (ph, pw), (H, W) = kernel, stride, padding, size
+    h0, w0 = p * sh - ph, q * sw - pw
+    h1, w1 = te.min(h0 + kh, H + ph), te.min(w0 + kw, W + pw)
+    if not count_include_pad:
+        h0, w0, h1, w1 = te.max(h0, 0), te.max(w0, 0), te.min(h1, H), te.min(w1, W)
+    return ((h1 - h0) * (w1 - w0)).astype("float32")
+
+
+def avg_pool2d_backward(dy, x, kernel, stride=(), padding=0, ceil_mode=False, count_include_pad=True,
+                        divisor_override=None):
+    """dX[h, w]: the sum over the windows (p, q) that hold (h, w) of dY[p, q] / divisor(p, q)."""
+    kh, kw = _pairs(kernel)
+    sh, sw = _pairs(stride) if stride else (kh, kw)
+    ph, pw = _pairs(padding)
+    N, C, H, W = x.shape
+    P, Q = dy.shape[2], dy.shape[3]
+    geo = ((kh, kw), (sh, sw), (ph, pw), (H, W), count_include_pad, divisor_override)
+    r = te.reduce_axis((0, kh), name="r")
+    s = te.reduce_axis((0, kw), name="s")
+
+    def body(n, c, h, w):
+        hp, wq = h + ph - r, w + pw - s          # p * sh and q * sw of a window holding (h, w)
+        p, q = hp // sh, wq // sw
+        holds = te.all(hp >= 0, wq >= 0, hp % sh == 0, wq % sw == 0, p < P, q < Q)
+        pc, qc = te.min(te.max(p, 0), P - 1), te.min(te.max(q, 0), Q - 1)
+        return te.sum(te.if_then_else(holds, dy.t[n, c, pc, qc] / _avg_divisor(pc, qc, *geo), 0.0), axis=[r, s])
+    return compute((N, C, H, W), body, "avg_pool2d_backward", tag="pool_sum_generic")
 
 
 def adaptive_avg_pool2d(x, output_size):
@@ -363,6 +411,25 @@ def adaptive_avg_pool2d(x, output_size):
         w0, w1 = _window_bounds(q, W, ow)
         return total.t[n, c, p, q] / ((h1 - h0) * (w1 - w0)).astype("float32")
     return compute((N, C, oh, ow), divide, "adaptive_avg_pool2d")
+
+
+def adaptive_avg_pool2d_backward(dy, x):
+    """dX[h, w]: the sum over the windows (p, q) that hold (h, w) of dY[p, q] / their area. The
+    windows holding h start at p = h * oh // H; at most ceil(oh / H) + 1 of them."""
+    N, C, H, W = x.shape
+    oh, ow = dy.shape[2], dy.shape[3]
+    r = te.reduce_axis((0, min(oh, -(-oh // H) + 1)), name="r")
+    s = te.reduce_axis((0, min(ow, -(-ow // W) + 1)), name="s")
+
+    def body(n, c, h, w):
+        p, q = (h * oh) // H + r, (w * ow) // W + s
+        pc, qc = te.min(p, oh - 1), te.min(q, ow - 1)
+        h0, h1 = _window_bounds(pc, H, oh)
+        w0, w1 = _window_bounds(qc, W, ow)
+        holds = te.all(p < oh, q < ow, h0 <= h, h < h1, w0 <= w, w < w1)
+        area = ((h1 - h0) * (w1 - w0)).astype("float32")
+        return te.sum(te.if_then_else(holds, dy.t[n, c, pc, qc] / area, 0.0), axis=[r, s])
+    return compute((N, C, H, W), body, "adaptive_avg_pool2d_backward", tag="pool_sum_generic")
 
 
 def _dims(dims, ndim):
@@ -492,21 +559,47 @@ def convolution_backward(dy, x, w, bias_sizes, stride, padding, dilation, transp
 
 
 def cat(tensors, dim=0):
-    nd = len(tensors[0].shape)
+    parts = [t for t in tensors if math.prod(t.shape) > 0]     # PyTorch skips empty parts (even (0,) ones)
+    nd = len(parts[0].shape)
     dim = dim % nd
-    parts = [t for t in tensors if t.shape[dim] > 0 or nd == 1]
     shape = list(parts[0].shape)
     shape[dim] = sum(t.shape[dim] for t in parts)
+    starts = [sum(t.shape[dim] for t in parts[:n]) for n in range(len(parts))]
 
     def body(*i):
-        out, start = None, shape[dim]
-        for t in reversed(parts):
-            start -= t.shape[dim]
-            idx = tuple(i[:dim]) + (i[dim] - start,) + tuple(i[dim + 1:])
+        # the last part, then for each earlier part (innermost first): "i < its end ? it : the rest"
+        out = None
+        for t, start in reversed(list(zip(parts, starts))):
+            # clamped: every part is read at every output index (the select keeps the right one),
+            # so each read must stay inside its own part
+            local = te.min(te.max(i[dim] - start, 0), t.shape[dim] - 1)
+            idx = tuple(i[:dim]) + (local,) + tuple(i[dim + 1:])
             v = t.t[idx]
-            out = v if out is None else te.if_then_else(i[dim] >= start, v, out)
+            out = v if out is None else te.if_then_else(i[dim] < start + t.shape[dim], v, out)
         return out
     return compute(tuple(shape), body, "cat", tag="concatenate")
+
+
+def constant_pad_nd(x, pad, value=0):
+    """PyTorch's constant_pad_nd: ``pad`` is (before, after) pairs from the last dim backwards;
+    negative pads crop (the backward of a pad is a pad by minus its amounts)."""
+    nd = len(x.shape)
+    lo = [0] * nd
+    shape = list(x.shape)
+    for n in range(len(pad) // 2):
+        d = nd - 1 - n
+        lo[d] = pad[2 * n]
+        shape[d] += pad[2 * n] + pad[2 * n + 1]
+
+    def body(*i):
+        src = [i[d] - lo[d] for d in range(nd)]
+        inside = [c for d in range(nd) if lo[d] > 0 or shape[d] - lo[d] > x.shape[d]
+                  for c in (src[d] >= 0, src[d] < x.shape[d])]
+        idx = tuple(te.min(te.max(v, 0), x.shape[d] - 1) if lo[d] > 0 or shape[d] - lo[d] > x.shape[d] else v
+                    for d, v in enumerate(src))
+        v = x.t[idx]
+        return te.if_then_else(te.all(*inside), v, te.const(float(value))) if inside else v
+    return compute(tuple(shape), body, "constant_pad_nd", tag="pad_generic")
 
 
 @dataclass(frozen=True)
@@ -563,12 +656,37 @@ def _pool_check(node):
 
 
 def _nll_check(node):
-    if len(node.args) > 2 and node.args[2] is not None:
+    off = 1 if node.target is aten.nll_loss_backward.default else 0     # the backward's dY first
+    a = node.args[off:]
+    if len(a) > 2 and a[2] is not None:
         return "class weights"
-    if node.args[3] not in (1, 2):
+    if a[3] not in (1, 2):
         return "reduction='none'"
-    if _val(node.args[0]).dim() != 2:
+    if _val(a[0]).dim() != 2:
         return "only (batch, classes) inputs"
+    return None
+
+
+def _scalar_tensor_check(node):
+    v = _val(node)
+    return None if v is not None and v.dtype == torch.float32 else "non-float32 scalar_tensor"
+
+
+def _avg_pool_bwd_check(node):
+    v = _val(node.args[1])
+    return None if v is not None and v.dim() == 4 else "only 4-D (NCHW) average pooling"
+
+
+def _adaptive_bwd_check(node):
+    return _avg_pool_bwd_check(node)
+
+
+def _pad_check(node):
+    v, out = _val(node.args[0]), _val(node)
+    if v is None or out is None or out.numel() == 0 or v.numel() == 0:
+        return "empty tensor"
+    if out.dtype != torch.float32:
+        return "non-float32 padding"
     return None
 
 
@@ -577,7 +695,16 @@ def _bmm_check(node):
 
 
 def _cat_check(node):
-    return None if all(isinstance(t, torch.fx.Node) for t in node.args[0]) else "non-tensor parts"
+    if not all(isinstance(t, torch.fx.Node) for t in node.args[0]):
+        return "non-tensor parts"
+    out = _val(node)
+    if out is None or out.numel() == 0:
+        return "empty result"
+    if any(_val(t).dtype != out.dtype for t in node.args[0]):
+        return "parts of mixed dtypes"
+    if any(_val(t).numel() == 0 for t in node.args[0]):
+        return "an empty part"
+    return None
 
 
 VIEWS = (aten.view.default, aten._unsafe_view.default, aten.t.default, aten.transpose.int, aten.permute.default,
@@ -596,6 +723,9 @@ LOWERINGS.update({
     aten.max_pool2d_with_indices_backward.default: Lowering("anchor", max_pool2d_backward, _pool_check),
     aten.avg_pool2d.default: Lowering("anchor", avg_pool2d, _rank_is(4)),
     aten._adaptive_avg_pool2d.default: Lowering("anchor", adaptive_avg_pool2d, _rank_is(4)),
+    aten.avg_pool2d_backward.default: Lowering("anchor", avg_pool2d_backward, _avg_pool_bwd_check),
+    aten._adaptive_avg_pool2d_backward.default: Lowering("anchor", adaptive_avg_pool2d_backward,
+                                                         _adaptive_bwd_check),
     aten.sum.dim_IntList: Lowering("anchor", sum_dims),
     aten.sum.default: Lowering("anchor", sum_dims),
     aten.mean.dim: Lowering("anchor", mean_dims),
@@ -610,15 +740,20 @@ LOWERINGS.update({
     aten.nll_loss_backward.default: Lowering("anchor", nll_loss_backward, _nll_check),
     aten.convolution_backward.default: Lowering("multi", convolution_backward, _conv_bwd_check),
     aten.cat.default: Lowering("anchor", cat, _cat_check),
+    aten.constant_pad_nd.default: Lowering("anchor", constant_pad_nd, _pad_check),
     # mm / addmm are chosen by the graph compiler (dense, matmul or matmul_tn by their operands)
     aten.mm.default: Lowering("anchor"),
     aten.addmm.default: Lowering("anchor"),
 })
 
-#: what AOTAutograd decomposes before the graph reaches loopc (PyTorch's own decompositions)
+
+LOWERINGS[aten.scalar_tensor.default] = Lowering("pointwise", _pointwise_builder(aten.scalar_tensor.default),
+                                                 _scalar_tensor_check)
+
+#: what AOTAutograd decomposes before the graph reaches loopc (PyTorch's own decompositions; the
+#: pooling backwards have lowerings: PyTorch 2.13 has no decomposition of them)
 DECOMPOSE = [aten._native_batch_norm_legit_functional, aten._native_batch_norm_legit_no_training,
              aten._native_batch_norm_legit, aten.native_batch_norm, aten.native_batch_norm_backward,
              aten.hardswish, aten.hardswish_backward, aten.hardsigmoid_backward, aten.silu_backward,
-             aten.gelu_backward, aten._adaptive_avg_pool2d_backward, aten.avg_pool2d_backward,
-             aten.mse_loss, aten.mse_loss_backward, aten.linear, aten.addcmul, aten.relu6
+             aten.gelu_backward, aten.mse_loss, aten.mse_loss_backward, aten.linear, aten.addcmul, aten.relu6
              if hasattr(aten, "relu6") else aten.hardtanh]

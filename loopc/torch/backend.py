@@ -35,11 +35,24 @@ def _records(path):
     return autotune.apply_history_best(str(path))
 
 
+def _records_key(path):
+    """The records in effect, as part of a kernel's cache key: the file and its last change."""
+    if not path:
+        return None
+    import os
+    try:
+        return (os.path.abspath(path), os.stat(path).st_mtime_ns)
+    except OSError:
+        from loopc.errors import ArgumentError
+        raise ArgumentError(f"loopc backend: records file {path!r} cannot be read; give the log "
+                            "loopc.torch.tune wrote") from None
+
+
 def _graph_compiler(report: Report, records):
     def compile_one(gm, example_inputs):
         from functorch.compile import make_boxed_func
         with _records(records):
-            compiled = compile_graph(gm, report)
+            compiled = compile_graph(gm, report, variant=_records_key(records))
         return make_boxed_func(compiled.forward)
     return compile_one
 

@@ -67,7 +67,7 @@ def _op_name(node) -> str:
 
 def _static_tensor(v) -> bool:
     return (isinstance(v, torch.Tensor) and v.device.type == "cpu" and v.dtype in A.DTYPES
-            and all(isinstance(d, int) for d in v.shape))
+            and all(isinstance(d, int) for d in v.shape) and v.numel() > 0)
 
 
 def _tensors(v):
@@ -95,6 +95,8 @@ def why_unsupported(node) -> str | None:
     vals = _tensors(node.meta.get("val"))
     for a in node.all_input_nodes:
         vals += _tensors(a.meta.get("val"))
+    if any(isinstance(v, torch.Tensor) and v.numel() == 0 for v in vals):
+        return "a zero-size tensor"
     if not vals or not all(_static_tensor(v) for v in vals):
         return "dtype, device or dynamic shape loopc lacks"
     if node.target in _INT_ARITH and all(v.dtype == torch.int64 for v in vals):
@@ -130,8 +132,10 @@ class _Support(OperatorSupportBase):
         return reason is None
 
 
-def compile_graph(gm: fx.GraphModule, report: Report | None = None, kernels: KernelCache | None = None):
-    """``gm`` with every loopc-supported region replaced by a ``LoopcRegion``."""
+def compile_graph(gm: fx.GraphModule, report: Report | None = None, kernels: KernelCache | None = None,
+                  variant=None):
+    """``gm`` with every loopc-supported region replaced by a ``LoopcRegion``. ``variant`` joins
+    the kernels' cache keys (the tuning records in effect: other records, other kernels)."""
     t0 = time.perf_counter()
     report = report if report is not None else Report()
     kernels = KERNELS if kernels is None else kernels
@@ -140,7 +144,7 @@ def compile_graph(gm: fx.GraphModule, report: Report | None = None, kernels: Ker
     fused = partitioner.fuse_partitions(partitioner.propose_partitions())
     for node in fused.graph.nodes:
         if node.op == "call_module" and node.target.startswith("fused_"):
-            region = LoopcRegion(getattr(fused, node.target), kernels, report)
+            region = LoopcRegion(getattr(fused, node.target), kernels, report, variant)
             setattr(fused, node.target, region)
             report.loopc_nodes += region.loopc_nodes
             report.kernels += len(region.kernels)
@@ -175,14 +179,16 @@ class _Group:
 class LoopcRegion(torch.nn.Module):
     """A partition of supported nodes run as loopc kernels (and PyTorch views) over slots."""
 
-    def __init__(self, sub: fx.GraphModule, kernels: KernelCache, report: Report):
+    def __init__(self, sub: fx.GraphModule, kernels: KernelCache, report: Report, variant=None):
         super().__init__()
         self.kernels_cache = kernels
         self.report = report
+        self.variant = variant
         self.steps = []
         self.kernels = []
         self.loopc_nodes = 0
         self._slots = {}
+        self._computed = set()    # nodes whose values a loopc kernel writes (fresh, contiguous memory)
         self._n = 0
         self._open = []
         self._plan(sub)
@@ -247,8 +253,8 @@ class LoopcRegion(torch.nn.Module):
             return
         self.loopc_nodes += 1
         src = node.args[0] if node.args else None
-        if (node.target is aten.clone.default and isinstance(src, fx.Node) and src.op != "placeholder"
-                and len(src.users) == 1):
+        if (node.target is aten.clone.default and src in self._computed and len(src.users) == 1
+                and node.kwargs.get("memory_format") in (None, torch.contiguous_format, torch.preserve_format)):
             self._slots[node] = self._slot(src)      # a copy nobody else could tell from the original
             return
         if lowering.kind == "pointwise":
@@ -264,9 +270,10 @@ class LoopcRegion(torch.nn.Module):
             build, node_args = self._gemm(node)
         else:
             node_args = node.args
+        node_kwargs = {} if node.target in (aten.mm.default, aten.addmm.default) else node.kwargs  # in node_args
         args = [self._arg(g, a) for a in node_args]
-        kwargs = {k: self._arg(g, v) for k, v in node.kwargs.items()}
-        g.signature.append((str(node.target), self._sig(g, list(node_args)), self._sig(g, dict(node.kwargs))))
+        kwargs = {k: self._arg(g, v) for k, v in node_kwargs.items()}
+        g.signature.append((str(node.target), self._sig(g, list(node_args)), self._sig(g, dict(node_kwargs))))
         out = build(*args, **kwargs)
         g.nodes.append(node)
         if lowering.kind == "multi":
@@ -274,6 +281,7 @@ class LoopcRegion(torch.nn.Module):
         else:
             g.values[node] = out
             g.last = node
+            self._computed.add(node)
             self._open.append(g)
 
     def _fusion_target(self, node):
@@ -291,6 +299,7 @@ class LoopcRegion(torch.nn.Module):
         g.values[node] = build(*args, **kwargs)
         g.nodes.append(node)
         g.last = node
+        self._computed.add(node)
 
     def _gemm(self, node):
         """mm / addmm by their operands: x @ t(w) is ``dense`` (w read row by row), t(p) @ q is
@@ -338,7 +347,7 @@ class LoopcRegion(torch.nn.Module):
         g.inputs = [s for s in g.inputs if g.phs[s].t.op in read]     # e.g. pooling's indices: unread
         phs = [g.phs[s] for s in g.inputs]
         specs = tuple((tuple(p.t.shape), p.dtype) for p in phs)
-        key = ("torch", tuple(g.signature), specs, tuple((len(o.shape), o.dtype) for o in outs))
+        key = ("torch", self.variant, tuple(g.signature), specs, tuple((len(o.shape), o.dtype) for o in outs))
         label = "+".join(_op_name(n) for n in g.nodes)
         self.report.outputs.append([o.t for o in outs])
 
