@@ -247,8 +247,10 @@ def _direct_knobs(cfg, stage, target):
         # the image's pixels in one run: the widest tile that fits the registers (one short tail)
         tile_q = min(fits[0], P * Q)
     else:
-        # a row at a time: a tile that divides the row
-        tile_q = next((t for t in (5, 6, 4, 7, 3) if Q % t == 0 and f.regs(vec) * t <= f.accumulators), min(4, Q))
+        # a row at a time: a tile that divides the row, leaving one accumulator register spare
+        # (a tile of all of them spills once the unrolled taps' inputs are live: 6 x 2 registers
+        # on AVX2 ran at half the speed of 4 x 2 on the chapter Net's 24-wide rows)
+        tile_q = next((t for t in (5, 6, 4, 7, 3) if Q % t == 0 and f.regs(vec) * t < f.accumulators), min(4, Q))
     cfg.define_knob("tile_q", _first(tile_q, (4, 5, 6, 3)))
     cfg.define_knob("c_block", _first(c_block, [0, *reversed(blocks)]))
     cfg.define_knob("unroll_s", [1, 0])
