@@ -20,10 +20,16 @@ from typing import Callable
 
 import numpy as np
 
-import loopc
-import loopc.interp
-from loopc import te
-from loopc.te.tensor import PlaceholderOp
+# the PyTorch frontend's disk cache of kernels: one fresh folder per test session, so that tests
+# neither read kernels an earlier loopc left in ~/.cache nor leave theirs there
+if "LOOPC_CACHE_DIR" not in os.environ:
+    import tempfile
+    os.environ["LOOPC_CACHE_DIR"] = tempfile.mkdtemp(prefix="loopc-test-cache-")
+
+import loopc  # noqa: E402
+import loopc.interp  # noqa: E402
+from loopc import te  # noqa: E402
+from loopc.te.tensor import PlaceholderOp  # noqa: E402
 
 try:  # torch is an optional extra; the references fall back to NumPy without it
     import torch

@@ -2,6 +2,7 @@
 eager PyTorch (outputs, losses, every gradient, batch-norm running statistics), unsupported
 ops fall back and are counted, and the chapter's Net trains like eager."""
 import copy
+import os
 import subprocess
 import sys
 
@@ -241,3 +242,30 @@ def test_chapter_net_trains_like_eager_on_embedded_digits():
     acc_loopc = train(ours, compiled(ours))
     assert acc_eager > 60
     assert abs(acc_loopc - acc_eager) <= 1.0, (acc_loopc, acc_eager)
+
+
+def test_disk_cache_serves_a_second_process(tmp_path):
+    """A second process compiling the same model loads every kernel from the disk cache."""
+    code = ("import torch, loopc.torch\n"
+            "from loopc.torch.cache import KERNELS\n"
+            "torch.manual_seed(0)\n"
+            "m = torch.nn.Sequential(torch.nn.Conv2d(3, 5, 3), torch.nn.ReLU(), torch.nn.Flatten(),\n"
+            "                        torch.nn.Linear(5 * 5 * 7, 4)).eval()\n"
+            "x = torch.randn(2, 3, 7, 9)\n"
+            "with torch.no_grad():\n"
+            "    y = torch.compile(m, backend='loopc')(x)\n"
+            "    assert torch.allclose(y, m(x), atol=1e-5)\n"
+            "print(KERNELS.stats['built'], KERNELS.stats['loaded'])\n")
+    env = dict(os.environ, LOOPC_CACHE_DIR=str(tmp_path))
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+            for _ in range(2)]
+    for r in runs:
+        assert r.returncode == 0, r.stderr[-2000:]
+    (built1, loaded1), (built2, loaded2) = (map(int, r.stdout.split()[-2:]) for r in runs)
+    assert built1 > 0 and loaded1 == 0
+    assert built2 == 0 and loaded2 == built1
+    # a damaged file is rebuilt, not fatal
+    for f in tmp_path.rglob("*.kernel"):
+        f.write_bytes(b"garbage")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0 and r.stdout.split()[-2:] == [str(built1), "0"], r.stderr[-2000:]

@@ -128,7 +128,11 @@ def explain(model, *inputs, backward: bool = False) -> Report:
 
 
 def register() -> None:
-    """Register "loopc" with Dynamo (the entry point does this without an import)."""
+    """Register "loopc" with Dynamo, unless the installed package's entry point does (Dynamo finds
+    it on first use; importing Dynamo here would cost seconds of every ``import loopc.torch``)."""
+    from importlib.metadata import entry_points
+    if any(ep.name == "loopc" for ep in entry_points(group="torch_dynamo_backends")):
+        return
     from torch._dynamo.backends.registry import _BACKENDS, register_backend
     if "loopc" not in _BACKENDS:
         register_backend(name="loopc")(backend)

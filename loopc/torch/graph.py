@@ -27,16 +27,13 @@ from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
 from torch.fx.passes.operator_support import OperatorSupportBase
 
 import loopc
-from loopc.nn.kernels import Kernel, KernelCache, workspace
 from loopc.runtime import profiling, threads
 
 from . import aten as A
+from .cache import KERNELS, KernelStore
 
 log = logging.getLogger("loopc.torch")
 aten = torch.ops.aten
-
-#: kernels of every compiled graph (and of loopc.torch's layers): one cache per process
-KERNELS = KernelCache()
 
 
 @dataclass
@@ -132,7 +129,7 @@ class _Support(OperatorSupportBase):
         return reason is None
 
 
-def compile_graph(gm: fx.GraphModule, report: Report | None = None, kernels: KernelCache | None = None,
+def compile_graph(gm: fx.GraphModule, report: Report | None = None, kernels: KernelStore | None = None,
                   variant=None):
     """``gm`` with every loopc-supported region replaced by a ``LoopcRegion``. ``variant`` joins
     the kernels' cache keys (the tuning records in effect: other records, other kernels)."""
@@ -179,7 +176,7 @@ class _Group:
 class LoopcRegion(torch.nn.Module):
     """A partition of supported nodes run as loopc kernels (and PyTorch views) over slots."""
 
-    def __init__(self, sub: fx.GraphModule, kernels: KernelCache, report: Report, variant=None):
+    def __init__(self, sub: fx.GraphModule, kernels: KernelStore, report: Report, variant=None):
         super().__init__()
         self.kernels_cache = kernels
         self.report = report
@@ -351,20 +348,18 @@ class LoopcRegion(torch.nn.Module):
         label = "+".join(_op_name(n) for n in g.nodes)
         self.report.outputs.append([o.t for o in outs])
 
-        def build():
+        def declare():
             import warnings
             import loopc.schedules as lib
-            t0 = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", lib.NoTunedRecordWarning)
                 s = lib.schedule([o.t for o in outs])
-            module = loopc.build(s, [p.t for p in phs] + [o.t for o in outs], name=label.replace("+", "_")[:60])
-            return Kernel(module, tuple(range(len(phs))), workspace(module.func), time.perf_counter() - t0)
-        kernel = self.kernels_cache.get(key, build)
+            return s, [p.t for p in phs] + [o.t for o in outs], label.replace("+", "_").replace(".", "_")[:60]
+        kernel = self.kernels_cache.get(key, declare)
         self.kernels.append(kernel)
         out_slots = [self._new_slot(k) for k, _, _ in g.outputs]
         out_specs = [(tuple(v.shape), v.dtype) for _, _, v in g.outputs]
-        self.steps.append(_KernelStep(kernel.module, list(g.inputs), out_slots, out_specs, label))
+        self.steps.append(_KernelStep(kernel, list(g.inputs), out_slots, out_specs, label))
 
     # ---------------------------------------------------------------- running
     def forward(self, *inputs):
@@ -410,9 +405,9 @@ class _KernelStep:
     """One loopc kernel: reads slots by pointer (a contiguous copy only for strided views), writes
     new tensors allocated by torch."""
 
-    def __init__(self, module, ins, outs, out_specs, label):
-        self.cfunc = module._cfunc
-        self.module = module
+    def __init__(self, kernel, ins, outs, out_specs, label):
+        self.cfunc = kernel.cfunc
+        self.kernel = kernel
         self.ins, self.outs, self.out_specs, self.label = ins, outs, out_specs, label
 
     def __call__(self, env):
@@ -427,11 +422,11 @@ class _KernelStep:
         if profiling.recording():
             start = time.perf_counter()
             code = self.cfunc(*ptrs)
-            profiling.record(self.label, start, time.perf_counter() - start, getattr(self.module, "flop", 0))
+            profiling.record(self.label, start, time.perf_counter() - start, 0)
         else:
             code = self.cfunc(*ptrs)
         if code:
-            raise self.module.fault_error(code)
+            raise self.kernel.fault_error(code)
         for s, t in zip(self.outs, outs):
             env[s] = t
 
