@@ -55,19 +55,64 @@ def _row_tile(extent, choices, fallback=TILE_ROWS):
 
 @register(("injective", "bias_add"), "llvm")
 def elementwise(cfg, s, stage, target):
-    """All axes fused into one flat loop (row-major: the index folds back to the flat offset),
+    """The axes fused into one flat loop (row-major: the index folds back to the flat offset),
     split into vectors of two registers; the outer part parallel when the tensor is large.
 
     for f.outer in parallel(size / 16): for f.inner in vectorized(16): Y[f] = g(X[f])
+
+    Only the trailing axes that every input either follows or ignores are fused: a per-channel
+    epilogue (``(conv[n, k, p, q] - mean[k]) * scale[k]``) keeps n and k as outer loops and
+    vectorizes the fused p*q, reading each channel's values once per image plane instead of
+    dividing the flat index back into a channel in every lane.
     """
     axes = list(stage.op.axis)
-    flat = stage.fuse(*axes) if len(axes) > 1 else axes[0]
+    m = _broadcast_suffix(s, stage)
+    flat = stage.fuse(*axes[-m:]) if m > 1 else axes[-m]
     if flat.extent < 4:
         return
-    outer, inner = stage.split(flat, factor=min(cpu_facts(target).vec, flat.extent))
+    vec = cpu_facts(target).vec
+    outer, inner = stage.split(flat, factor=min(vec, flat.extent))
     stage.vectorize(inner)
-    if _work(stage) >= PAR_MIN_WORK and outer.extent > 1:
+    if _work(stage) < PAR_MIN_WORK:
+        return
+    if m < len(axes):
+        lead = stage.fuse(*axes[:-m]) if len(axes) - m > 1 else axes[0]
+        if lead.extent > 1:
+            stage.parallel(lead)
+            return
+    if outer.extent > 1:
         stage.parallel(outer)
+
+
+def _leaf_reads(s, expr):
+    """``(tensor, indices)`` of every read of ``expr``, through the stages inlined into it."""
+    from loopc.te.expr import TensorRead, substitute, walk
+    for node in walk(expr):
+        if not isinstance(node, TensorRead):
+            continue
+        op = node.tensor.op
+        stage = next((st for st in s.stages if st.op is op), None)
+        if stage is not None and stage.attach is AttachKind.INLINE:
+            mapping = {iv.var: i for iv, i in zip(op.axis, node.indices)}
+            yield from _leaf_reads(s, substitute(stage.body, mapping))
+        else:
+            yield node.tensor, node.indices
+
+
+def _broadcast_suffix(s, stage) -> int:
+    """How many trailing axes every read of ``stage`` indexes as they are (the same variables in
+    the same order) or not at all: the axes a flat vector loop can fuse. All of them when no
+    such suffix exists (a transposing read: the flat loop with its folded index)."""
+    from loopc.te.expr import free_vars
+    axes = [iv.var for iv in stage.op.axis]
+    reads = [(t, tuple(idx), set().union(*[free_vars(i) for i in idx]) if idx else set())
+             for t, idx in _leaf_reads(s, stage.body)]
+    for m in range(len(axes), 0, -1):
+        suffix = axes[-m:]
+        if all((len(idx) >= m and all(a is b for a, b in zip(idx[-m:], suffix))) or not (used & set(suffix))
+               for _, idx, used in reads):
+            return m
+    return len(axes)
 
 
 # --------------------------------------------------------------------------- GEMM and dense
