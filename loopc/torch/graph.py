@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import operator
 import time
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -152,25 +153,32 @@ def compile_graph(gm: fx.GraphModule, report: Report | None = None, kernels: Ker
 
 # --------------------------------------------------------------------------- a region's kernels
 
+#: views whose result is the same memory in the same row-major order (of a contiguous input)
+RESHAPES = {aten.view.default, aten._unsafe_view.default, aten.unsqueeze.default, aten.squeeze.dim,
+            aten.squeeze.dims, aten.squeeze.default, aten.reshape.default, aten.alias.default, aten.detach.default}
+
+
 class _Group:
     """Nodes becoming one kernel: te values, the slots it reads, its signature (the cache key)."""
 
     def __init__(self):
         self.values = {}          # fx node -> TV
-        self.inputs = []          # slots read, in placeholder order
-        self.phs = {}             # slot -> TV placeholder
+        self.inputs = []          # (slot, shape, dtype) read, in placeholder order
+        self.phs = {}             # (slot, shape, dtype) -> TV placeholder
         self.nodes = []
         self.signature = []
         self.outputs = []         # fx nodes whose values the kernel writes
         self.last = None
 
-    def input(self, slot, val) -> A.TV:
-        if slot not in self.phs:
-            dtype = A.DTYPES[val.dtype]
-            ph = loopc.te.placeholder(A.te_shape(val.shape), dtype, name=f"in{len(self.inputs)}")
-            self.phs[slot] = A.TV(ph, tuple(val.shape))
-            self.inputs.append(slot)
-        return self.phs[slot]
+    def input(self, key) -> A.TV:
+        """The placeholder of input ``key`` = (slot, shape, torch dtype): a slot read through a
+        reshape is the same memory under another shape, another placeholder."""
+        if key not in self.phs:
+            _, shape, dtype = key
+            ph = loopc.te.placeholder(A.te_shape(shape), A.DTYPES[dtype], name=f"in{len(self.inputs)}")
+            self.phs[key] = A.TV(ph, shape)
+            self.inputs.append(key)
+        return self.phs[key]
 
 
 class LoopcRegion(torch.nn.Module):
@@ -186,6 +194,7 @@ class LoopcRegion(torch.nn.Module):
         self.loopc_nodes = 0
         self._slots = {}
         self._computed = set()    # nodes whose values a loopc kernel writes (fresh, contiguous memory)
+        self._reshape_of = {}     # a reshape-like view -> the node whose memory it is
         self._n = 0
         self._open = []
         self._plan(sub)
@@ -205,10 +214,31 @@ class LoopcRegion(torch.nn.Module):
                 for g in list(self._open):
                     self._close(g)
                 self._outputs = node.args[0]
+                self._finish()
             elif node.target is operator.getitem:
                 self._slots[node] = self._slots[(node.args[0], node.args[1])]
             else:
                 self._lower(node)
+
+    def _finish(self):
+        """Drop the views nothing reads (a kernel reads a reshape's base instead); keep the results
+        of kernels that read only this region's inputs and feed only its own kernels (batch-norm
+        coefficients from the running statistics) while those inputs stay the same tensors,
+        unchanged (``_version``)."""
+        out_slots = set()
+        fx.map_arg(self._outputs, lambda n: out_slots.add(self._slots[n]))
+        while True:
+            used = set(out_slots)
+            for st in self.steps:
+                used.update(st.reads())
+            dead = [st for st in self.steps if isinstance(st, _ViewStep) and st.out not in used]
+            if not dead:
+                break
+            self.steps = [st for st in self.steps if st not in dead]
+        inputs = set(self._input_slots)
+        for st in self.steps:
+            if isinstance(st, _KernelStep) and set(st.ins) <= inputs and not set(st.outs) & out_slots:
+                st.memo = []
 
     def _slot(self, node):
         """The slot of ``node``'s value (closing the kernel that computes it)."""
@@ -218,12 +248,18 @@ class LoopcRegion(torch.nn.Module):
                 break
         return self._slots[node]
 
+    def _input_key(self, a):
+        """(slot, shape, dtype) a kernel reads for node ``a``: a reshape-like view (view,
+        unsqueeze, squeeze, detach ...) is read as its base's memory, with no view made."""
+        val = a.meta["val"]
+        return self._slot(self._reshape_of.get(a, a)), tuple(val.shape), val.dtype
+
     def _arg(self, g: _Group, a):
         """An argument of a node joining ``g``: TVs for nodes, lists mapped, constants as they are."""
         if isinstance(a, fx.Node):
             if a in g.values:
                 return g.values[a]
-            return g.input(self._slot(a), a.meta["val"])
+            return g.input(self._input_key(a))
         if isinstance(a, (list, tuple)):
             return type(a)(self._arg(g, x) for x in a)
         return a
@@ -232,7 +268,7 @@ class LoopcRegion(torch.nn.Module):
         if isinstance(a, fx.Node):
             if a in g.values:
                 return ("n", g.nodes.index(a))
-            return ("in", g.inputs.index(self._slots[a]))
+            return ("in", g.inputs.index(self._input_key(a)))
         if isinstance(a, (list, tuple)):
             return tuple(self._sig(g, x) for x in a)
         if isinstance(a, dict):
@@ -244,6 +280,9 @@ class LoopcRegion(torch.nn.Module):
     def _lower(self, node):
         lowering = A.LOWERINGS[node.target]
         if lowering.kind == "view":
+            src = node.args[0]
+            if node.target in RESHAPES:
+                self._reshape_of[node] = self._reshape_of.get(src, src)
             args = fx.map_arg(node.args, lambda n: ("slot", self._slot(n)))
             kwargs = fx.map_arg(node.kwargs, lambda n: ("slot", self._slot(n)))
             self.steps.append(_ViewStep(node.target, args, kwargs, self._new_slot(node)))
@@ -341,7 +380,7 @@ class LoopcRegion(torch.nn.Module):
     def _compile(self, g):
         outs = [tv for _, tv, _ in g.outputs]
         read = _read_ops([o.t for o in outs])
-        g.inputs = [s for s in g.inputs if g.phs[s].t.op in read]     # e.g. pooling's indices: unread
+        g.inputs = [k for k in g.inputs if g.phs[k].t.op in read]     # e.g. pooling's indices: unread
         phs = [g.phs[s] for s in g.inputs]
         specs = tuple((tuple(p.t.shape), p.dtype) for p in phs)
         key = ("torch", self.variant, tuple(g.signature), specs, tuple((len(o.shape), o.dtype) for o in outs))
@@ -359,7 +398,7 @@ class LoopcRegion(torch.nn.Module):
         self.kernels.append(kernel)
         out_slots = [self._new_slot(k) for k, _, _ in g.outputs]
         out_specs = [(tuple(v.shape), v.dtype) for _, _, v in g.outputs]
-        self.steps.append(_KernelStep(kernel, list(g.inputs), out_slots, out_specs, label))
+        self.steps.append(_KernelStep(kernel, [k[0] for k in g.inputs], out_slots, out_specs, label))
 
     # ---------------------------------------------------------------- running
     def forward(self, *inputs):
@@ -396,6 +435,19 @@ class _ViewStep:
             return type(a)(self._resolve(env, x) for x in a)
         return a
 
+    def reads(self):
+        found = []
+
+        def visit(a):
+            if isinstance(a, tuple) and len(a) == 2 and a[0] == "slot":
+                found.append(a[1])
+            elif isinstance(a, (list, tuple)):
+                for x in a:
+                    visit(x)
+        visit(self.args)
+        visit(list(self.kwargs.values()))
+        return found
+
     def __call__(self, env):
         env[self.out] = self.target(*self._resolve(env, self.args),
                                     **{k: self._resolve(env, v) for k, v in self.kwargs.items()})
@@ -410,7 +462,23 @@ class _KernelStep:
         self.kernel = kernel
         self.ins, self.outs, self.out_specs, self.label = ins, outs, out_specs, label
 
+    memo = None     # a list when the results may be kept: [(weakrefs and versions of the inputs), outputs]
+
+    def reads(self):
+        return self.ins
+
+    def _kept(self, env):
+        if self.memo:
+            (seen, outs), ins = self.memo, [env[s] for s in self.ins]
+            if len(seen) == len(ins) and all(r() is t and v == t._version for (r, v), t in zip(seen, ins)):
+                for s, t in zip(self.outs, outs):
+                    env[s] = t
+                return True
+        return False
+
     def __call__(self, env):
+        if self.memo is not None and self._kept(env):
+            return
         args = []
         for s in self.ins:
             t = env[s]
@@ -429,6 +497,9 @@ class _KernelStep:
             raise self.kernel.fault_error(code)
         for s, t in zip(self.outs, outs):
             env[s] = t
+        if self.memo is not None:
+            ins = [env[s] for s in self.ins]
+            self.memo = [[(weakref.ref(t), t._version) for t in ins], outs]
 
 
 def describe_region(region) -> str:
