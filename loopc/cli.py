@@ -1,14 +1,19 @@
-"""The ``loopc`` command line: info, show, bench, lenet, demo.
+"""The ``loopc`` command line: info, show, bench, lenet, demo, tune, tune-model.
 
     loopc info                          target triple, CPU, features, threads, versions
     loopc show gemm --step parallel     the lowered loop nest (or --format llvm / asm)
     loopc bench [--ladder]              the operator suite (or the GEMM schedule ladder) beside numpy
     loopc lenet train [--data DIR] [--epochs 3] [--batch-size 64] [--optimizer adadelta|sgd]
                       [--lr 1.0] [--threads N] [--profile] [--trace T.json] [--logdir DIR] [--save W.npz]
+                      [--model lenet|chapter] [--limit N]
     loopc lenet eval --load W.npz [--data DIR]
     loopc lenet bench --batch-sizes 1 16 64
     loopc demo                          LeNet trained on loopc kernels on the embedded MNIST subset
     loopc tune gemm --shape 1024 1024 1024 --trials 64 --tuner model --log gemm.jsonl
+    loopc tune-model models.py:Net --input-shape 1 1 28 28 --trials 200 --log net.jsonl [--training]
+
+``lenet train --model chapter`` trains the chapter's PyTorch Net (loopc.torch.models.ChapterNet)
+through ``torch.compile(model, backend="loopc")``; it and ``tune-model`` need PyTorch.
 """
 from __future__ import annotations
 
@@ -253,10 +258,12 @@ def cmd_lenet_train(args) -> int:
         cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
                           lr=args.lr if args.lr is not None else (1.0 if args.optimizer == "adadelta" else 0.01),
                           momentum=args.momentum, gamma=args.gamma, seed=args.seed)
+    if args.model == "chapter":
+        return _train_chapter(args, cfg)
     _check_outputs(args)
     _check_target(args.target)
     _set_threads(args.threads)
-    data = datasets.mnist(args.data)
+    data = _limited(datasets.mnist(args.data), args.limit)
     print(f"data: {data.source}: {len(data.train)} train / {len(data.test)} test images")
     model = LeNet(seed=args.seed, target=args.target)
     _check_memory(model, min(args.batch_size, max(len(data.train), 1)), "--batch-size")
@@ -287,7 +294,15 @@ def cmd_lenet_train(args) -> int:
     if args.save:
         print(f"weights saved to {args.save}")
     print(untuned_summary())
-    if profiling:
+    _print_profile(args, prof)
+    if args.logdir:
+        print(f"TensorBoard logs in {args.logdir}: tensorboard --logdir {args.logdir}")
+    return 0
+
+
+def _print_profile(args, prof) -> None:
+    """--profile's table and --trace's file, after training."""
+    if args.profile or args.trace:
         print("\ntop-10 operators (loopc.profile):")
         print(prof.table(top=10))
     if args.trace:
@@ -295,8 +310,90 @@ def cmd_lenet_train(args) -> int:
         with atomic_path(args.trace) as tmp:
             prof.export_chrome_trace(tmp)
         print(f"Chrome trace written to {args.trace} (open it in chrome://tracing or ui.perfetto.dev)")
+
+
+def _limited(data, limit):
+    """``data`` cut to the first ``limit`` images of each split (--limit), or as it is."""
+    if limit is None or (len(data.train) <= limit and len(data.test) <= limit):
+        return data
+    from loopc.nn.datasets import MNIST
+    return MNIST(data.train.take(limit), data.test.take(limit), f"{data.source}, first {limit} of each split")
+
+
+def _require_torch(what: str) -> None:
+    """LoopcError (one line, exit 2) when PyTorch cannot be imported: ``what`` needs it."""
+    from loopc.errors import LoopcError
+    try:
+        import torch  # noqa: F401
+        import loopc.torch  # noqa: F401 - registers the "loopc" backend
+    except ImportError as e:
+        if getattr(e, "name", None) == "torch" or "not installed" in str(e):
+            raise LoopcError(f"{what} needs PyTorch, which is not installed: pip install 'loopc[torch]' "
+                             "(or pip install torch)") from None
+        raise LoopcError(f"{what} needs PyTorch, which cannot be imported here ({type(e).__name__}: "
+                         f"{one_line(e)})") from None
+
+
+def _train_chapter(args, cfg) -> int:
+    """``lenet train --model chapter``: the chapter's PyTorch Net through torch.compile(backend="loopc")
+    (loopc.apps.chapter_train); --save writes its state_dict (.npz) after every completed epoch."""
+    from loopc.errors import ArgumentError, LoopcError
+    from loopc.nn import datasets
+    from loopc.nn.weights import save_weights
+    from loopc.target import kind_of
+
+    _require_torch("--model chapter")
     if args.logdir:
-        print(f"TensorBoard logs in {args.logdir}: tensorboard --logdir {args.logdir}")
+        raise ArgumentError("--logdir: TensorBoard logs are written for --model lenet only; drop --logdir "
+                            "with --model chapter")
+    if kind_of(args.target) != "llvm":
+        raise ArgumentError(f"--target {args.target}: --model chapter runs on this CPU (the loopc backend of "
+                            "torch.compile builds llvm kernels); drop --target")
+    _check_outputs(args)
+    import loopc
+    import torch
+
+    from loopc.apps import chapter_train
+    from loopc.torch.graph import Report
+    from loopc.torch.models import ChapterNet
+    _set_threads(args.threads)
+    data = _limited(datasets.mnist(args.data), args.limit)
+    print(f"data: {data.source}: {len(data.train)} train / {len(data.test)} test images")
+    test_batch = chapter_train.TEST_BATCH_SIZE
+    _check_fits(chapter_train.activation_bytes(min(args.batch_size, max(len(data.train), 1))),
+                f"--batch-size {args.batch_size}: a training step", "--batch-size")
+    _check_fits(chapter_train.activation_bytes(min(test_batch, max(len(data.test), 1)), training=False),
+                f"a test batch of {test_batch}", "--limit")
+    print(f"model: the chapter's Net (loopc.torch.models.ChapterNet) through torch.compile(backend=\"loopc\"): "
+          f"{cfg.epochs} epochs, batch {cfg.batch_size} (test {test_batch}), {cfg.optimizer} lr {cfg.lr:g}, "
+          f"StepLR gamma {cfg.gamma:g}")
+    torch.manual_seed(cfg.seed)
+    model = ChapterNet()
+    report = Report()
+    saved = []
+
+    def save_epoch(metrics):
+        save_weights(chapter_train.state_arrays(model), args.save)
+        saved.append(metrics.epoch)
+
+    prof = loopc.profile()
+    try:
+        with prof if args.profile or args.trace else contextlib.nullcontext(), \
+                chapter_train.backend_reports_silenced():
+            chapter_train.fit(model, data, epochs=cfg.epochs, batch_size=cfg.batch_size, test_batch_size=test_batch,
+                              optimizer=cfg.optimizer, lr=cfg.lr, momentum=cfg.momentum, gamma=cfg.gamma,
+                              seed=cfg.seed, report=report, on_epoch=save_epoch if args.save else None)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(_kept(args, saved)) from None
+    except LoopcError as e:
+        if not args.save:
+            raise
+        raise LoopcError(f"{e}; {_kept(args, saved)}") from e
+    if args.save:
+        print(f"state_dict saved to {args.save} (numpy arrays: model.load_state_dict("
+              f"{{k: torch.from_numpy(v) for k, v in numpy.load(path).items()}}))")
+    print(f"loopc backend: {report}")
+    _print_profile(args, prof)
     return 0
 
 
@@ -412,6 +509,11 @@ def _add_lenet(sub):
     train.add_argument("--target", default="llvm", type=target_arg,
                        help="'llvm' (this CPU) or 'cuda' (an NVIDIA GPU, or numba's simulator with "
                        "NUMBA_ENABLE_CUDASIM=1); the optimizer update runs on the CPU")
+    train.add_argument("--model", choices=["lenet", "chapter"], default="lenet",
+                       help="lenet: LeNet-5 on loopc.nn (default); chapter: the chapter's PyTorch Net "
+                       "(pytorch/examples' MNIST script) through torch.compile(backend=\"loopc\"), needs torch")
+    train.add_argument("--limit", metavar="N", type=positive_int, default=None,
+                       help="use only the first N images of the training and of the test split (a quick run)")
     train.set_defaults(fn=cmd_lenet_train)
     ev = lsub.add_parser("eval", help="test accuracy of saved weights")
     ev.add_argument("--load", metavar="PATH", required=True, help="weights written by `lenet train --save`")
@@ -527,6 +629,172 @@ def _add_tune(sub):
     tune.set_defaults(fn=cmd_tune)
 
 
+def model_spec(text: str) -> str:
+    """``MODULE:CLASS`` or ``path/to/file.py:CLASS`` (whether it imports is checked later)."""
+    module, sep, name = text.rpartition(":")
+    if not sep or not module or not name:
+        raise argparse.ArgumentTypeError(f"expected MODULE:CLASS or path/to/file.py:CLASS, got {text!r}")
+    if not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"{name!r} is not a class name (in {text!r})")
+    return text
+
+
+def _is_file_spec(module: str) -> bool:
+    return module.endswith(".py") or "/" in module or os.sep in module
+
+
+def _import_model_module(module: str):
+    """The module ``module`` names: a file path (``models/net.py``), or a dotted module importable
+    from the current folder or sys.path. ArgumentError, one line, when it cannot be imported."""
+    import importlib
+    import importlib.util
+
+    from loopc.errors import ArgumentError
+    if _is_file_spec(module):
+        path = os.path.abspath(os.path.expanduser(module))
+        if not os.path.isfile(path):
+            raise ArgumentError(f"{module}: no such file (give path/to/file.py:CLASS or MODULE:CLASS)")
+        stem = os.path.splitext(os.path.basename(path))[0]
+        name = stem if stem.isidentifier() and stem not in sys.modules else f"_loopc_model_{abs(hash(path))}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ArgumentError(f"{module}: not a Python file Python can import")
+        mod = importlib.util.module_from_spec(spec)
+        folder = os.path.dirname(path)
+        sys.modules[name] = mod
+        sys.path.insert(0, folder)               # its sibling modules import, as with `python file.py`
+        try:
+            spec.loader.exec_module(mod)
+        except BaseException as e:
+            sys.modules.pop(name, None)
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            raise ArgumentError(f"{module}: importing it failed: {type(e).__name__}: {one_line(e)}") from None
+        finally:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(folder)
+        return mod
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())          # the `loopc` script: modules of the current folder
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name and (module == e.name or module.startswith(e.name + ".")):
+            raise ArgumentError(f"{module}: no module named {e.name!r} (importable from {os.getcwd()} or "
+                                "sys.path); give MODULE:CLASS or path/to/file.py:CLASS") from None
+        raise ArgumentError(f"{module}: importing it failed: ModuleNotFoundError: {one_line(e)}") from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:      # noqa: BLE001 - the user's module: SyntaxError, SystemExit, anything
+        raise ArgumentError(f"{module}: importing it failed: {type(e).__name__}: {one_line(e)}") from None
+
+
+def load_model(spec: str):
+    """An instance of the torch.nn.Module class ``spec`` (MODULE:CLASS) names, built with no
+    arguments. ArgumentError, one line, naming what is wrong."""
+    import inspect
+
+    import torch
+
+    from loopc.errors import ArgumentError
+    module, _, name = spec.rpartition(":")
+    mod = _import_model_module(module)
+    cls = getattr(mod, name, None)
+    if cls is None:
+        classes = sorted(k for k, v in vars(mod).items() if isinstance(v, type) and issubclass(v, torch.nn.Module)
+                         and getattr(v, "__module__", None) == mod.__name__)
+        found = f"its nn.Module classes: {', '.join(classes)}" if classes else "it defines no nn.Module class"
+        raise ArgumentError(f"{spec}: {module} has no {name!r} ({found})")
+    if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
+        raise ArgumentError(f"{spec}: {name} is a {type(cls).__name__}, not a torch.nn.Module class")
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind()
+        except TypeError:
+            needed = [p.name for p in signature.parameters.values() if p.default is p.empty
+                      and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+            raise ArgumentError(f"{spec}: {name}() needs arguments ({', '.join(needed)}); tune-model builds the "
+                                "model with none: give a class whose arguments all have defaults") from None
+    try:
+        return cls()
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:      # noqa: BLE001 - the user's constructor
+        raise ArgumentError(f"{spec}: {name}() failed: {type(e).__name__}: {one_line(e)}") from None
+
+
+def cmd_tune_model(args) -> int:
+    """Tune the kernels the loopc backend compiles for a PyTorch model (loopc.torch.tune) and log
+    every measurement. Checked before any tuning: PyTorch, the log, the class (imports, is an
+    nn.Module, builds with no arguments) and that its forward takes a float32 input of --input-shape."""
+    from loopc.autotune.record import check_writable
+    from loopc.errors import ArgumentError
+    _require_torch("tune-model")
+    import torch
+
+    import loopc.torch
+    shape = tuple(args.input_shape)
+    shown = " ".join(map(str, shape))
+    _check_fits(4 * math.prod(shape) * (4 if args.training else 2), f"--input-shape {shown}: the input",
+                "--input-shape")
+    check_writable(args.log)
+    torch.manual_seed(args.seed)
+    model = load_model(args.model)
+    x = torch.randn(shape, dtype=torch.float32)
+    try:
+        with torch.no_grad():
+            model(x)
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:      # noqa: BLE001 - the user's forward on this shape
+        raise ArgumentError(f"--input-shape {shown}: {args.model}'s forward fails on a float32 input of shape "
+                            f"{shape}: {type(e).__name__}: {one_line(e)}") from None
+    kernels = " (forward and backward)" if args.training else ""
+    limit = f", at most {args.seconds:g} s" if args.seconds else ""
+    print(f"tuning {args.model} for a float32 input of shape {shape}{kernels}: {args.trials} trials{limit}, "
+          f"log {args.log}")
+    results = loopc.torch.tune(model, (x,), trials=args.trials, log=args.log, training=args.training,
+                               seconds=args.seconds, min_trials=min(8, args.trials))
+    if not results:
+        print(f"loopc: tune-model: {args.model} has no tunable workload (convolution, dense layer or matrix "
+              f"product) that loopc compiles for input {shape}; nothing tuned", file=sys.stderr)
+        return 1
+    for t, done, _ in results:
+        if done == 0:
+            print(f"not tuned {t.description} (x{t.count}): --seconds {args.seconds:g} ran out")
+    if not any(g is not None for _, _, g in results):
+        print(f"loopc: tune-model: no successful measurement of {args.model}'s kernels; see {args.log}",
+              file=sys.stderr)
+        return 1
+    import json
+    n = len(results)
+    print(f"{sum(d for _, d, _ in results)} measurements of {n} workload{'s' if n > 1 else ''} in {args.log}; "
+          "use them:")
+    print(f'  torch.compile(model, backend="loopc", options={{"records": {json.dumps(args.log)}}})')
+    return 0
+
+
+def _add_tune_model(sub):
+    tm = sub.add_parser("tune-model", help="tune the loopc kernels of a PyTorch model (torch.compile backend "
+                                           "\"loopc\") and log the measurements")
+    tm.add_argument("model", metavar="MODULE:CLASS", type=model_spec,
+                    help="a torch.nn.Module class that builds with no arguments: a module importable from the "
+                         "current folder (models:Net, pkg.models:Net) or a file (path/to/file.py:Net)")
+    tm.add_argument("--input-shape", type=positive_int, nargs="+", required=True, metavar="N",
+                    help="the shape of the model's float32 input, e.g. 1 1 28 28")
+    tm.add_argument("--trials", type=positive_int, default=200, help="measurements in all, shared by FLOPs")
+    tm.add_argument("--seconds", type=positive_float, default=None, help="also stop after this long")
+    tm.add_argument("--log", type=output_file, required=True,
+                    help="JSON Lines log in an existing folder (appended): the backend's records option")
+    tm.add_argument("--training", action="store_true", help="tune the backward kernels too")
+    tm.add_argument("--seed", type=nonnegative_int, default=0, help="seeds the model's weights and the random input")
+    tm.set_defaults(fn=cmd_tune_model)
+
+
 class _LadderSteps:
     """The choices of ``show --step``: the GEMM ladder's step names, read from loopc.apps.ladder
     only when argparse checks or lists them (no other command imports the ladder)."""
@@ -571,6 +839,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_lenet(sub)
     _add_tune(sub)
+    _add_tune_model(sub)
 
     demo = sub.add_parser("demo", help="train LeNet on loopc kernels (embedded MNIST subset), profile, "
                                        "compare with PyTorch")
