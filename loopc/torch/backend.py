@@ -61,7 +61,7 @@ def _log_once(report: Report, key):
     if key in _logged:
         return
     _logged.add(key)
-    if report.fallback:
+    if report.unexpected_fallback:
         log.warning("loopc.torch: %s", report)
     else:
         log.info("loopc.torch: %s", report)

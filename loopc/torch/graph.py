@@ -50,12 +50,22 @@ class Report:
     #: the te outputs of every kernel compiled (the tuner's workloads come from these)
     outputs: list = field(default_factory=list, repr=False)
 
+    @property
+    def unexpected_fallback(self) -> Counter:
+        """The fallbacks other than those by design (``BY_DESIGN``: dropout draws its mask from
+        PyTorch's random generator, as eager does)."""
+        return Counter({op: n for op, n in self.fallback.items() if op not in BY_DESIGN})
+
     def __str__(self):
         lines = [f"{self.graphs} graphs: {self.loopc_nodes} ATen nodes ran on loopc in {self.kernels} kernels, "
                  f"{sum(self.fallback.values())} fell back to PyTorch"]
         for op, n in self.fallback.most_common():
             lines.append(f"  {op} x{n}: {self.reasons.get(op, 'no loopc lowering')}")
         return "\n".join(lines)
+
+
+#: ops PyTorch runs on purpose, and why
+BY_DESIGN = {"native_dropout.default": "the mask comes from PyTorch's random generator, as in eager"}
 
 
 def _op_name(node) -> str:
@@ -126,7 +136,7 @@ class _Support(OperatorSupportBase):
         if reason is not None and node.target is not operator.getitem:
             name = _op_name(node)
             self.report.fallback[name] += 1
-            self.report.reasons.setdefault(name, reason)
+            self.report.reasons.setdefault(name, BY_DESIGN.get(name, reason))
         return reason is None
 
 
