@@ -99,14 +99,31 @@ def bias_backward(cfg, s, stage, target):
 # --------------------------------------------------------------------------- convolution
 
 
+#: image blocks of conv2d_backward_weight's partial sums (rfactor over images): enough for the
+#: cores of a desktop or a small server; each block has its own C*R*S*K partial sum
+W_IMAGE_BLOCKS = 8
+
+
 @register("conv2d_backward_weight", "llvm")
 def conv2d_backward_weight(cfg, s, stage, target):
-    """acc[c, r, s, k] = sum_{n, p, q} Xpad[n, c, ...] * dyT[n, p, q, k] as a register-tiled GEMM.
+    """acc[c, r, s, k] = sum_{n, p, q} Xpad[n, c, ...] * dyT[n, p, q, k] as a register-tiled GEMM
+    whose long reduction runs image by image, each image's dY packed once into L2:
 
-    for c, r (parallel):                       # or (n.outer, c, r) after an rfactor over images
-      for n, p, q.outer: for q.inner (2), s (unrolled):   # the long reduction, accumulators in registers
-        acc[c, r, s, 0:K] += Xpad[n, c, p*sh + r*dh, q*sw + s*dw] * dyT[n, p, q, 0:K]
-    then dW[k, c, r, s] = acc[c, r, s, k] (a small transposed copy).
+    for n.outer (parallel):                          # image blocks: partial sums (rfactor)
+      for n.inner:
+        dyP[k.outer, p, q, 0:kv] = dY[n, k.outer*kv + 0:kv, p, q]   # packed, per image (in L2)
+        for c.outer, r, k.outer:                     # a register tile of accumulators:
+          for p, q: for c.inner, s (unrolled):       #   (c_tile x S) rows x kv channels
+            acc.rf[n.outer, c, r, s, 0:kv] += Xpad[n, c, p*sh + r*dh, q*sw + s*dw] * dyP[k.outer, p, q, 0:kv]
+    acc[c, r, s, k] = sum over n.outer of acc.rf; then dW[k, c, r, s] = acc[c, r, s, k].
+
+    The tile's rows are S taps of c_tile input channels (each loaded vector of dY meets
+    c_tile * S broadcast inputs), kv = two registers of output channels, as many rows as the
+    accumulators hold (AVX2: 2 x 3 rows x 16 channels); a tile with a spare row of registers
+    takes two pixels per iteration. Each (c, r, k.outer) tile streams one
+    image's packed dY slice (P*Q*kv floats, contiguous) from L2: no pass over the whole batch's
+    dY per tile. When the partial sums of the image blocks would not fit ``8 * l2`` (very
+    large layers) or there is one image, (c, r) is the parallel loop instead.
     """
     f = cpu_facts(target)
     (acc_t,) = stage.op.input_tensors             # dW reads acc
@@ -115,39 +132,66 @@ def conv2d_backward_weight(cfg, s, stage, target):
     acc = s[acc_t]
     C, R, S, K = acc_t.shape
     N = acc.reduce_axes[0].extent
-    big = _work(acc) >= PAR_MIN_WORK
+    big = _work(acc) * acc.reduce_axes[1].extent * acc.reduce_axes[2].extent * N >= PAR_MIN_WORK
+    blocks = min(N, W_IMAGE_BLOCKS)
+    per_block = big and N >= 2 and blocks * C * R * S * K * 4 <= 8 * f.l2
     main, lead = acc, None
-    if big and C * R < 8 and N >= 2:
-        # too few (c, r) rows for the cores: give each a slice of the images, then add them up
-        no, _ = acc.split(acc.reduce_axes[0], nparts=min(N, 8))
+    if per_block:
+        no, _ = acc.split(acc.reduce_axes[0], nparts=blocks)
         main = s[s.rfactor(acc_t, no, factor_axis=0)]
         lead = main.op.axis[0]
     c, r, s_, k = main.op.axis[-4:]
-    red = list(main.reduce_axes)
-    lanes = _lanes(f, K)
-    ko, ki = _split_vector(main, k, lanes)
-    unroll = max(1, f.accumulators // f.regs(lanes))
-    so, si = (None, s_) if S <= unroll else main.split(s_, factor=unroll)
-    outer = [x for x in (lead, c, r, so, ko) if x is not None]
-    if red[-1].extent % 2 == 0:
-        # two pixels per iteration: half the loop overhead of a body of only S multiply-adds
-        q_pairs, q_pair = main.split(red[-1], factor=2)
-        red = red[:-1] + [q_pairs, q_pair]
-        main.reorder(*outer, *red, si, ki)
-        main.unroll(q_pair)
-    else:
-        main.reorder(*outer, *red, si, ki)
-    main.unroll(si)
+    n, p, q = main.reduce_axes
+    # the register tile: (c_tile x s_tile) rows of kv output channels
+    kv = f.vec if K % f.vec == 0 else f.lanes if K % f.lanes == 0 else _lanes(f, K)
+    budget = max(1, f.accumulators // f.regs(kv))
+    s_tile = min(S, budget)
+    c_tile = max(d for d in range(1, budget // s_tile + 1) if C % d == 0)
+    rows = c_tile * s_tile
+    packed = None
+    if per_block and kv < K:
+        # dY[n] as (k.outer, p, q, kv): the slice one tile streams is contiguous
+        packed = s.cache_read(dyT, "global", [main], layout=(0, 3, 1, 2), block={3: kv})
+    ko, ki = _split_vector(main, k, kv)
+    so, si = (None, s_) if S <= s_tile else main.split(s_, factor=s_tile)
+    co, ci = (c, None) if c_tile == 1 else main.split(c, factor=c_tile)
+    pixels = [p, q]
+    inner = [x for x in (ci, si) if x is not None]
+    if (rows + 1) * f.regs(kv) <= f.accumulators and q.extent % 2 == 0:
+        # two pixels per iteration (half the loop overhead of a short body) when the registers
+        # hold the second pixel's vectors too (a full tile of 2 x 3 x 16 on AVX2 spilled)
+        qo, qi = main.split(q, factor=2)
+        pixels = [p, qo]
+        inner = [qi] + inner
+    for x in inner:
+        main.unroll(x)
     main.vectorize(ki)
-    if big:
-        main.parallel(main.fuse(*outer) if len(outer) > 1 else outer[0])
-    if main is not acc and K <= 64:
-        acc.vectorize(acc.op.axis[3])      # acc = the sum of the per-slice partials
+    tile_loops = [x for x in (so, ko) if x is not None]
+    if per_block:
+        main.reorder(lead, n, co, r, *tile_loops, *pixels, *inner, ki)
+        if big:
+            main.parallel(lead)
+    else:
+        main.reorder(co, r, *tile_loops, n, *pixels, *inner, ki)
+        cr = main.fuse(co, r)
+        if big:
+            main.parallel(cr)
     dst = s[dyT]
-    if K <= 16:
-        dst.unroll(dst.op.axis[3])    # the transpose: a few output channels per pixel, unrolled
-    if big:
-        dst.parallel(dst.op.axis[0])
+    if packed is not None:
+        dst.compute_inline()
+        s[packed].compute_at(main, n)            # one image at a time, into L2
+    elif per_block:
+        dst.compute_at(main, n)
+        if K <= 16:
+            dst.unroll(dst.op.axis[3])
+    else:
+        if K <= 16:
+            dst.unroll(dst.op.axis[3])    # the transpose: a few output channels per pixel, unrolled
+        if big:
+            dst.parallel(dst.op.axis[0])
+    if main is not acc:
+        _, aki = _split_vector(acc, acc.op.axis[3], _lanes(f, K, f.vec))
+        acc.vectorize(aki)                 # acc = the sum of the image blocks' partials
     if pad is not None:
         ps = s[pad]
         if ps.attach is AttachKind.INLINE:
@@ -159,48 +203,64 @@ def conv2d_backward_weight(cfg, s, stage, target):
             ps.parallel(ps.fuse(pn, pc))
 
 
+#: conv2d_backward_data computes its GEMM for a block of input channels whose slice of ``col``
+#: (c_block * R * S * P*Q floats) takes at most this fraction of L2, right before its col2im
+COL_L2_FRACTION = 4
+
+
 @register("conv2d_backward_data", "llvm")
 def conv2d_backward_data(cfg, s, stage, target):
-    """Per image: the GEMM col = W^T @ dY[n] (vectors along p*Q + q), then col2im (vectors along w).
+    """Per image and block of input channels: the GEMM col = W^T @ dY[n] (vectors along
+    p*Q + q), then col2im (vectors along w), while that block of col is still in L2.
 
-    for n (parallel):
-      col[c*R*S + r*S + s, 0:P*Q] = sum_k W[k, c, r, s] * dY[n, k, 0:P*Q]     # register tile, k inner
-      for c, h: dX[n, c, h, 0:W] = sum_{r, s} col[c, r, s, (h + ph - r*dh)*Q + pw - s*dw + 0:W]
+    Wt[c, r, s, k] = W[k, c, r, s]                      # packed once (several blocks only)
+    for n (parallel): for c.outer:                      # c_block channels: col slice <= l2 / 4
+      for pq.outer:                                     # a vec-wide panel of dY[n] stays in L1
+        for (c.inner, r, s).outer:                      #   for every row tile of the block
+          col[rows, 0:vec] = sum_k Wt[rows, k] * dY[n, k, pq.outer*vec + 0:vec]   # rows x vec registers
+      for c.inner, h: dX[n, c, h, 0:W] = sum_{r, s} col[c, r, s, (h + ph - r*dh)*Q + pw - s*dw + 0:W]
                                                          # r, s unrolled; lanes off the edge masked
+
+    A whole image's col (C*R*S x P*Q floats: 660 KB for the chapter Net's conv2) would not fit
+    L2 and would go out to memory and back between the GEMM and col2im.
     """
     f = cpu_facts(target)
     (col_t,) = stage.op.input_tensors             # dX reads the GEMM's output col
+    w_t = col_t.op.input_tensors[0]               # col reads (W, dY)
     n, c, h, w = stage.op.axis
     r, s_ = stage.reduce_axes
-    N, _, R, S = col_t.shape[:4]
+    N, C, R, S, PQp = col_t.shape
     wo, wi = _split_vector(stage, w, _lanes(f, w.extent, 4 * f.lanes))
-    stage.reorder(n, c, h, *([wo] if wo is not None else []), r, s_, wi)
+    big = _work(stage) >= PAR_MIN_WORK
+    col = s[col_t]
+    c_block = max(d for d in range(1, C + 1)
+                  if C % d == 0 and (d == 1 or d * R * S * PQp * 4 <= f.l2 // COL_L2_FRACTION))
+    co, ci = stage.split(c, factor=c_block)
+    stage.reorder(n, co, ci, h, *([wo] if wo is not None else []), r, s_, wi)
     if R * S <= 64:
         stage.unroll(r)
         stage.unroll(s_)
     elif S <= 8:
         stage.unroll(s_)
     stage.vectorize(wi)
-    big = _work(stage) >= PAR_MIN_WORK
-    col = s[col_t]
-    per_image = N >= 2
-    if per_image:
-        col.compute_at(stage, n)
-        if big:
-            stage.parallel(n)
-    elif big:
-        stage.parallel(c)
+    col.compute_at(stage, co)
+    if big:
+        stage.parallel(n if N >= 2 else co)
+    if c_block < C:
+        # W as (c, r, s, k): a block's weights are contiguous (c_block*R*S*K floats in L1, not
+        # K rows of a long stride over as many pages); a small layer (one block) reads W as is
+        wp = s.cache_read(w_t, "global", [col], layout=(1, 2, 3, 0))
+        if big and _work(s[wp]) >= PAR_MIN_WORK:
+            s[wp].parallel(s[wp].op.axis[0])
     cn, cc, cr, cs, pq = col.op.axis
     crs = col.fuse(cc, cr, cs)
     lanes = _lanes(f, pq.extent, f.vec)
     po, pi = _split_vector(col, pq, lanes)
-    rows = _rows(f, crs.extent, lanes)
-    co, ci = col.split(crs, factor=rows)
-    col.reorder(cn, co, *([po] if po is not None else []), *col.reduce_axes, ci, pi)
-    col.unroll(ci)
+    rows = _rows(f, c_block * R * S, lanes)
+    to, ti = col.split(crs, factor=rows)
+    col.reorder(cn, *([po] if po is not None else []), to, *col.reduce_axes, ti, pi)
+    col.unroll(ti)
     col.vectorize(pi)
-    if not per_image and big:
-        col.parallel(co)
 
 
 # --------------------------------------------------------------------------- pooling
