@@ -4,12 +4,14 @@ the checks raise LoopcError subclasses (one line, exit 2, from ``loopc.cli.main`
 from __future__ import annotations
 
 import argparse
-import math  # noqa: F401
+import math
 import os
+
 
 # ---------------------------------------------------------------- option types (checked by argparse)
 # Each raises argparse.ArgumentTypeError, so a bad option is one line, `... error: argument --x: ...`,
 # and exit code 2, before any work starts.
+
 
 def _int_at_least(text: str, low: int, what: str, bound: str) -> int:
     """``text`` as an int >= ``low`` (``what``: the expected value in words, ``bound``: the rule)."""
