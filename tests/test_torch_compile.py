@@ -269,3 +269,19 @@ def test_disk_cache_serves_a_second_process(tmp_path):
         f.write_bytes(b"garbage")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0 and r.stdout.split()[-2:] == [str(built1), "0"], r.stderr[-2000:]
+
+
+def test_kernels_of_graphs_that_differ_only_in_shapes_are_not_shared():
+    """nll_loss's backward reads the labels, not the log-probabilities, whose shape still sets the
+    gradient's: two class counts in one process must get two kernels (a cache key that left the
+    unread input out once returned the first one's kernel, and garbage)."""
+    for classes in (3, 5, 3):
+        torch._dynamo.reset()
+        x = torch.randn(5, classes, requires_grad=True)
+        labels = torch.tensor([1, -100, 2, 0, -100])
+        loss = compiled(lambda x, t: F.cross_entropy(x, t))(x, labels)
+        loss.backward()
+        x2 = x.detach().clone().requires_grad_(True)
+        F.cross_entropy(x2, labels).backward()
+        close(loss, F.cross_entropy(x2, labels))
+        close(x.grad, x2.grad, rtol=2e-3, atol=1e-5)

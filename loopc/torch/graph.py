@@ -378,8 +378,17 @@ class LoopcRegion(torch.nn.Module):
             values, outs = outs, [outs, None]
             if 1 in used:
                 outs[1] = A.max_pool2d_indices(self._arg(g, node.args[0]), values, *node.args[1:])
-        g.outputs = [((node, i), out, node.meta["val"][i]) for i, out in enumerate(outs)
-                     if out is not None and i in used]
+        outputs = [((node, i), out, node.meta["val"][i]) for i, out in enumerate(outs)
+                   if out is not None and i in used]
+        if node.target is aten.convolution_backward.default:
+            # dX, dW and db have templates of their own: one kernel each (and one kernel holding
+            # both convolution templates trips an LLVM dominance error on LeNet's shapes)
+            base = list(g.signature)
+            for out in outputs:
+                g.outputs, g.signature = [out], base + [("item", out[0][1])]
+                self._compile(g)
+            return
+        g.outputs = outputs
         self._compile(g)
 
     def _close(self, g):
@@ -390,10 +399,13 @@ class LoopcRegion(torch.nn.Module):
     def _compile(self, g):
         outs = [tv for _, tv, _ in g.outputs]
         read = _read_ops([o.t for o in outs])
-        g.inputs = [k for k in g.inputs if g.phs[k].t.op in read]     # e.g. pooling's indices: unread
-        phs = [g.phs[s] for s in g.inputs]
-        specs = tuple((tuple(p.t.shape), p.dtype) for p in phs)
-        key = ("torch", self.variant, tuple(g.signature), specs, tuple((len(o.shape), o.dtype) for o in outs))
+        inputs = [k for k in g.inputs if g.phs[k].t.op in read]     # e.g. pooling's indices: unread
+        phs = [g.phs[k] for k in inputs]
+        # every placeholder the signature numbers (read or not: an unread one's shape still
+        # shapes the result, e.g. nll_loss_backward's log-probabilities), and every output's shape
+        specs = tuple((g.phs[k].shape, g.phs[k].dtype) for k in g.inputs)
+        key = ("torch", self.variant, tuple(g.signature), specs, tuple(k in inputs for k in g.inputs),
+               tuple((o.shape, o.dtype) for o in outs))
         label = "+".join(_op_name(n) for n in g.nodes)
         self.report.outputs.append([o.t for o in outs])
 
@@ -408,7 +420,7 @@ class LoopcRegion(torch.nn.Module):
         self.kernels.append(kernel)
         out_slots = [self._new_slot(k) for k, _, _ in g.outputs]
         out_specs = [(tuple(v.shape), v.dtype) for _, _, v in g.outputs]
-        self.steps.append(_KernelStep(kernel, [k[0] for k in g.inputs], out_slots, out_specs, label))
+        self.steps.append(_KernelStep(kernel, [k[0] for k in inputs], out_slots, out_specs, label))
 
     # ---------------------------------------------------------------- running
     def forward(self, *inputs):
