@@ -285,3 +285,22 @@ def test_kernels_of_graphs_that_differ_only_in_shapes_are_not_shared():
         F.cross_entropy(x2, labels).backward()
         close(loss, F.cross_entropy(x2, labels))
         close(x.grad, x2.grad, rtol=2e-3, atol=1e-5)
+
+
+def test_kept_results_follow_the_module_state_and_never_the_inputs():
+    """Kernels reading only parameters and buffers (batch norm's coefficients) keep their results
+    between calls; a buffer changed in place is seen, and so is an input rewritten through numpy
+    (no version bump): activations are never kept."""
+    torch.manual_seed(6)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU()).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    c = compiled(model)
+    x = torch.randn(2, 3, 6, 7)
+    with torch.no_grad():
+        close(c(x), model(x))
+        model[1].running_var.mul_(3.0)             # in place: a new version
+        model[1].running_mean.add_(0.5)
+        close(c(x), model(x))
+        x.numpy()[:] = 2.0 * x.numpy()            # same tensor, same version, new values
+        close(c(x), model(x))

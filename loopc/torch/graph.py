@@ -141,18 +141,25 @@ class _Support(OperatorSupportBase):
 
 
 def compile_graph(gm: fx.GraphModule, report: Report | None = None, kernels: KernelStore | None = None,
-                  variant=None):
+                  variant=None, state_inputs=None):
     """``gm`` with every loopc-supported region replaced by a ``LoopcRegion``. ``variant`` joins
-    the kernels' cache keys (the tuning records in effect: other records, other kernels)."""
+    the kernels' cache keys (the tuning records in effect: other records, other kernels).
+    ``state_inputs`` (one bool per placeholder of ``gm``) marks the module's parameters and
+    buffers: kernels that read only those keep their results while the tensors are unchanged."""
     t0 = time.perf_counter()
     report = report if report is not None else Report()
     kernels = KERNELS if kernels is None else kernels
     report.graphs += 1
     partitioner = CapabilityBasedPartitioner(gm, _Support(report), allows_single_node_partition=True)
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    state = set()
+    if state_inputs is not None and len(state_inputs) == len(placeholders):
+        state = {n.name for n, flag in zip(placeholders, state_inputs) if flag}
     fused = partitioner.fuse_partitions(partitioner.propose_partitions())
     for node in fused.graph.nodes:
         if node.op == "call_module" and node.target.startswith("fused_"):
-            region = LoopcRegion(getattr(fused, node.target), kernels, report, variant)
+            region_state = [isinstance(a, fx.Node) and a.op == "placeholder" and a.name in state for a in node.args]
+            region = LoopcRegion(getattr(fused, node.target), kernels, report, variant, region_state)
             setattr(fused, node.target, region)
             report.loopc_nodes += region.loopc_nodes
             report.kernels += len(region.kernels)
@@ -194,8 +201,9 @@ class _Group:
 class LoopcRegion(torch.nn.Module):
     """A partition of supported nodes run as loopc kernels (and PyTorch views) over slots."""
 
-    def __init__(self, sub: fx.GraphModule, kernels: KernelStore, report: Report, variant=None):
+    def __init__(self, sub: fx.GraphModule, kernels: KernelStore, report: Report, variant=None, state=()):
         super().__init__()
+        self._state_flags = list(state)
         self.kernels_cache = kernels
         self.report = report
         self.variant = variant
@@ -227,14 +235,16 @@ class LoopcRegion(torch.nn.Module):
                 self._finish()
             elif node.target is operator.getitem:
                 self._slots[node] = self._slots[(node.args[0], node.args[1])]
+                self._computed.add(node)          # an item a loopc kernel wrote
             else:
                 self._lower(node)
 
     def _finish(self):
         """Drop the views nothing reads (a kernel reads a reshape's base instead); keep the results
-        of kernels that read only this region's inputs and feed only its own kernels (batch-norm
-        coefficients from the running statistics) while those inputs stay the same tensors,
-        unchanged (``_version``)."""
+        of kernels that read only the module's parameters and buffers and feed only this region's
+        kernels (batch-norm coefficients from the running statistics) while those stay the same
+        tensors, unchanged (``_version``). Activations are never kept: their memory may change
+        without a version (a numpy view written in place)."""
         out_slots = set()
         fx.map_arg(self._outputs, lambda n: out_slots.add(self._slots[n]))
         while True:
@@ -245,9 +255,9 @@ class LoopcRegion(torch.nn.Module):
             if not dead:
                 break
             self.steps = [st for st in self.steps if st not in dead]
-        inputs = set(self._input_slots)
+        state = {s for s, flag in zip(self._input_slots, self._state_flags) if flag}
         for st in self.steps:
-            if isinstance(st, _KernelStep) and set(st.ins) <= inputs and not set(st.outs) & out_slots:
+            if isinstance(st, _KernelStep) and st.ins and set(st.ins) <= state and not set(st.outs) & out_slots:
                 st.memo = []
 
     def _slot(self, node):
