@@ -11,22 +11,10 @@ Prints a Markdown table per suite for benchmarks/RESULTS.md.
 """
 import argparse
 import os
-import platform
 import tempfile
-from pathlib import Path
 
 from loopc.apps import convsuite as cs
-from loopc.target import host
-
-
-def _cpu_model():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from loopc.apps.machine import machine_line
 
 
 def _progress(r, thread_counts):
@@ -49,10 +37,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=30.0, help="tuning time per layer at most")
     ap.add_argument("--log", default=None, help="tuning records (default: a temporary file)")
     args = ap.parse_args()
-    import torch
-    t = host()
-    print(f"machine: {_cpu_model()}, {os.cpu_count()} cores; LLVM cpu={t.cpu}, {t.vector_bits}-bit vectors, "
-          f"{t.vector_registers} registers; torch {torch.__version__}")
+    print(machine_line())
     log = args.log or os.path.join(tempfile.mkdtemp(prefix="conv_suite_"), "records.jsonl")
     for model in args.models:
         for batch in args.batch:

@@ -21,22 +21,10 @@ loopc / other times (below 1: loopc is faster). A backend that fails says why in
 """
 import argparse
 import os
-import platform
 import sys
 import time
-from pathlib import Path
 
-from loopc.target import host
-
-
-def _cpu_model():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from loopc.apps.machine import machine_line
 
 
 def _selected(workloads, only, models):
@@ -56,7 +44,6 @@ def main():
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         if var in os.environ:
             print(f"warning: {var} is set; run under env -u {var} (see the docstring)", file=sys.stderr)
-    import torch
 
     from loopc.apps import torchbench as tb
     rounds = args.rounds or (2 if args.quick else 5)
@@ -64,11 +51,7 @@ def main():
     workloads = _selected(workloads, args.only, tb.MODELS)
     if not workloads:
         ap.error(f"--only {args.only!r} matches no workload")
-    t = host()
-    machine = (f"machine: {_cpu_model()}, {os.cpu_count()} cores; LLVM cpu={t.cpu}, {t.vector_bits}-bit vectors, "
-               f"{t.vector_registers} registers; torch {torch.__version__} "
-               f"(CPU capability {torch.backends.cpu.get_cpu_capability()}); load average "
-               + " ".join(f"{v:.2f}" for v in os.getloadavg()))
+    machine = machine_line(torch_details=True)
     print(machine)
     print(f"{len(workloads)} workloads x threads {args.threads}, {rounds} interleaved rounds each\n", flush=True)
     results = []

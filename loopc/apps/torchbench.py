@@ -23,24 +23,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from loopc.torch.models import ChapterNet
+
 BACKENDS = ("eager", "inductor", "loopc")
-
-
-class MnistNet(nn.Module):
-    """The chapter's network (pytorch/examples' MNIST Net)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1, self.conv2 = nn.Conv2d(1, 32, 3, 1), nn.Conv2d(32, 64, 3, 1)
-        self.dropout1, self.dropout2 = nn.Dropout(0.25), nn.Dropout(0.5)
-        self.fc1, self.fc2 = nn.Linear(9216, 128), nn.Linear(128, 10)
-
-    def forward(self, x):
-        x = F.relu(self.conv1(x))
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        x = torch.flatten(self.dropout1(x), 1)
-        x = self.dropout2(F.relu(self.fc1(x)))
-        return F.log_softmax(self.fc2(x), dim=1)
 
 
 class BasicBlock(nn.Module):
@@ -125,7 +110,7 @@ class Workload:
         return f"{self.model} {'train' if self.train else 'infer'} b{self.batch}"
 
 
-MODELS = {"net": (MnistNet, (1, 28, 28), 10), "resnet18": (ResNet18, (3, 224, 224), 1000),
+MODELS = {"net": (ChapterNet, (1, 28, 28), 10), "resnet18": (ResNet18, (3, 224, 224), 1000),
           "mobilenet_v2": (MobileNetV2, (3, 224, 224), 1000)}
 WORKLOADS = (Workload("net", 1), Workload("net", 64), Workload("net", 64, train=True),
              Workload("resnet18", 1), Workload("resnet18", 16),
