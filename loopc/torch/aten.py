@@ -2,21 +2,21 @@
 
     LOWERINGS[aten.relu.default]        Lowering(kind="pointwise", build=...)
     lower = LOWERINGS[node.target]
-    lower.unsupported(node)             None, or why loopc cannot run this call
+    lower.check(node)                   None, or why loopc cannot run this call (when it has a check)
     out = lower.build(*args)            te tensors (TV) in, a TV (or a tuple of them) out
 
 A ``TV`` is a te tensor with the PyTorch shape it stands for (a 0-d tensor is a te tensor of
 shape (1,)). Kinds decide how the graph compiler groups nodes into kernels:
 
-    pointwise   elementwise with broadcasting; joins the kernel of its first input's producer
-                (conv + bias + batch norm + activation + residual add become one kernel)
+    pointwise   elementwise with broadcasting; joins the open kernel whose result it is the only
+                reader of (conv + bias + batch norm + activation + residual add become one kernel)
     anchor      conv, matmul, pooling, reductions, softmax: starts a kernel of its own
     multi       returns a tuple (convolution_backward, var_mean, max_pool2d_with_indices)
     view        runs in PyTorch on the same memory (view, permute, t, unsqueeze, expand, detach)
 
 Operators PyTorch decomposes for us (``DECOMPOSE``: batch norm, hardswish, the activation
-backwards, nll_loss_forward) reach this table as the pointwise ops and reductions they are
-made of. Anything else falls back to PyTorch (``loopc.torch.graph``).
+backwards) reach this table as the pointwise ops and reductions they are made of. Anything
+else falls back to PyTorch (``loopc.torch.graph``).
 """
 from __future__ import annotations
 
@@ -239,7 +239,6 @@ def reduce(x, dims, keepdim, combine, name, scale=1.0):
     dims = _dims(dims, nd) if nd else ()
     axes = {d: te.reduce_axis((0, x.shape[d]), name=f"r{d}") for d in dims}
     out_shape = tuple((1 if d in axes else n) for d, n in enumerate(x.shape) if keepdim or d not in axes)
-    kept = [d for d in range(nd) if d not in axes]
 
     def body(*i):
         if keepdim:
@@ -251,7 +250,6 @@ def reduce(x, dims, keepdim, combine, name, scale=1.0):
         if not axes:
             return v
         return combine(v, axis=list(axes.values()))
-    del kept
     out = compute(out_shape, body, name if scale == 1.0 else name + "_sum", tag="reduction")
     if scale != 1.0:        # a reduction is a whole body: the scaling is a stage of its own
         out = pointwise(lambda v: v * scale, out, name=name)
@@ -549,5 +547,4 @@ LOWERINGS[aten.scalar_tensor.default] = Lowering("pointwise", builder(aten.scala
 DECOMPOSE = [aten._native_batch_norm_legit_functional, aten._native_batch_norm_legit_no_training,
              aten._native_batch_norm_legit, aten.native_batch_norm, aten.native_batch_norm_backward,
              aten.hardswish, aten.hardswish_backward, aten.hardsigmoid_backward, aten.silu_backward,
-             aten.gelu_backward, aten.mse_loss, aten.mse_loss_backward, aten.linear, aten.addcmul, aten.relu6
-             if hasattr(aten, "relu6") else aten.hardtanh]
+             aten.gelu_backward, aten.mse_loss, aten.mse_loss_backward, aten.addcmul, aten.relu6]
