@@ -118,7 +118,9 @@ def cache_read(schedule, tensor, scope, readers, layout=None, block=None):
     first = min(schedule.stages.index(st) for st in stages)
     new = schedule._insert_stage(cache_op, first)
     new.scope = scope
-    args = {"tensor": tensor.name, "scope": scope, "readers": [st.name for st in stages]}
+    source = schedule._stage_of.get(tensor.op)      # a computed tensor: its stage's unique name
+    args = {"tensor": source.name if source is not None else tensor.name, "scope": scope,
+            "readers": [st.name for st in stages]}
     if layout is not None:
         args["layout"] = list(perm)
     if blocks:

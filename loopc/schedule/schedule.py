@@ -54,8 +54,21 @@ class Schedule:
         self.ops = post_order_ops(ops)
         self.declared_ops = tuple(self.ops)     # the user's ops, before rewrites add stages
         self.stages = [Stage(op, self) for op in self.ops if isinstance(op, ComputeOp)]
+        for st in self.stages:
+            self._name_uniquely(st)
         self._stage_of = {st.op: st for st in self.stages}
         self.trace = []
+
+    def _name_uniquely(self, stage) -> None:
+        """Stages that share a name (TVM's default "compute") get ``name_1``, ``name_2`` ... in
+        the order they are created, so a trace names each one and replays on a schedule of the
+        same program."""
+        taken = {st.name for st in self.stages if st is not stage}
+        name, n = stage.op.name, 1
+        while name in taken:
+            name, n = f"{stage.op.name}_{n}", n + 1
+        if name != stage.op.name:
+            stage._unique_name = name
 
     def __getitem__(self, x) -> Stage:
         op = _as_op(x)
@@ -78,6 +91,7 @@ class Schedule:
         """Add a stage for a new op at position ``index`` (before the stage there)."""
         st = Stage(op, self)
         self.stages.insert(index, st)
+        self._name_uniquely(st)
         self._stage_of[op] = st
         self.ops.insert(self.ops.index(self.stages[index + 1].op) if index + 1 < len(self.stages) else len(self.ops), op)
         return st
@@ -105,6 +119,9 @@ class Schedule:
         return im2col(self, conv)
 
     def tensor_by_name(self, name):
+        staged = [st.op for st in self.stages if st.name == name]
+        if len(staged) == 1:
+            return staged[0].output(0)
         found = [op for op in self.ops if op.name == name]
         if len(found) != 1:
             raise ScheduleError("replay", name, f"{'no' if not found else 'several'} tensors have this name",

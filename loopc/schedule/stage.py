@@ -58,7 +58,9 @@ class Stage:
 
     @property
     def name(self) -> str:
-        return self.op.name
+        """The op's name, made unique in the schedule (a second "compute" is "compute_1"): what
+        traces record and replay finds."""
+        return getattr(self, "_unique_name", None) or self.op.name
 
     @property
     def reduce_axes(self):

@@ -69,8 +69,11 @@ def reduce_axis(dom, name: str = "rv") -> IterVar:
     return IterVar(Var(name), _range(dom, f"reduce_axis {name}"), IterKind.REDUCE)
 
 
-def thread_axis(tag: str = "", name: str = "", dom=None) -> IterVar:
-    """A GPU thread/block axis: ``te.thread_axis("blockIdx.x")``."""
+def thread_axis(tag="", name: str = "", dom=None) -> IterVar:
+    """A GPU thread/block axis: ``te.thread_axis("blockIdx.x")``, or TVM's order with the range
+    first: ``te.thread_axis((0, 32), "threadIdx.x")``."""
+    if not isinstance(tag, str):             # TVM: thread_axis(dom, tag, name)
+        tag, name, dom = (name or ""), "", tag
     if tag not in THREAD_TAGS:
         raise LoopcError(f"unknown thread tag {tag!r}; use one of {', '.join(THREAD_TAGS)}")
     return IterVar(Var(name or tag), None if dom is None else _range(dom, tag),

@@ -98,6 +98,14 @@ class Expr(ExprOp):
     def _as_expr(self):
         return self
 
+    def __str__(self):
+        """The expression as loopc prints it (``A[i, k] * B[k, j]``), not its node tree."""
+        from ..ir.printer import format_expr
+        try:
+            return format_expr(self)
+        except Exception:  # noqa: BLE001 - a node the printer lacks: the tree is still right
+            return repr(self)
+
 
 def as_expr(x: Any, like: str | None = None) -> Expr:
     """Coerce a Python number, an IterVar or an Expr to an Expr.

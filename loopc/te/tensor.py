@@ -123,9 +123,15 @@ class Tensor:
     def ndim(self):
         return len(self.op.shape)
 
+    def __call__(self, *indices):
+        """``T(i, j)``: TVM's other spelling of ``T[i, j]``."""
+        return self[indices]
+
     def __getitem__(self, indices):
         if not isinstance(indices, tuple):
             indices = (indices,)
+        if len(indices) < self.ndim and all(not isinstance(x, slice) for x in indices):
+            return TensorSlice(self, tuple(indices))       # T[i][j], as TVM reads it
         if len(indices) != self.ndim:
             raise LoopcError(
                 f"tensor {self.name} has {self.ndim} dimensions {self.shape}, "
@@ -140,5 +146,23 @@ class Tensor:
 
     def __repr__(self):
         return f"Tensor({self.name}, shape={self.shape}, dtype={self.dtype})"
+
+    __hash__ = object.__hash__
+
+
+class TensorSlice(ExprOp):
+    """``T[i]`` of a tensor of more dimensions: index it further (``T[i][j]``) to read an element;
+    used as a value, a LoopcError says so."""
+
+    def __init__(self, tensor, indices):
+        self.tensor, self.indices = tensor, indices
+
+    def __getitem__(self, more):
+        more = more if isinstance(more, tuple) else (more,)
+        return self.tensor[self.indices + more]
+
+    def _as_expr(self):
+        raise LoopcError(f"{self.tensor.name} has {self.tensor.ndim} dimensions {self.tensor.shape} but was "
+                         f"indexed with {len(self.indices)}: index it further (T[i][j]) or all at once (T[i, j])")
 
     __hash__ = object.__hash__
