@@ -52,6 +52,8 @@ _RUNTIME = {
     "_f32": np.float32, "_f64": np.float64, "_i32": _wrap(32), "_i64": _wrap(64),
     "_min": np.minimum, "_max": np.maximum, "_exp": np.exp, "_log": np.log, "_sqrt": np.sqrt, "_tanh": np.tanh,
     "_sigmoid": _sigmoid, "_abs": _abs, "_floor": np.floor, "_floordiv": _floordiv, "_floormod": _floormod,
+    "_exp2": np.exp2, "_log2": np.log2, "_log10": np.log10, "_ceil": np.ceil, "_trunc": np.trunc, "_round": np.rint,
+    "_power": np.power, "_fmod": np.fmod,
     "_alloc": lambda n, dtype: np.zeros(n, dtype=dtype),
 }
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import loopc
+import loopc.interp
 from loopc import te
 from loopc.errors import LoopcError
 
@@ -72,3 +73,99 @@ def test_stages_sharing_the_default_name_replay_from_a_trace():
     assert str(loopc.lower(s2, [A, D])) == str(loopc.lower(s, [A, D]))
     a = rng.standard_normal((13, 7)).astype("float32")
     np.testing.assert_allclose(run(s2, [A, D], a), (a * 2 + 1) ** 2, rtol=1e-5)
+
+
+# --------------------------------------------------------------------------- math intrinsics (item 7)
+
+def _operands(n=37, seed=2):
+    rng = np.random.default_rng(seed)
+    a = (rng.standard_normal(n) * 3).astype("float32")
+    a[:6] = [0.5, 1.5, -2.5, 2.5, -0.5, 0.0]          # halves: round is half-to-even, as numpy
+    b = (rng.random(n) * 2 + 0.5).astype("float32")   # positive: logs, powers, divisors
+    return a, b
+
+
+INTRINSICS = {
+    "exp2": (lambda A, B, i: te.exp2(A[i]), lambda a, b: np.exp2(a)),
+    "log2": (lambda A, B, i: te.log2(B[i]), lambda a, b: np.log2(b)),
+    "log10": (lambda A, B, i: te.log10(B[i]), lambda a, b: np.log10(b)),
+    "ceil": (lambda A, B, i: te.ceil(A[i]), lambda a, b: np.ceil(a)),
+    "trunc": (lambda A, B, i: te.trunc(A[i]), lambda a, b: np.trunc(a)),
+    "round": (lambda A, B, i: te.round(A[i]), lambda a, b: np.rint(a)),
+    "power": (lambda A, B, i: te.power(B[i], A[i]), lambda a, b: np.power(b, a)),
+    "fmod": (lambda A, B, i: te.fmod(A[i], B[i]), lambda a, b: np.fmod(a, b)),
+    "erf": (lambda A, B, i: te.erf(A[i] * 0.5), None),
+}
+
+
+def _intrinsic_program(name, n):
+    A = te.placeholder((n,), name="A")
+    B = te.placeholder((n,), name="B")
+    fn = INTRINSICS[name][0]
+    # both inputs read, whatever the intrinsic takes
+    C = te.compute((n,), lambda i: fn(A, B, i) + (A[i] - A[i]) * B[i], name="C")
+    return A, B, C
+
+
+def _intrinsic_reference(name, a, b):
+    if name == "erf":
+        import math
+        return np.array([math.erf(v * 0.5) for v in a], "float32")
+    return INTRINSICS[name][1](a, b)
+
+
+@pytest.mark.parametrize("vectorize", [False, True], ids=["scalar", "vector"])
+@pytest.mark.parametrize("name", sorted(INTRINSICS))
+def test_math_intrinsics_against_numpy(name, vectorize):
+    """LLVM (a scalar loop, and 8-lane vectors with a tail) and the reference interpreter."""
+    a, b = _operands()
+    A, B, C = _intrinsic_program(name, len(a))
+    s = te.create_schedule(C.op)
+    if vectorize:
+        _, inner = s[C].split(C.op.axis[0], factor=8)
+        s[C].vectorize(inner)
+    want = _intrinsic_reference(name, a, b)
+    np.testing.assert_allclose(run(s, [A, B, C], a, b), want, rtol=2e-6, atol=3e-7)
+    got = np.zeros(len(a), "float32")
+    loopc.interp.run(loopc.lower(s, [A, B, C]), a, b, got)
+    np.testing.assert_allclose(got, want, rtol=2e-6, atol=3e-7)
+
+
+def test_isnan_isinf():
+    x = np.array([0.0, np.nan, np.inf, -np.inf, 1.5, -2.0, np.nan], "float32")
+    X = te.placeholder((7,), name="X")
+    Y = te.compute((7,), lambda i: te.if_then_else(te.isnan(X[i]), 1.0, 0.0)
+                   + te.if_then_else(te.isinf(X[i]), 2.0, 0.0), name="Y")
+    want = np.isnan(x) * 1.0 + np.isinf(x) * 2.0
+    np.testing.assert_array_equal(run(te.create_schedule(Y.op), [X, Y], x), want)
+
+
+def test_integer_operands_of_power_become_float():
+    P = te.placeholder((5,), "int32", name="P")
+    Y = te.compute((5,), lambda i: te.power(P[i], 2), name="Y")
+    assert Y.dtype == "float32"
+    p = np.arange(5, dtype="int32") - 2
+    np.testing.assert_allclose(run(te.create_schedule(Y.op), [P, Y], p), p.astype("float32") ** 2)
+
+
+def case_intrinsics_in_the_cuda_simulator():
+    """Each intrinsic on the CUDA target (numba's simulator), one thread per element."""
+    from numba import config
+    assert config.ENABLE_CUDASIM
+    a, b = _operands(n=19)
+    for name in sorted(INTRINSICS):
+        A, B, C = _intrinsic_program(name, len(a))
+        s = te.create_schedule(C.op)
+        bx, tx = s[C].split(C.op.axis[0], factor=8)
+        s[C].bind(bx, te.thread_axis("blockIdx.x"))
+        s[C].bind(tx, te.thread_axis((0, 8), "threadIdx.x"))
+        f = loopc.build(s, [A, B, C], target="cuda")
+        out = np.full(len(a), np.nan, "float32")
+        f(a, b, out)
+        np.testing.assert_allclose(out, _intrinsic_reference(name, a, b), rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_intrinsics_on_the_cuda_target():
+    from test_cuda_sim import run_in_simulator
+    proc = run_in_simulator("case_intrinsics_in_the_cuda_simulator", module="test_tvm_compat", timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]

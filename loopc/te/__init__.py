@@ -12,13 +12,14 @@ import inspect
 from typing import Sequence
 
 from ..errors import LoopcError
-from .expr import (MATH_FUNCS, And, Call, Const, Expr, ExprOp, Max, Min, Or, Reduce,
+from .expr import (BINARY_MATH_FUNCS, MATH_FUNCS, And, Call, Const, Expr, ExprOp, Max, Min, Or, Reduce,
                    Select, Var, as_expr, check_dtype, is_float, walk, _as_bool, _unify, _pair)
 from .tensor import THREAD_TAGS, ComputeOp, IterKind, IterVar, PlaceholderOp, Range, Tensor
 
 __all__ = [
     "placeholder", "compute", "reduce_axis", "sum", "max", "min", "if_then_else", "all", "any",
     "const", "var", "exp", "log", "sqrt", "tanh", "sigmoid", "abs", "floor", "thread_axis",
+    "exp2", "log2", "log10", "ceil", "trunc", "round", "power", "fmod", "erf", "isnan", "isinf",
     "create_schedule", "Tensor", "IterVar", "Expr", "Var",
 ]
 
@@ -202,7 +203,48 @@ def _make_math(fname):
     return fn
 
 
-exp, log, sqrt, tanh, sigmoid, abs, floor = (_make_math(f) for f in MATH_FUNCS)  # noqa: A001
+(exp, log, sqrt, tanh, sigmoid, abs, floor, exp2, log2, log10, ceil, trunc,  # noqa: A001
+ round) = (_make_math(f) for f in MATH_FUNCS)  # noqa: A001
+
+
+def _float_pair(x, y, fname):
+    a, b = _pair(x, y)
+    dtype = a.dtype if is_float(a.dtype) else (b.dtype if is_float(b.dtype) else "float32")
+    return Call(fname, (a.astype(dtype), b.astype(dtype)), dtype)
+
+
+def power(x, y):
+    """Elementwise ``x ** y`` (floats; integer operands become float32), TVM's ``te.power``."""
+    return _float_pair(x, y, "power")
+
+
+def fmod(x, y):
+    """Elementwise C ``fmod``: the remainder with the sign of ``x`` (numpy's ``np.fmod``)."""
+    return _float_pair(x, y, "fmod")
+
+
+def erf(x):
+    """The error function, by Abramowitz and Stegun 7.1.26 (absolute error under 1.5e-7): an
+    expression of ``exp``, so every target computes it the same way."""
+    x = as_expr(x)
+    x = x if is_float(x.dtype) else x.astype("float32")
+    ax = abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * ax)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    y = 1.0 - poly * exp(-(ax * ax))
+    return if_then_else(x < 0.0, -y, y)
+
+
+def isnan(x):
+    """True where ``x`` is NaN (a float compares unequal to itself only then)."""
+    x = as_expr(x)
+    return x != x if is_float(x.dtype) else Const(False, "bool")
+
+
+def isinf(x):
+    """True where ``x`` is +inf or -inf."""
+    x = as_expr(x)
+    return abs(x) == float("inf") if is_float(x.dtype) else Const(False, "bool")
 
 
 def create_schedule(ops):

@@ -298,7 +298,10 @@ class Select(Expr):
         return self.t.dtype
 
 
-MATH_FUNCS = ("exp", "log", "sqrt", "tanh", "sigmoid", "abs", "floor")
+MATH_FUNCS = ("exp", "log", "sqrt", "tanh", "sigmoid", "abs", "floor", "exp2", "log2", "log10", "ceil", "trunc",
+              "round")
+#: math intrinsics of two float operands
+BINARY_MATH_FUNCS = ("power", "fmod")
 
 
 @dataclass(frozen=True, eq=False, repr=False)

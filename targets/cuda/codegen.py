@@ -43,7 +43,8 @@ from .kernels import HW_TAGS, THREAD_TAGS, is_hw_loop
 
 DTYPE_NAMES = {"float32": "float32", "float64": "float64", "int32": "int32", "int64": "int64", "bool": "boolean"}
 CAST = {"float32": "_f32", "float64": "_f64", "int32": "_i32", "int64": "_i64", "bool": "bool"}
-MATH = {"exp": "math.exp", "log": "math.log", "sqrt": "math.sqrt", "tanh": "math.tanh", "floor": "math.floor"}
+MATH = {"exp": "math.exp", "log": "math.log", "sqrt": "math.sqrt", "tanh": "math.tanh", "floor": "math.floor",
+        "log2": "math.log2", "log10": "math.log10", "round": "round", "power": "math.pow", "fmod": "math.fmod"}
 
 #: names the generated source uses; loop and buffer names never take them
 RESERVED = {"_u", "cuda", "math", "numba", "range", "min", "max", "abs", "bool", "int", "float", "_INF", "_NAN",
@@ -129,6 +130,12 @@ class CUDAEmitter(PySourceEmitter):
             return f"{MATH[e.name]}({', '.join(args)})"
         if e.name == "abs":
             return f"abs({args[0]})"
+        if e.name == "exp2":
+            return f"math.pow({CAST[e.dtype]}(2.0), {args[0]})"
+        if e.name == "ceil":                 # from floor, which every float type has (numpy's too)
+            return f"(-math.floor(-{args[0]}))"
+        if e.name == "trunc":
+            return f"math.copysign(math.floor(abs({args[0]})), {args[0]})"
         if e.name == "sigmoid":
             one = f"{CAST[e.dtype]}(1.0)"
             return f"({one} / ({one} + math.exp(-{args[0]})))"

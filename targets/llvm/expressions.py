@@ -225,6 +225,12 @@ class Expressions:
         x = self.materialize(self.value(e.args[0]))
         bld = self.builder
         ty = x.type
+        if len(e.args) == 2:         # power, fmod
+            y = self.materialize(self.value(e.args[1]))
+            x, y = self.unify(x, y, e.dtype)
+            if e.name == "fmod":
+                return bld.frem(x, y)
+            return bld.call(self.intrinsic("pow", x.type, args=[x.type, x.type]), [x, y])
         if e.name == "abs" and E.is_int(e.dtype):
             neg = bld.sub(ir.Constant(ty, None), x)
             out = bld.select(bld.icmp_signed("<", x, ir.Constant(ty, None)), neg, x)
@@ -233,6 +239,6 @@ class Expressions:
             ex = bld.call(self.intrinsic("exp", ty), [bld.fneg(x)])
             one = ir.Constant(ty, [1.0] * ty.count) if isinstance(ty, ir.VectorType) else ir.Constant(ty, 1.0)
             return bld.fdiv(one, bld.fadd(one, ex))
-        name = {"abs": "fabs"}.get(e.name, e.name)
+        name = {"abs": "fabs", "round": "roundeven"}.get(e.name, e.name)     # round half to even, as numpy
         return bld.call(self.intrinsic(name, ty), [x])
 
