@@ -12,7 +12,7 @@ import inspect
 from typing import Sequence
 
 from ..errors import LoopcError
-from .expr import (BINARY_MATH_FUNCS, MATH_FUNCS, And, Call, Const, Expr, ExprOp, Max, Min, Or, Reduce,
+from .expr import (MATH_FUNCS, And, Call, Const, Expr, ExprOp, Max, Min, Or, Reduce,
                    Select, Var, as_expr, check_dtype, is_float, walk, _as_bool, _unify, _pair)
 from .tensor import THREAD_TAGS, ComputeOp, IterKind, IterVar, PlaceholderOp, Range, Tensor
 
