@@ -300,8 +300,7 @@ class Select(Expr):
 
 MATH_FUNCS = ("exp", "log", "sqrt", "tanh", "sigmoid", "abs", "floor", "exp2", "log2", "log10", "ceil", "trunc",
               "round")
-#: math intrinsics of two float operands
-BINARY_MATH_FUNCS = ("power", "fmod")
+#: Calls of two float operands (te.power, te.fmod) are named "power" and "fmod"
 
 
 @dataclass(frozen=True, eq=False, repr=False)
