@@ -169,3 +169,65 @@ def test_intrinsics_on_the_cuda_target():
     from test_cuda_sim import run_in_simulator
     proc = run_in_simulator("case_intrinsics_in_the_cuda_simulator", module="test_tvm_compat", timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+
+
+# --------------------------------------------------------------------------- schedule primitives (item 4)
+
+def _chain(n=13, m=7):
+    A = te.placeholder((n, m), name="A")
+    B = te.compute((n, m), lambda i, j: A[i, j] * 2.0, name="B")
+    T = te.compute((m, n), lambda j, i: B[i, j] + 1.0, name="T")          # a transposing read
+    C = te.compute((n, m), lambda i, j: T[j, i] * B[i, j], name="C")
+    return A, B, T, C
+
+
+def test_auto_inline_elementwise_and_injective():
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((13, 7)).astype("float32")
+    want = ((a * 2 + 1) * (a * 2))
+    A, B, T, C = _chain()
+    s = te.create_schedule(C.op)
+    te.schedule.AutoInlineElemWise(s)
+    from loopc.schedule import AttachKind
+    assert s[B].attach is AttachKind.INLINE and s[T].attach is AttachKind.ROOT   # T transposes: not elementwise
+    np.testing.assert_allclose(run(s, [A, C], a), want, rtol=1e-6)
+    s = te.create_schedule(C.op)
+    te.schedule.AutoInlineInjective(s)
+    assert s[B].attach is AttachKind.INLINE and s[T].attach is AttachKind.INLINE
+    assert "allocate" not in str(loopc.lower(s, [A, C]))
+    np.testing.assert_allclose(run(s, [A, C], a), want, rtol=1e-6)
+
+
+def test_pragma_applies_primitives_and_ignores_other_hints():
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((13, 7)).astype("float32")
+    A = te.placeholder((13, 7), name="A")
+    C = te.compute((13, 7), lambda i, j: A[i, j] * 3.0, name="C")
+    s = te.create_schedule(C.op)
+    jo, ji = s[C].split(C.op.axis[1], factor=4)
+    s[C].pragma(C.op.axis[0], "parallel_launch_point")
+    s[C].pragma(ji, "unroll")
+    with pytest.warns(UserWarning, match="auto_unroll_max_step"):
+        s[C].pragma(jo, "auto_unroll_max_step", 16)
+    text = str(loopc.lower(s, [A, C]))
+    assert "for i in parallel(13)" in text and "for j.inner" not in text      # j.inner unrolled away
+    np.testing.assert_allclose(run(s, [A, C], a), a * 3, rtol=1e-6)
+    s2 = te.create_schedule(C.op)
+    s2.replay(s.trace_json())
+    assert str(loopc.lower(s2, [A, C])) == text
+    with pytest.raises(LoopcError, match="pragma"):
+        s[C].pragma(jo, 42)
+
+
+def test_set_scope_is_checked_and_replayed():
+    A, B, T, C = _chain()
+    s = te.create_schedule(C.op)
+    s[B].set_scope("local")
+    assert 'scope="local"' in str(loopc.lower(s, [A, C]))
+    s2 = te.create_schedule(C.op)
+    s2.replay(s.trace_json())
+    assert s2[B].scope == "local"
+    with pytest.raises(LoopcError, match="unknown scope"):
+        s[B].set_scope("texture")
+    with pytest.raises(LoopcError, match="output"):
+        s[C].set_scope("shared")

@@ -250,6 +250,7 @@ REPLAYABLE = {
     "parallel": lambda st, a: st.parallel(a["axis"]),
     "compute_inline": lambda st, a: st.compute_inline(),
     "compute_root": lambda st, a: st.compute_root(),
+    "set_scope": lambda st, a: st.set_scope(a["scope"]),
     "bind": lambda st, a: st.bind(a["axis"], _thread_axis(a["tag"])),
     "cache_read": lambda st, a: st.schedule.cache_read(st.schedule.tensor_by_name(a["tensor"]), a["scope"],
                                                        [st.schedule.stage_by_name(r) for r in a["readers"]],

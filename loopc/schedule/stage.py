@@ -7,6 +7,7 @@ step to the schedule's trace. Lowering reads the data; nothing here builds loops
 from __future__ import annotations
 
 import numbers
+import warnings
 from enum import Enum
 
 from ..errors import ScheduleError
@@ -19,6 +20,11 @@ from .relations import Fuse, Split
 MAX_VECTOR_LANES = 64
 #: unroll() accepts constant extents up to this; larger unrolls blow up compile time.
 MAX_UNROLL_EXTENT = 256
+
+#: TVM pragma keys that are loopc primitives (others are accepted hints with no effect)
+PRAGMA_PRIMITIVES = {"unroll": "unroll", "vectorize": "vectorize", "parallel": "parallel",
+                     "parallel_launch_point": "parallel"}
+_warned_pragmas = set()
 
 
 class AttachKind(Enum):
@@ -291,6 +297,44 @@ class Stage:
             self._fail("parallel", f"axis '{leaf.name}' is a reduction axis: threads would race on the "
                        "same output", "parallelise a data-parallel axis instead (or rfactor the reduction first)")
         return self._annotate("parallel", leaf, ForKind.PARALLEL)
+
+    def pragma(self, iv, key: str, value=None):
+        """TVM's ``s[C].pragma(axis, key)``: "unroll", "vectorize", "parallel" (and TVM's
+        "parallel_launch_point") apply those primitives to the loop; any other key (such as
+        "auto_unroll_max_step" or "debug_skip_region") is a hint loopc does not act on: accepted,
+        no effect, a one-time warning naming it.
+
+        before:  for i in range(4): body(i)         s[C].pragma(i, "unroll")
+        after:   body(0); body(1); body(2); body(3)
+        """
+        if not isinstance(key, str):
+            self._fail("pragma", f"the pragma key must be a string, got {key!r}", 'e.g. s[C].pragma(axis, "unroll")')
+        primitive = PRAGMA_PRIMITIVES.get(key)
+        if primitive is not None:
+            return getattr(self, primitive)(iv)
+        leaf = self._leaf("pragma", iv)
+        if key not in _warned_pragmas:
+            _warned_pragmas.add(key)
+            warnings.warn(f"pragma {key!r} on stage '{self.name}' has no effect in loopc (it acts on "
+                          f"{', '.join(sorted(PRAGMA_PRIMITIVES))})", stacklevel=2)
+        return leaf
+
+    def set_scope(self, scope: str):
+        """The memory scope of this stage's buffer: "global", "shared" (one copy per GPU block) or
+        "local" (per thread) — what ``cache_read``/``cache_write`` set for the stages they add.
+
+        before:  compute = allocate(float32[64], scope="global")
+        after:   compute = allocate(float32[64], scope="shared")
+        """
+        from .rewrites import SCOPES
+        if scope not in SCOPES:
+            self._fail("set_scope", f"unknown scope {scope!r}", f"use one of {', '.join(SCOPES)}")
+        if self.is_output and scope != "global":
+            self._fail("set_scope", f"an output lives in the caller's memory, not in {scope!r} memory",
+                       "cache_write the output and set the scope of the cache stage")
+        self.scope = scope
+        self._record("set_scope", scope=scope)
+        return self
 
     def compute_inline(self):
         """Substitute this stage's expression into every consumer; it gets no loops or buffer.

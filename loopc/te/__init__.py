@@ -256,3 +256,12 @@ def create_schedule(ops):
 def cast(x, dtype):
     return as_expr(x).astype(dtype)
 
+
+
+def __getattr__(name):
+    """``te.schedule`` (TVM's ``AutoInlineElemWise`` ...), imported on first use: it needs
+    ``loopc.schedule``, which needs this module."""
+    if name == "schedule":
+        import importlib
+        return importlib.import_module(".schedule", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
