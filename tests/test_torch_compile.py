@@ -287,10 +287,9 @@ def test_kernels_of_graphs_that_differ_only_in_shapes_are_not_shared():
         close(x.grad, x2.grad, rtol=2e-3, atol=1e-5)
 
 
-def test_kept_results_follow_the_module_state_and_never_the_inputs():
-    """Kernels reading only parameters and buffers (batch norm's coefficients) keep their results
-    between calls; a buffer changed in place is seen, and so is an input rewritten through numpy
-    (no version bump): activations are never kept."""
+def test_changed_buffers_and_inputs_are_seen_on_the_next_call():
+    """Nothing is kept between calls: batch norm's running statistics changed in place, through
+    ``.data`` (no version bump), and an input rewritten through numpy all show in the next result."""
     torch.manual_seed(6)
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU()).eval()
     for p in model.parameters():
@@ -303,4 +302,6 @@ def test_kept_results_follow_the_module_state_and_never_the_inputs():
         model[1].running_mean.add_(0.5)
         close(c(x), model(x))
         x.numpy()[:] = 2.0 * x.numpy()            # same tensor, same version, new values
+        close(c(x), model(x))
+        model[1].weight.data.mul_(0.5)             # .data: the parameter's version does not move
         close(c(x), model(x))

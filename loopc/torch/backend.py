@@ -48,24 +48,13 @@ def _records_key(path):
                             "loopc.torch.tune wrote") from None
 
 
-def _graph_compiler(report: Report, records, state_inputs=None):
+def _graph_compiler(report: Report, records):
     def compile_one(gm, example_inputs):
         from functorch.compile import make_boxed_func
         with _records(records):
-            compiled = compile_graph(gm, report, variant=_records_key(records), state_inputs=state_inputs)
+            compiled = compile_graph(gm, report, variant=_records_key(records))
         return make_boxed_func(compiled.forward)
     return compile_one
-
-
-def _module_state(gm) -> list:
-    """One bool per input of Dynamo's graph: is it a parameter or buffer of the module?"""
-    flags = []
-    for node in gm.graph.nodes:
-        if node.op == "placeholder":
-            arg = node.meta.get("grapharg")
-            name = getattr(getattr(arg, "source", None), "name", "") or ""
-            flags.append("._parameters[" in name or "._buffers[" in name)
-    return flags
 
 
 def _log_once(report: Report, key):
@@ -90,8 +79,8 @@ def backend(gm: torch.fx.GraphModule, example_inputs, options: dict | None = Non
         from loopc.errors import ArgumentError
         raise ArgumentError(f"loopc backend: unknown options {sorted(unknown)}; it takes 'records' and 'report'")
     report = options.get("report") or Report()
-    aot = aot_autograd(fw_compiler=_graph_compiler(report, options.get("records"), _module_state(gm)),
-                       bw_compiler=_graph_compiler(report, options.get("records")),
+    compiler = _graph_compiler(report, options.get("records"))
+    aot = aot_autograd(fw_compiler=compiler, bw_compiler=compiler,
                        decompositions=get_decompositions(DECOMPOSE))
     if _symbolic(example_inputs):
         compiled = _per_shape(gm, aot)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import operator
 import time
-import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -141,25 +140,18 @@ class _Support(OperatorSupportBase):
 
 
 def compile_graph(gm: fx.GraphModule, report: Report | None = None, kernels: KernelStore | None = None,
-                  variant=None, state_inputs=None):
+                  variant=None):
     """``gm`` with every loopc-supported region replaced by a ``LoopcRegion``. ``variant`` joins
-    the kernels' cache keys (the tuning records in effect: other records, other kernels).
-    ``state_inputs`` (one bool per placeholder of ``gm``) marks the module's parameters and
-    buffers: kernels that read only those keep their results while the tensors are unchanged."""
+    the kernels' cache keys (the tuning records in effect: other records, other kernels)."""
     t0 = time.perf_counter()
     report = report if report is not None else Report()
     kernels = KERNELS if kernels is None else kernels
     report.graphs += 1
     partitioner = CapabilityBasedPartitioner(gm, _Support(report), allows_single_node_partition=True)
-    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
-    state = set()
-    if state_inputs is not None and len(state_inputs) == len(placeholders):
-        state = {n.name for n, flag in zip(placeholders, state_inputs) if flag}
     fused = partitioner.fuse_partitions(partitioner.propose_partitions())
     for node in fused.graph.nodes:
         if node.op == "call_module" and node.target.startswith("fused_"):
-            region_state = [isinstance(a, fx.Node) and a.op == "placeholder" and a.name in state for a in node.args]
-            region = LoopcRegion(getattr(fused, node.target), kernels, report, variant, region_state)
+            region = LoopcRegion(getattr(fused, node.target), kernels, report, variant)
             setattr(fused, node.target, region)
             report.loopc_nodes += region.loopc_nodes
             report.kernels += len(region.kernels)
@@ -201,9 +193,8 @@ class _Group:
 class LoopcRegion(torch.nn.Module):
     """A partition of supported nodes run as loopc kernels (and PyTorch views) over slots."""
 
-    def __init__(self, sub: fx.GraphModule, kernels: KernelStore, report: Report, variant=None, state=()):
+    def __init__(self, sub: fx.GraphModule, kernels: KernelStore, report: Report, variant=None):
         super().__init__()
-        self._state_flags = list(state)
         self.kernels_cache = kernels
         self.report = report
         self.variant = variant
@@ -240,11 +231,7 @@ class LoopcRegion(torch.nn.Module):
                 self._lower(node)
 
     def _finish(self):
-        """Drop the views nothing reads (a kernel reads a reshape's base instead); keep the results
-        of kernels that read only the module's parameters and buffers and feed only this region's
-        kernels (batch-norm coefficients from the running statistics) while those stay the same
-        tensors, unchanged (``_version``). Activations are never kept: their memory may change
-        without a version (a numpy view written in place)."""
+        """Drop the views nothing reads (a kernel reads a reshape's base instead)."""
         out_slots = set()
         fx.map_arg(self._outputs, lambda n: out_slots.add(self._slots[n]))
         while True:
@@ -255,10 +242,6 @@ class LoopcRegion(torch.nn.Module):
             if not dead:
                 break
             self.steps = [st for st in self.steps if st not in dead]
-        state = {s for s, flag in zip(self._input_slots, self._state_flags) if flag}
-        for st in self.steps:
-            if isinstance(st, _KernelStep) and st.ins and set(st.ins) <= state and not set(st.outs) & out_slots:
-                st.memo = []
 
     def _slot(self, node):
         """The slot of ``node``'s value (closing the kernel that computes it)."""
@@ -308,10 +291,8 @@ class LoopcRegion(torch.nn.Module):
             self.steps.append(_ViewStep(node.target, args, kwargs, self._new_slot(node)))
             return
         self.loopc_nodes += 1
-        src = node.args[0] if node.args else None
-        if (node.target is aten.clone.default and src in self._computed and len(src.users) == 1
-                and node.kwargs.get("memory_format") in (None, torch.contiguous_format, torch.preserve_format)):
-            self._slots[node] = self._slot(src)      # a copy nobody else could tell from the original
+        if self._needless_copy(node):
+            self._slots[node] = self._slot(node.args[0])     # a copy nobody could tell from the original
             return
         if lowering.kind == "pointwise":
             g = self._fusion_target(node)
@@ -339,6 +320,24 @@ class LoopcRegion(torch.nn.Module):
             g.last = node
             self._computed.add(node)
             self._open.append(g)
+
+    def _needless_copy(self, node) -> bool:
+        """A clone (or same-dtype _to_copy) that needs no copy: of a loopc kernel's fresh result
+        nothing else reads, or read only by loopc kernels of this region (kernels never write
+        their inputs, and the graph is functional: nothing writes either tensor)."""
+        if node.target not in (aten.clone.default, aten._to_copy.default):
+            return False
+        src = node.args[0]
+        if node.kwargs.get("memory_format") not in (None, torch.contiguous_format, torch.preserve_format):
+            return False
+        if src in self._computed and len(src.users) == 1:
+            return True
+
+        def kernels_only(n):     # read by loopc kernels, directly or through reshape-like views
+            return all(u.op == "call_function" and u.target is not operator.getitem
+                       and (A.LOWERINGS[u.target].kind != "view" or (u.target in RESHAPES and kernels_only(u)))
+                       for u in n.users)
+        return kernels_only(node)
 
     def _fusion_target(self, node):
         """The open kernel whose last value ``node`` reads as its only reader, or None."""
@@ -494,23 +493,10 @@ class _KernelStep:
         self.kernel = kernel
         self.ins, self.outs, self.out_specs, self.label = ins, outs, out_specs, label
 
-    memo = None     # a list when the results may be kept: [(weakrefs and versions of the inputs), outputs]
-
     def reads(self):
         return self.ins
 
-    def _kept(self, env):
-        if self.memo:
-            (seen, outs), ins = self.memo, [env[s] for s in self.ins]
-            if len(seen) == len(ins) and all(r() is t and v == t._version for (r, v), t in zip(seen, ins)):
-                for s, t in zip(self.outs, outs):
-                    env[s] = t
-                return True
-        return False
-
     def __call__(self, env):
-        if self.memo is not None and self._kept(env):
-            return
         args = []
         for s in self.ins:
             t = env[s]
@@ -529,9 +515,6 @@ class _KernelStep:
             raise self.kernel.fault_error(code)
         for s, t in zip(self.outs, outs):
             env[s] = t
-        if self.memo is not None:
-            ins = [env[s] for s in self.ins]
-            self.memo = [[(weakref.ref(t), t._version) for t in ins], outs]
 
 
 def describe_region(region) -> str:
