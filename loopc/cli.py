@@ -129,7 +129,6 @@ def _set_threads(n):
 def cmd_lenet_train(args) -> int:
     """Train; with --save, the weights are written (atomically) after every completed epoch."""
     import loopc
-    from loopc.errors import LoopcError
     from loopc.nn import datasets
     from loopc.nn.lenet import LeNet
     from loopc.nn.runtime import untuned_summary
@@ -161,14 +160,8 @@ def cmd_lenet_train(args) -> int:
     profiling = args.profile or args.trace
     prof = loopc.profile()
     try:
-        with prof if profiling else contextlib.nullcontext():
+        with _saying_what_is_saved(args, saved), prof if profiling else contextlib.nullcontext():
             fit(model, data, cfg, writer=writer, on_epoch=save_epoch if args.save else None)
-    except KeyboardInterrupt:
-        raise KeyboardInterrupt(_kept(args, saved)) from None
-    except LoopcError as e:
-        if not args.save:
-            raise
-        raise LoopcError(f"{e}; {_kept(args, saved)}") from e
     finally:
         if writer is not None:
             writer.close()
@@ -207,7 +200,7 @@ def _limited(data, limit):
 def _train_chapter(args, cfg) -> int:
     """``lenet train --model chapter``: the chapter's PyTorch Net through torch.compile(backend="loopc")
     (loopc.apps.chapter_train); --save writes its state_dict (.npz) after every completed epoch."""
-    from loopc.errors import ArgumentError, LoopcError
+    from loopc.errors import ArgumentError
     from loopc.nn import datasets
     from loopc.nn.weights import save_weights
     from loopc.target import kind_of
@@ -247,18 +240,11 @@ def _train_chapter(args, cfg) -> int:
         saved.append(metrics.epoch)
 
     prof = loopc.profile()
-    try:
-        with prof if args.profile or args.trace else contextlib.nullcontext(), \
-                chapter_train.backend_reports_silenced():
-            chapter_train.fit(model, data, epochs=cfg.epochs, batch_size=cfg.batch_size, test_batch_size=test_batch,
-                              optimizer=cfg.optimizer, lr=cfg.lr, momentum=cfg.momentum, gamma=cfg.gamma,
-                              seed=cfg.seed, report=report, on_epoch=save_epoch if args.save else None)
-    except KeyboardInterrupt:
-        raise KeyboardInterrupt(_kept(args, saved)) from None
-    except LoopcError as e:
-        if not args.save:
-            raise
-        raise LoopcError(f"{e}; {_kept(args, saved)}") from e
+    with _saying_what_is_saved(args, saved), prof if args.profile or args.trace else contextlib.nullcontext(), \
+            chapter_train.backend_reports_silenced():
+        chapter_train.fit(model, data, epochs=cfg.epochs, batch_size=cfg.batch_size, test_batch_size=test_batch,
+                          optimizer=cfg.optimizer, lr=cfg.lr, momentum=cfg.momentum, gamma=cfg.gamma,
+                          seed=cfg.seed, report=report, on_epoch=save_epoch if args.save else None)
     if args.save:
         print(f"state_dict saved to {args.save} (numpy arrays: model.load_state_dict("
               f"{{k: torch.from_numpy(v) for k, v in numpy.load(path).items()}}))")
@@ -277,6 +263,21 @@ def _as_options():
     except ArgumentError as e:
         text = re.sub(r"TrainConfig\.(\w+)", lambda m: "--" + m.group(1).replace("_", "-"), str(e))
         raise ArgumentError(text) from None
+
+
+@contextlib.contextmanager
+def _saying_what_is_saved(args, saved):
+    """An interrupted or failed training run (both ``lenet train`` models) also says which epoch's
+    weights --save holds (``saved``: the epochs written so far)."""
+    from loopc.errors import LoopcError
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(_kept(args, saved)) from None
+    except LoopcError as e:
+        if not args.save:
+            raise
+        raise LoopcError(f"{e}; {_kept(args, saved)}") from e
 
 
 def _kept(args, saved) -> str:

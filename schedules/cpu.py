@@ -91,7 +91,7 @@ def _leaf_reads(s, expr):
         if not isinstance(node, TensorRead):
             continue
         op = node.tensor.op
-        stage = next((st for st in s.stages if st.op is op), None)
+        stage = s[op] if isinstance(op, ComputeOp) else None
         if stage is not None and stage.attach is AttachKind.INLINE:
             mapping = {iv.var: i for iv, i in zip(op.axis, node.indices)}
             yield from _leaf_reads(s, substitute(stage.body, mapping))

@@ -11,6 +11,8 @@ import pytest
 
 pytest.importorskip("torch")
 
+from test_cli_errors import assert_one_line_error  # noqa: E402  (one check of one-line CLI errors)
+
 TINY = textwrap.dedent("""
     import torch
 
@@ -35,15 +37,6 @@ def run_cli(*args, cwd=None, env=None, timeout=300):
     proc = subprocess.run([sys.executable, "-m", "loopc.cli", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, cwd=cwd, env=env)
     return proc.returncode, proc.stdout, proc.stderr
-
-
-def assert_one_line_error(stderr, *names):
-    assert "Traceback" not in stderr, stderr
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert "error: " in lines[0], stderr
-    for name in names:
-        assert str(name) in lines[0], (name, stderr)
 
 
 @pytest.fixture(scope="module")

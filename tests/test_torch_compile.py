@@ -15,6 +15,7 @@ import torch.nn.functional as F  # noqa: E402
 import loopc.torch  # noqa: E402,F401  (registers the backend)
 from loopc.torch import explain  # noqa: E402
 from loopc.torch.graph import Report  # noqa: E402
+from loopc.apps.torchbench import BasicBlock  # noqa: E402  (ResNet's block, as the benchmark writes it)
 from loopc.torch.models import ChapterNet  # noqa: E402
 
 
@@ -27,23 +28,6 @@ def fresh_dynamo():
 
 def compiled(model, report=None):
     return torch.compile(model, backend="loopc", options={"report": report or Report()})
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.down = None
-        if stride != 1 or cin != cout:
-            self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        y = F.relu(self.bn1(self.conv1(x)))
-        y = self.bn2(self.conv2(y))
-        return F.relu(y + (x if self.down is None else self.down(x)))
 
 
 class SmallResNet(nn.Module):

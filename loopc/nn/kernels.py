@@ -157,15 +157,8 @@ class KernelCache:
 
 def _reads(out, phs):
     """Indices of the placeholders ``out`` reads (a kernel's arguments are only those)."""
-    seen, stack, found = set(), [out.op], set()
-    while stack:
-        op = stack.pop()
-        for t in op.input_tensors:
-            if t.op in seen:
-                continue
-            seen.add(t.op)
-            found.add(t.op)
-            stack.append(t.op)
+    from loopc.schedule import post_order_ops
+    found = set(post_order_ops([out.op]))
     return [i for i, p in enumerate(phs) if p.op in found]
 
 

@@ -48,7 +48,8 @@ def _records_key(path):
                             "loopc.torch.tune wrote") from None
 
 
-def _graph_compiler(report: Report, records):
+def graph_compiler(report: Report, records=None):
+    """AOTAutograd's compiler for one ATen graph: ``compile_graph`` under the ``records``, boxed."""
     def compile_one(gm, example_inputs):
         from functorch.compile import make_boxed_func
         with _records(records):
@@ -79,7 +80,7 @@ def backend(gm: torch.fx.GraphModule, example_inputs, options: dict | None = Non
         from loopc.errors import ArgumentError
         raise ArgumentError(f"loopc backend: unknown options {sorted(unknown)}; it takes 'records' and 'report'")
     report = options.get("report") or Report()
-    compiler = _graph_compiler(report, options.get("records"))
+    compiler = graph_compiler(report, options.get("records"))
     aot = aot_autograd(fw_compiler=compiler, bw_compiler=compiler,
                        decompositions=get_decompositions(DECOMPOSE))
     if _symbolic(example_inputs):

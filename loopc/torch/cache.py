@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 import time
 from pathlib import Path
 
@@ -135,14 +134,15 @@ class KernelStore:
 
 
 def _write(path: Path, meta: dict, obj: bytes) -> None:
+    """The kernel file, written whole or not at all (``loopc.runtime.files.atomic_path``; no fsync:
+    a kernel lost to a crash is only compiled again)."""
+    from loopc.runtime.files import atomic_path
     head = json.dumps(meta).encode()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(struct.pack("<I", len(head)) + head + obj)
-        os.replace(tmp, path)
-    except OSError:
+        with atomic_path(path) as tmp:
+            Path(tmp).write_bytes(struct.pack("<I", len(head)) + head + obj)
+    except (OSError, LoopcError):
         pass          # a read-only or full disk: the kernel still runs, it is just not kept
 
 

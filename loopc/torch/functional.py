@@ -26,13 +26,6 @@ REPORT = Report()
 _compiled = {}
 
 
-def _compiler(gm, example_inputs):
-    from functorch.compile import make_boxed_func
-
-    from .graph import compile_graph
-    return make_boxed_func(compile_graph(gm, REPORT).forward)
-
-
 def _signature(args):
     sig = []
     for a in args:
@@ -50,6 +43,7 @@ def call(name, fn, *args, **attrs):
     from torch._decomp import get_decompositions
 
     from .aten import DECOMPOSE
+    from .backend import graph_compiler
     tensors = [a for a in args if a is not None]
     key = (name, tuple(sorted(attrs.items())), _signature(args), torch.is_grad_enabled())
     compiled = _compiled.get(key)
@@ -59,7 +53,8 @@ def call(name, fn, *args, **attrs):
         def traced(*ts):
             it = iter(ts)
             return fn(*[next(it) if p else None for p in present], **attrs)
-        compiled = _compiled[key] = aot_function(traced, fw_compiler=_compiler, bw_compiler=_compiler,
+        compiler = graph_compiler(REPORT)
+        compiled = _compiled[key] = aot_function(traced, fw_compiler=compiler, bw_compiler=compiler,
                                                  decompositions=get_decompositions(DECOMPOSE))
     return compiled(*tensors)
 

@@ -28,6 +28,7 @@ from torch.fx.passes.operator_support import OperatorSupportBase
 
 import loopc
 from loopc.runtime import profiling, threads
+from loopc.schedule import post_order_ops
 
 from . import aten as A
 from .cache import KERNELS, KernelStore
@@ -407,7 +408,7 @@ class LoopcRegion(torch.nn.Module):
 
     def _compile(self, g):
         outs = [tv for _, tv, _ in g.outputs]
-        read = _read_ops([o.t for o in outs])
+        read = set(post_order_ops([o.t.op for o in outs]))
         inputs = [k for k in g.inputs if g.phs[k].t.op in read]     # e.g. pooling's indices: unread
         phs = [g.phs[k] for k in inputs]
         # every placeholder the signature numbers (read or not: an unread one's shape still
@@ -440,17 +441,6 @@ class LoopcRegion(torch.nn.Module):
         for step in self.steps:
             step(env)
         return fx.map_arg(self._outputs, lambda n: env[self._slots[n]])
-
-
-def _read_ops(outs) -> set:
-    """Every op the tensors ``outs`` read, directly or through other stages."""
-    seen, stack = set(), [o.op for o in outs]
-    while stack:
-        for t in stack.pop().input_tensors:
-            if t.op not in seen:
-                seen.add(t.op)
-                stack.append(t.op)
-    return seen
 
 
 class _ViewStep:

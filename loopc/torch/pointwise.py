@@ -21,19 +21,10 @@ def _select(c, a, b):
     return te.if_then_else(c, a, b)
 
 
-def _erf(x):
-    """erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7): loopc has no erf intrinsic."""
-    ax = te.abs(x)
-    t = 1.0 / (1.0 + 0.3275911 * ax)
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-    y = 1.0 - poly * te.exp(-(ax * ax))
-    return _select(x < 0.0, -y, y)
-
-
 def _gelu(x, approximate="none"):
     if approximate == "tanh":
         return 0.5 * x * (1.0 + te.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
-    return 0.5 * x * (1.0 + _erf(x * (1.0 / math.sqrt(2.0))))
+    return 0.5 * x * (1.0 + te.erf(x * (1.0 / math.sqrt(2.0))))
 
 
 def _clamp(x, lo=None, hi=None):
@@ -82,7 +73,7 @@ POINTWISE = {
     aten.rsqrt.default: lambda x: 1.0 / te.sqrt(x),
     aten.neg.default: lambda x: -x,
     aten.abs.default: lambda x: te.abs(x),
-    aten.erf.default: lambda x: _erf(x),
+    aten.erf.default: lambda x: te.erf(x),
     aten.sgn.default: lambda x: _sign(x),
     aten.sign.default: lambda x: _sign(x),
     aten.reciprocal.default: lambda x: 1.0 / x,

@@ -33,21 +33,10 @@ class TuningTask:
         return self.flop * self.count
 
 
-def _stages(outs):
-    """Every compute op the kernel outputs ``outs`` compute (their inputs included)."""
-    seen, stack = {}, [o.op for o in outs]
-    while stack:
-        op = stack.pop()
-        if id(op) in seen:
-            continue
-        seen[id(op)] = op
-        stack.extend(t.op for t in op.input_tensors)
-    return list(seen.values())
-
-
 def extract_tasks(model, example_inputs, training: bool = False) -> list:
     """The model's tunable workloads (``TuningTask``), largest share of the FLOPs first."""
     from loopc import autotune
+    from loopc.schedule import post_order_ops
     from loopc.schedules import tasks
     from loopc.te.tensor import ComputeOp
 
@@ -57,7 +46,7 @@ def extract_tasks(model, example_inputs, training: bool = False) -> list:
     torch._dynamo.reset()
     found = {}
     for outs in report.outputs:
-        for op in _stages(outs):
+        for op in post_order_ops([o.op for o in outs]):
             if not isinstance(op, ComputeOp):
                 continue
             out = op.output(0)
