@@ -2,6 +2,7 @@
 
     loopc info                          target triple, CPU, features, threads, versions
     loopc show gemm --step parallel     the lowered loop nest (or --format llvm / asm)
+    loopc show conv2d --shape 1 6 14 14 16 5 5   any library op under its default or tuned schedule
     loopc bench [--ladder]              the operator suite (or the GEMM schedule ladder) beside numpy
     loopc lenet train [--data DIR] [--epochs 3] [--batch-size 64] [--optimizer adadelta|sgd]
                       [--lr 1.0] [--threads N] [--profile] [--trace T.json] [--logdir DIR] [--save W.npz]
@@ -77,9 +78,15 @@ def _llvm_version():
 
 
 def cmd_show(args) -> int:
+    """``gemm``: a schedule of the GEMM ladder (``--step``, ``-M -N -K``); any other library op:
+    declared from ``--shape`` and scheduled as ``schedules.schedule`` does (loopc.apps.show)."""
     import loopc
+    if args.op != "gemm":
+        from loopc.apps import show
+        _check_target(args.target)
+        print(show.render(args.op, args.shape, args.format, args.target))
+        return 0
     from loopc.apps import ladder
-
     steps = dict(ladder.STEPS)
     s, tensors = steps[args.step](args.M, args.N, args.K)
     if args.format == "ir":
@@ -508,6 +515,21 @@ class _LadderSteps:
         return iter(self._names())
 
 
+class _ShowableOps:
+    """The choices of ``show OP``: gemm and every op of loopc.apps.show's catalog."""
+
+    @staticmethod
+    def _names():
+        from loopc.apps import show
+        return ["gemm", *show.CATALOG, *show.ALIASES]
+
+    def __contains__(self, name):
+        return name in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="loopc", description="loopc: a tensor-program compiler with a loop-scheduling DSL")
     sub = p.add_subparsers(dest="command", required=True)
@@ -516,14 +538,20 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--all-features", action="store_true", help="list every LLVM feature flag")
     info.set_defaults(fn=cmd_info)
 
-    show = sub.add_parser("show", help="print an op's lowered IR, LLVM IR or assembly")
-    show.add_argument("op", choices=["gemm"], help="the operator (more arrive with the operator library)")
+    show = sub.add_parser("show", help="print an op's lowered IR, LLVM IR or assembly under its default or tuned "
+                                       "schedule")
+    show.add_argument("op", choices=_ShowableOps(), metavar="OP",
+                      help="gemm (the GEMM ladder's schedules) or a library op: %(choices)s")
+    show.add_argument("--shape", type=nonnegative_int, nargs="+", default=None,
+                      help="the ints that declare a library op (e.g. conv2d: N C H W K R S [stride padding "
+                           "dilation groups]; a wrong count says what the op takes)")
+    show.add_argument("--target", default="llvm", type=target_arg, help="'llvm' (this CPU) or 'cuda'")
     show.add_argument("--step", default="parallel", choices=_LadderSteps(), metavar="STEP",
-                      help="which schedule of the GEMM ladder: %(choices)s")
+                      help="gemm only: which schedule of the GEMM ladder: %(choices)s")
     show.add_argument("--format", default="ir", choices=["ir", "llvm", "asm"])
-    show.add_argument("-M", type=positive_int, default=64)
-    show.add_argument("-N", type=positive_int, default=64)
-    show.add_argument("-K", type=positive_int, default=64)
+    show.add_argument("-M", type=positive_int, default=64, help="gemm only")
+    show.add_argument("-N", type=positive_int, default=64, help="gemm only")
+    show.add_argument("-K", type=positive_int, default=64, help="gemm only")
     show.set_defaults(fn=cmd_show)
 
     sp = sub.add_parser("bench", help="time the operator suite (or --ladder) beside numpy/PyTorch")
