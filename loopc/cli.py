@@ -8,7 +8,7 @@
                       [--lr 1.0] [--threads N] [--profile] [--trace T.json] [--logdir DIR] [--save W.npz]
                       [--model lenet|chapter] [--limit N]
     loopc lenet eval --load W.npz [--data DIR]
-    loopc lenet bench --batch-sizes 1 16 64
+    loopc lenet bench --batch-sizes 1 16 64 [--target cuda] [--compare-cpu] [--optimizer sgd|adadelta]
     loopc demo                          LeNet trained on loopc kernels on the embedded MNIST subset
     loopc tune gemm --shape 1024 1024 1024 --trials 64 --tuner model --log gemm.jsonl
     loopc tune-model models.py:Net --input-shape 1 1 28 28 --trials 200 --log net.jsonl [--training]
@@ -83,7 +83,8 @@ def cmd_show(args) -> int:
     import loopc
     if args.op != "gemm":
         from loopc.apps import show
-        _check_target(args.target)
+        if args.format == "ptx":              # the IR and the numba source need no GPU
+            _check_target(args.target)
         print(show.render(args.op, args.shape, args.format, args.target))
         return 0
     from loopc.apps import ladder
@@ -313,8 +314,7 @@ def _check_target(target: str) -> None:
     if kind_of(target) != "cuda":
         return
     from loopc.errors import LoopcError
-    from loopc.targets.cuda import device
-    if not device.simulator() and not device.gpu_available():
+    if not _cuda_usable():
         raise LoopcError("--target cuda: no usable CUDA GPU here (numba found no driver or device); use "
                          "--target llvm, or set NUMBA_ENABLE_CUDASIM=1 to run in numba's (slow) simulator")
 
@@ -346,14 +346,44 @@ def cmd_lenet_eval(args) -> int:
 
 
 def cmd_lenet_bench(args) -> int:
-    from loopc.apps import lenet_bench as bench
+    """Bench on --target; with --compare-cpu, the CPU and the GPU side by side. Without a GPU the
+    GPU side is the figures recorded on a lent GPU (loopc.apps.recorded_gpu), labelled so, after a
+    one-line note; ``--target cuda`` alone then prints them and exits with 2."""
+    from loopc.apps import lenet_bench as bench, recorded_gpu
     from loopc.nn.lenet import LeNet
+    from loopc.runtime import threads
+    from loopc.target import kind_of
     model = LeNet()
     for b in args.batch_sizes:
         _check_memory(model, b, "--batch-sizes")
-    bench.run(batch_sizes=args.batch_sizes, threads=args.threads, number=args.number, repeat=args.repeat,
-              with_torch=not args.no_torch)
+    on_gpu = kind_of(args.target) == "cuda"
+    gpu_here = not (on_gpu or args.compare_cpu) or _cuda_usable()
+    if not gpu_here:
+        run = recorded_gpu.LENET
+        print(f"loopc: no usable CUDA GPU here (numba found no driver or device); the GPU figures below were "
+              f"recorded on an {run.gpu} on {run.date}, not measured here", file=sys.stderr)
+        if not args.compare_cpu:
+            print(recorded_gpu.describe())
+            return 2
+    common = dict(batch_sizes=args.batch_sizes, threads=args.threads, number=args.number, repeat=args.repeat,
+                  with_torch=not args.no_torch, optimizer=args.optimizer)
+    if not args.compare_cpu:
+        bench.run(target=args.target, **common)
+        return 0
+    cpu = bench.run(target="llvm", **common)
+    if gpu_here:
+        gpu, label = bench.run(target=args.target if on_gpu else "cuda", **common), "the GPU"
+    else:
+        print("\n" + recorded_gpu.describe())
+        gpu, label = recorded_gpu.bench_results(), recorded_gpu.label()
+    print("\n" + bench.compare_table(cpu, gpu, threads.num_threads(), label))
     return 0
+
+
+def _cuda_usable() -> bool:
+    """A real GPU, or numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1, slow) when asked for."""
+    from loopc.targets.cuda import device
+    return device.simulator() or device.gpu_available()
 
 
 def _add_lenet(sub):
@@ -398,6 +428,11 @@ def _add_lenet(sub):
     bn.add_argument("--number", type=positive_int, default=10, help="calls per timing round")
     bn.add_argument("--repeat", type=positive_int, default=5, help="timing rounds (the median is reported)")
     bn.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    bn.add_argument("--target", default="llvm", type=target_arg, help="'llvm' (this CPU) or 'cuda' (the GPU)")
+    bn.add_argument("--compare-cpu", action="store_true",
+                    help="the CPU and the GPU side by side (without a GPU: the figures recorded on a lent one)")
+    bn.add_argument("--optimizer", choices=["sgd", "adadelta"], default="sgd",
+                    help="the update of the timed training step")
     bn.set_defaults(fn=cmd_lenet_bench)
 
 
@@ -548,7 +583,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--target", default="llvm", type=target_arg, help="'llvm' (this CPU) or 'cuda'")
     show.add_argument("--step", default="parallel", choices=_LadderSteps(), metavar="STEP",
                       help="gemm only: which schedule of the GEMM ladder: %(choices)s")
-    show.add_argument("--format", default="ir", choices=["ir", "llvm", "asm"])
+    show.add_argument("--format", default="ir", choices=["ir", "llvm", "asm", "cuda", "ptx"],
+                      help="ir: the lowered loop nest; llvm, asm: the CPU code; cuda (numba source), ptx: the GPU's")
     show.add_argument("-M", type=positive_int, default=64, help="gemm only")
     show.add_argument("-N", type=positive_int, default=64, help="gemm only")
     show.add_argument("-K", type=positive_int, default=64, help="gemm only")

@@ -107,7 +107,7 @@ def test_cli_lenet_bench_prints_profiles_and_latency(capsys):
     from loopc import cli
     assert cli.main(["lenet", "bench", "--batch-sizes", str(BATCH), "--number", "2", "--repeat", "1"]) == 0
     out = capsys.readouterr().out
-    assert f"batch {BATCH}: top-10 operators" in out
+    assert f"batch {BATCH} on llvm: top-10 operators" in out
     assert "conv2d+bias_add+relu[conv1]" in out
     assert "loopc fwd" in out and "loopc train" in out
     try:
@@ -115,3 +115,46 @@ def test_cli_lenet_bench_prints_profiles_and_latency(capsys):
         assert "torch fwd" in out and "ratio" in out
     except ImportError:
         pass
+
+
+def _gpu_less_cli(*argv):
+    """``loopc *argv`` in a process that sees no GPU and no simulator (skips on a machine with a GPU)."""
+    import os
+    import subprocess
+    import sys
+    from loopc.targets.cuda import device
+    if device.gpu_available():
+        pytest.skip("this machine has a GPU: the GPU-less path is not taken")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    return subprocess.run([sys.executable, "-m", "loopc.cli", *argv], capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+def test_lenet_bench_on_cuda_without_a_gpu_says_so_and_shows_recorded_figures():
+    from loopc.apps import recorded_gpu
+    proc = _gpu_less_cli("lenet", "bench", "--target", "cuda", "--batch-sizes", "1")
+    assert proc.returncode == 2
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and "no usable CUDA GPU here" in err[0] and "not measured here" in err[0]
+    run = recorded_gpu.LENET
+    assert f"{run.gpu}, recorded {run.date} — not measured on this machine" in proc.stdout
+    for b, fwd, train, _, _ in run.rows:
+        assert f"{b:>7}  {fwd:10.3f}  {train:11.3f}" in proc.stdout
+
+
+def test_lenet_bench_compare_cpu_without_a_gpu_puts_measured_cpu_beside_recorded_gpu():
+    from loopc.apps import recorded_gpu
+    proc = _gpu_less_cli("lenet", "bench", "--compare-cpu", "--batch-sizes", "1", "64", "--number", "1",
+                         "--repeat", "1", "--no-torch", "--optimizer", "adadelta")
+    assert proc.returncode == 0, proc.stderr
+    assert "no usable CUDA GPU here" in proc.stderr and "Traceback" not in proc.stderr
+    out = proc.stdout
+    assert "train = forward + backward + Adadelta update" in out
+    assert f"vs {recorded_gpu.label()}" in out
+    rows = {int(line.split()[0]): line.split() for line in out.splitlines()
+            if line.strip() and line.split()[0].isdigit() and len(line.split()) == 7}
+    assert set(rows) == {1, 64}
+    assert rows[1][2] == "-"                       # no GPU figure was recorded at batch 1
+    cpu_fwd, gpu_fwd = float(rows[64][1]), float(rows[64][2])
+    assert gpu_fwd == recorded_gpu.LENET.rows[0][1]
+    assert rows[64][5] == f"{cpu_fwd / gpu_fwd:.2f}x"

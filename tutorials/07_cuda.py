@@ -21,6 +21,9 @@ the launch shape, and everything else stays ordinary loops inside the kernel.
    registers); ``loopc lenet train --target cuda`` trains LeNet on such kernels, and ``loopc
    tune conv2d --target cuda --shape ...`` tunes their knobs on the GPU.
 
+6. LeNet on this CPU beside the GPU (the chapter's lab, step 6), batch 64: measured on both
+   with a GPU; without one, beside the figures recorded on a lent GPU, labelled as recorded.
+
 Every step is checked against numpy and its kernel printed. Without a GPU the tutorial restarts
 itself in numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1) on a tiny matrix, since the simulator
 runs each GPU thread as a Python thread.
@@ -152,6 +155,23 @@ def library_conv(gpu):
     return "5 library conv2d", err, seconds
 
 
+def cpu_vs_gpu(gpu, small):
+    """LeNet's forward pass and training step at batch 64 on this CPU beside the GPU: measured on
+    both where there is a GPU; without one, beside the figures recorded on a lent GPU, which are
+    labelled as recorded (``loopc lenet bench --compare-cpu`` does the same for any batch sizes)."""
+    from loopc.apps import lenet_bench as bench, recorded_gpu
+    from loopc.runtime import threads
+    number, repeat = (2, 1) if small else (10, 5)
+    common = dict(batch_sizes=[64], number=number, repeat=repeat, with_torch=False, log=lambda *_: None)
+    cpu = bench.run(target="llvm", **common)
+    if gpu:
+        gpu_rows, label = bench.run(target="cuda", **common), "the GPU (measured here)"
+    else:
+        print(recorded_gpu.describe() + "\n")
+        gpu_rows, label = recorded_gpu.bench_results(), recorded_gpu.label()
+    print(bench.compare_table(cpu, gpu_rows, threads.num_threads(), label) + "\n")
+
+
 def main(size=1024, small=False):
     mode = ensure_device()
     gpu = mode == "gpu"
@@ -181,6 +201,9 @@ def main(size=1024, small=False):
 
     print("---- 5: the operator library on the GPU\n")
     rows.append(library_conv(gpu))
+
+    print("---- 6: LeNet, CPU vs GPU (the chapter's lab, step 6)\n")
+    cpu_vs_gpu(gpu, small)
 
     print("step                max |err|   " + ("ms       GFLOP/s" if gpu else "(timings need a GPU)"))
     for name, err, seconds in rows:

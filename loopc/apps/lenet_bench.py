@@ -15,9 +15,16 @@ import numpy as np
 
 import loopc
 from loopc.runtime.timing import time_evaluator
+from loopc.target import kind_of
 
 from loopc.nn.lenet import LeNet
-from loopc.nn.optim import SGD
+from loopc.nn.optim import SGD, Adadelta
+
+#: ``lenet bench --optimizer``: the update of the timed training step, loopc's and PyTorch's
+OPTIMIZERS = {"sgd": (lambda store, kernels: SGD(store, lr=0.01, momentum=0.9, kernels=kernels),
+                      lambda params, torch: torch.optim.SGD(params, lr=0.01, momentum=0.9)),
+              "adadelta": (lambda store, kernels: Adadelta(store, lr=1.0, kernels=kernels),
+                           lambda params, torch: torch.optim.Adadelta(params, lr=1.0))}
 
 
 @dataclass
@@ -64,13 +71,14 @@ def _ms(call, number, repeat):
     return time_evaluator(call, number=number, repeat=repeat, warmup=2)().median * 1e3
 
 
-def time_loopc(model, batch, number=10, repeat=5, rng=None):
-    """(forward ms, training-step ms, top-10 table, compile s) of ``model`` at ``batch``."""
+def time_loopc(model, batch, number=10, repeat=5, rng=None, optimizer="sgd"):
+    """(forward ms, training-step ms, top-10 table, compile s) of ``model`` at ``batch``; the
+    training step updates the weights with ``optimizer`` ("sgd" with momentum, or "adadelta")."""
     rng = rng or np.random.default_rng(0)
     t0 = time.perf_counter()
     ex = model.executor(batch)
     tg = ex.train_graph
-    opt = SGD(model.store, lr=0.01, momentum=0.9, kernels=model.kernels)
+    opt = OPTIMIZERS[optimizer][0](model.store, model.kernels)
     compile_s = time.perf_counter() - t0
     ex.feed(x=rng.standard_normal((batch, 1, 28, 28)).astype(np.float32),
             labels=rng.integers(0, 10, batch).astype(np.int32))
@@ -88,25 +96,35 @@ def time_loopc(model, batch, number=10, repeat=5, rng=None):
     return fwd, train, prof.table(top=10), compile_s
 
 
-def time_torch(model, batch, number=10, repeat=5, rng=None, compile=False):
-    """(forward ms, training-step ms) of PyTorch eager (or torch.compile'd) on the same weights."""
+def time_torch(model, batch, number=10, repeat=5, rng=None, compile=False, optimizer="sgd", device="cpu"):
+    """(forward ms, training-step ms) of PyTorch eager (or torch.compile'd) on the same weights,
+    on ``device`` ("cpu" or "cuda": each call then waits for the GPU)."""
     import torch
     rng = rng or np.random.default_rng(0)
-    net = torch_lenet(model)
-    x = torch.from_numpy(rng.standard_normal((batch, 1, 28, 28)).astype(np.float32))
-    y = torch.from_numpy(rng.integers(0, 10, batch).astype(np.int64))
-    forward, step = torch_forward_and_step(net, x, y, torch.compile(net) if compile else net)
+    net = torch_lenet(model).to(device)
+    x = torch.from_numpy(rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)).to(device)
+    y = torch.from_numpy(rng.integers(0, 10, batch).astype(np.int64)).to(device)
+    forward, step = torch_forward_and_step(net, x, y, torch.compile(net) if compile else net, optimizer)
+    if device != "cpu":
+        forward, step = (_synchronised(f, torch) for f in (forward, step))
     return _ms(forward, number, repeat), _ms(step, number, repeat)
 
 
-def torch_forward_and_step(net, x, y, run=None):
+def _synchronised(call, torch):
+    def run():
+        call()
+        torch.cuda.synchronize()
+    return run
+
+
+def torch_forward_and_step(net, x, y, run=None, optimizer="sgd"):
     """``(forward(), step())`` closures of a PyTorch LeNet on the batch ``x`` with labels ``y``:
-    a forward pass without gradients, and one SGD-momentum training step (the recipe loopc's
-    benchmark uses). ``run`` calls the network (e.g. a torch.compile'd ``net``; default ``net``)."""
+    a forward pass without gradients, and one training step with ``optimizer`` (the recipe
+    loopc's benchmark uses). ``run`` calls the network (e.g. a torch.compile'd ``net``; default ``net``)."""
     import torch
     import torch.nn.functional as F
     run = net if run is None else run
-    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    opt = OPTIMIZERS[optimizer][1](net.parameters(), torch)
 
     def forward():
         with torch.no_grad():
@@ -127,39 +145,48 @@ def torch_available() -> bool:
         return False
 
 
-def run(batch_sizes=(1, 16, 64), threads=None, number=10, repeat=5, top=10, log=print, with_torch=True):
-    """Bench every batch size; prints (through ``log``) each profile table and a summary table."""
+def run(batch_sizes=(1, 16, 64), threads=None, number=10, repeat=5, top=10, log=print, with_torch=True,
+        target="llvm", optimizer="sgd"):
+    """Bench every batch size on ``target``; prints (through ``log``) each profile table and a
+    summary table. Beside it, PyTorch eager on the CPU (or, for a CUDA target, on the GPU
+    when PyTorch has one)."""
     from loopc.runtime import threads as th
     from loopc.nn.train import check_int
     batch_sizes = [check_int("bench.run(batch_sizes)", b, low=1) for b in batch_sizes]
     for name, value in (("number", number), ("repeat", repeat), ("top", top)):
         check_int(f"bench.run({name})", value, low=1)
+    if optimizer not in OPTIMIZERS:
+        raise loopc.ArgumentError(f"bench.run(optimizer): {optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
     if threads is not None:
         th.set_num_threads(threads)
     nthreads = th.num_threads()
+    device = "cuda" if kind_of(target) == "cuda" else "cpu"
     has_torch = with_torch and torch_available()
     if has_torch:
         import torch
         torch.set_num_threads(nthreads)
-    model = LeNet(seed=0)
+        has_torch = device == "cpu" or torch.cuda.is_available()
+    model = LeNet(seed=0, target=target)
     results = []
     for b in batch_sizes:
-        fwd, train, table, compile_s = time_loopc(model, b, number, repeat)
+        fwd, train, table, compile_s = time_loopc(model, b, number, repeat, optimizer=optimizer)
         tf = tt = None
         if has_torch:
-            tf, tt = time_torch(model, b, number, repeat)
+            tf, tt = time_torch(model, b, number, repeat, optimizer=optimizer, device=device)
         r = BenchResult(b, fwd, train, tf, tt, table, compile_s)
         results.append(r)
-        log(f"\nbatch {b}: top-{top} operators over {number} training steps "
+        log(f"\nbatch {b} on {target}: top-{top} operators over {number} training steps "
             f"(kernels compiled or fetched in {compile_s:.1f} s)")
         log(table)
-    log("\n" + summary(results, nthreads))
+    log("\n" + summary(results, nthreads, target, optimizer))
     return results
 
 
-def summary(results, nthreads) -> str:
+def summary(results, nthreads, target="llvm", optimizer="sgd") -> str:
     has_torch = any(r.torch_forward_ms is not None for r in results)
-    head = f"LeNet-5 latency, {nthreads} thread{'s' if nthreads > 1 else ''} (median ms)"
+    where = "the GPU" if kind_of(target) == "cuda" else \
+        f"{nthreads} CPU thread{'s' if nthreads > 1 else ''}"
+    head = f"LeNet-5 latency on {where} (median ms)"
     cols = f"{'batch':>5}  {'loopc fwd':>10}  {'loopc train':>11}"
     if has_torch:
         cols += f"  {'torch fwd':>10}  {'torch train':>11}  {'fwd ratio':>9}  {'train ratio':>11}"
@@ -170,9 +197,29 @@ def summary(results, nthreads) -> str:
             line += (f"  {r.torch_forward_ms:10.3f}  {r.torch_train_ms:11.3f}  {r.forward_ms / r.torch_forward_ms:8.2f}x"
                      f"  {r.train_ms / r.torch_train_ms:10.2f}x")
         lines.append(line)
-    if has_torch:
-        lines.append("ratio = loopc time / PyTorch eager time (below 1: loopc is faster); "
-                     "train = forward + backward + SGD-momentum update")
+    lines.append(f"train = forward + backward + {_OPTIMIZER_NAMES[optimizer]} update" +
+                 ("; ratio = loopc time / PyTorch eager time (below 1: loopc is faster)" if has_torch else ""))
+    return "\n".join(lines)
+
+
+_OPTIMIZER_NAMES = {"sgd": "SGD-momentum", "adadelta": "Adadelta"}
+
+
+def compare_table(cpu, gpu, nthreads, gpu_label="GPU") -> str:
+    """CPU and GPU side by side per batch size (``cpu``/``gpu``: BenchResults of the same batches;
+    ``gpu`` rows may be recorded figures, which ``gpu_label`` then says)."""
+    by_batch = {r.batch: r for r in gpu}
+    lines = [f"LeNet-5, CPU ({nthreads} thread{'s' if nthreads > 1 else ''}) vs {gpu_label} (median ms)",
+             f"{'batch':>5}  {'CPU fwd':>9}  {'GPU fwd':>9}  {'CPU train':>9}  {'GPU train':>9}  "
+             f"{'fwd CPU/GPU':>11}  {'train CPU/GPU':>13}"]
+    for c in cpu:
+        g = by_batch.get(c.batch)
+        if g is None:
+            lines.append(f"{c.batch:>5}  {c.forward_ms:9.3f}  {'-':>9}  {c.train_ms:9.3f}  {'-':>9}  {'-':>11}  {'-':>13}")
+            continue
+        lines.append(f"{c.batch:>5}  {c.forward_ms:9.3f}  {g.forward_ms:9.3f}  {c.train_ms:9.3f}  {g.train_ms:9.3f}  "
+                     f"{c.forward_ms / g.forward_ms:10.2f}x  {c.train_ms / g.train_ms:12.2f}x")
+    lines.append("CPU/GPU above 1: the GPU is faster; '-': no GPU figure for that batch size")
     return "\n".join(lines)
 
 

@@ -201,7 +201,7 @@ def _origin(s, target) -> str:
     kind = registry.target_kind(target)
     templated = [st.op for st in s.stages if isinstance(st.op, ComputeOp) and registry.lookup(st.op.tag, kind)]
     if not templated:
-        return "no template for this op: its plain loop nest"
+        return "no template for this op: " + ("the flat kernel" if kind == "cuda" else "its plain loop nest")
     if any(tuned_record_lookup(workload_key(op.output(0)), target) is not None for op in templated):
         return "a tuned record"
     return "the template's default schedule (no tuned record for this workload here)"
@@ -219,7 +219,7 @@ def render(op: str, shape, fmt: str = "ir", target: str = "llvm") -> str:
     origin = _origin(s, target)
     args = [*inputs, *outputs]
     name = ALIASES.get(op, op)
-    comment = ";" if fmt == "llvm" else "#"        # the printed IR and x86 assembly both take '#'
+    comment = ";" if fmt in ("llvm", "ptx") else "#"      # IR, x86 assembly and numba source take "#"
     head = f"{comment} {name} {' '.join(map(str, shape))} on {target}: {origin}"
     if fmt == "ir":
         return f"{head}\n{loopc.lower(s, args, name=name)}"
