@@ -6,7 +6,7 @@
     loopc bench [--ladder]              the operator suite (or the GEMM schedule ladder) beside numpy
     loopc lenet train [--data DIR] [--epochs 3] [--batch-size 64] [--optimizer adadelta|sgd]
                       [--lr 1.0] [--threads N] [--profile] [--trace T.json] [--logdir DIR] [--save W.npz]
-                      [--model lenet|chapter] [--limit N]
+                      [--model lenet|chapter] [--limit N] [--recipe chapter] [--test-batch-size N]
     loopc lenet eval --load W.npz [--data DIR]
     loopc lenet bench --batch-sizes 1 16 64 [--target cuda] [--compare-cpu] [--optimizer sgd|adadelta]
     loopc demo                          LeNet trained on loopc kernels on the embedded MNIST subset
@@ -134,6 +134,24 @@ def _set_threads(n):
         threads.set_num_threads(n)
 
 
+#: ``lenet train --recipe``: settings the options a user gives explicitly override
+RECIPES = {"chapter": dict(epochs=14, batch_size=64, test_batch_size=1000, optimizer="adadelta", lr=1.0, gamma=0.7)}
+TRAIN_DEFAULTS = dict(epochs=3, batch_size=64, test_batch_size=None, optimizer="adadelta", lr=None, gamma=0.7)
+
+
+def _resolve_recipe(args) -> None:
+    """Fill the training options the user left out from --recipe, else from TRAIN_DEFAULTS."""
+    recipe = dict(RECIPES.get(args.recipe, {}))
+    if args.optimizer not in (None, recipe.get("optimizer")):
+        recipe.pop("lr", None)                # the recipe's lr is for the recipe's optimizer
+    fill = {**TRAIN_DEFAULTS, **recipe}
+    for name, value in fill.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.lr is None:
+        args.lr = 1.0 if args.optimizer == "adadelta" else 0.01
+
+
 def cmd_lenet_train(args) -> int:
     """Train; with --save, the weights are written (atomically) after every completed epoch."""
     import loopc
@@ -142,10 +160,11 @@ def cmd_lenet_train(args) -> int:
     from loopc.nn.runtime import untuned_summary
     from loopc.nn.train import TrainConfig, fit
 
+    _resolve_recipe(args)
     with _as_options():
-        cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
-                          lr=args.lr if args.lr is not None else (1.0 if args.optimizer == "adadelta" else 0.01),
-                          momentum=args.momentum, gamma=args.gamma, seed=args.seed)
+        cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+                          momentum=args.momentum, gamma=args.gamma, seed=args.seed,
+                          test_batch_size=args.test_batch_size)
     if args.model == "chapter":
         return _train_chapter(args, cfg)
     _check_outputs(args)
@@ -155,6 +174,8 @@ def cmd_lenet_train(args) -> int:
     print(f"data: {data.source}: {len(data.train)} train / {len(data.test)} test images")
     model = LeNet(seed=args.seed, target=args.target)
     _check_memory(model, min(args.batch_size, max(len(data.train), 1)), "--batch-size")
+    print(f"model: LeNet-5 on loopc kernels ({args.target}): {cfg.epochs} epochs, batch {cfg.batch_size} "
+          f"(test {cfg.test_batch}), {cfg.optimizer} lr {cfg.lr:g}, StepLR gamma {cfg.gamma:g}")
     writer = None
     if args.logdir:
         from loopc.nn.tensorboard import SummaryWriter
@@ -230,7 +251,7 @@ def _train_chapter(args, cfg) -> int:
     _set_threads(args.threads)
     data = _limited(datasets.mnist(args.data), args.limit)
     print(f"data: {data.source}: {len(data.train)} train / {len(data.test)} test images")
-    test_batch = chapter_train.TEST_BATCH_SIZE
+    test_batch = cfg.test_batch_size or chapter_train.TEST_BATCH_SIZE
     _check_fits(chapter_train.activation_bytes(min(args.batch_size, max(len(data.train), 1))),
                 f"--batch-size {args.batch_size}: a training step", "--batch-size")
     _check_fits(chapter_train.activation_bytes(min(test_batch, max(len(data.test), 1)), training=False),
@@ -392,12 +413,18 @@ def _add_lenet(sub):
     train = lsub.add_parser("train", help="train on MNIST (IDX files from --data, else the embedded subset)")
     train.add_argument("--data", metavar="DIR", type=data_dir,
                        help="folder with MNIST's IDX files (raw or .gz; MNIST/raw too)")
-    train.add_argument("--epochs", type=positive_int, default=3)
-    train.add_argument("--batch-size", type=positive_int, default=64)
-    train.add_argument("--optimizer", choices=["adadelta", "sgd"], default="adadelta")
+    train.add_argument("--recipe", choices=sorted(RECIPES), default=None,
+                       help="chapter: the chapter script's settings (14 epochs, batch 64, test batch 1000, Adadelta "
+                            "lr 1.0, StepLR gamma 0.7); the options below override it")
+    train.add_argument("--epochs", type=positive_int, default=None, help="default: 3")
+    train.add_argument("--batch-size", type=positive_int, default=None, help="default: 64")
+    train.add_argument("--test-batch-size", type=positive_int, default=None,
+                       help="the test pass's batch (default: --batch-size; 1000 for --model chapter)")
+    train.add_argument("--optimizer", choices=["adadelta", "sgd"], default=None, help="default: adadelta")
     train.add_argument("--lr", type=positive_float, default=None, help="default: 1.0 for adadelta, 0.01 for sgd")
     train.add_argument("--momentum", type=momentum_float, default=0.9, help="sgd only, in [0, 1)")
-    train.add_argument("--gamma", type=positive_float, default=0.7, help="learning-rate decay per epoch (StepLR)")
+    train.add_argument("--gamma", type=positive_float, default=None,
+                       help="learning-rate decay per epoch (StepLR; default 0.7)")
     train.add_argument("--seed", type=nonnegative_int, default=0)
     train.add_argument("--threads", type=thread_count, default=None)
     train.add_argument("--profile", action="store_true", help="print the top-10 operator table")

@@ -123,6 +123,27 @@ def test_fit_reports_every_epoch():
     lines = []
     h = fit(model, Data, TrainConfig(epochs=2, batch_size=8, optimizer="sgd", lr=0.05), progress=False,
             log=lines.append)
-    assert [e.epoch for e in h.epochs] == [1, 2] and len(lines) == 2
+    assert [e.epoch for e in h.epochs] == [1, 2] and len(lines) == 3
+    assert lines[0].startswith("kernels compiled or fetched in ") and "epoch times exclude it" in lines[0]
+    assert [line.split(":")[0] for line in lines[1:]] == ["epoch 1", "epoch 2"]
     assert h.epochs[1].lr == pytest.approx(0.05 * 0.7)
     assert h.last.train_loss < h.epochs[0].train_loss
+
+
+def test_cli_recipe_chapter_sets_the_chapter_script_settings_and_options_override_it(tmp_path, capsys):
+    from test_nn_datasets import write_mnist
+    write_mnist(tmp_path / "data", n_train=13, n_test=5, gz=True)
+    base = ["lenet", "train", "--data", str(tmp_path / "data"), "--epochs", "1", "--recipe", "chapter"]
+    assert cli.main(base) == 0
+    out = capsys.readouterr().out
+    assert "1 epochs, batch 64 (test 1000), adadelta lr 1, StepLR gamma 0.7" in out
+    assert "kernels compiled or fetched in" in out and "epoch 1:" in out
+    assert cli.main(base + ["--batch-size", "4", "--optimizer", "sgd", "--test-batch-size", "3"]) == 0
+    assert "1 epochs, batch 4 (test 3), sgd lr 0.01, StepLR gamma 0.7" in capsys.readouterr().out
+    args = cli.build_parser().parse_args(["lenet", "train", "--recipe", "chapter"])
+    cli._resolve_recipe(args)
+    assert (args.epochs, args.batch_size, args.test_batch_size, args.optimizer, args.lr, args.gamma) == \
+        (14, 64, 1000, "adadelta", 1.0, 0.7)
+    args = cli.build_parser().parse_args(["lenet", "train"])
+    cli._resolve_recipe(args)
+    assert (args.epochs, args.batch_size, args.test_batch_size, args.optimizer, args.lr) == (3, 64, None, "adadelta", 1.0)

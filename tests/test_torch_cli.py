@@ -48,9 +48,11 @@ def models(tmp_path_factory):
 
 def test_chapter_train_one_epoch_on_a_slice(tmp_path):
     code, out, err = run_cli("lenet", "train", "--model", "chapter", "--limit", "128", "--epochs", "1",
-                             "--save", tmp_path / "chapter", cwd=tmp_path)
+                             "--recipe", "chapter", "--save", tmp_path / "chapter", cwd=tmp_path)
     assert code == 0, err
     assert "128 train / 128 test images" in out
+    assert "1 epochs, batch 64 (test 1000), adadelta lr 1, StepLR gamma 0.7" in out
+    assert "kernels compiled or fetched in" in out
     assert "Train Epoch: 1\tAverage loss: " in out
     line = next(s for s in out.splitlines() if s.startswith("Test set: Average loss: "))
     assert ", Accuracy: " in line and "/128 (" in line and line.endswith("%)"), line

@@ -117,6 +117,32 @@ def evaluate(model, x, y, batch_size: int = TEST_BATCH_SIZE):
     return total / max(len(y), 1), correct
 
 
+def warm_up(model, x, y, batch_size: int, tx, ty, test_batch_size: int) -> float:
+    """Compile (or fetch) every graph an epoch runs — a training step at the batch size and at
+    the shorter last batch, the test pass — without changing the weights, the buffers, the
+    gradients or torch's random state; returns the seconds it took, so that epoch times measure training."""
+    import torch
+    import torch.nn.functional as F
+    t0 = time.perf_counter()
+    rng = torch.get_rng_state()
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]     # batch norm's running statistics
+    sizes = {min(batch_size, len(y))} | ({len(y) % batch_size} if len(y) > batch_size else set())
+    model.train()
+    for b in sorted(sizes - {0}):
+        F.nll_loss(model(x[:b]), y[:b]).backward()
+    for p in model.parameters():
+        p.grad = None
+    if len(ty):
+        evaluate(model, tx[:test_batch_size], ty[:test_batch_size], test_batch_size)
+        if len(ty) > test_batch_size and len(ty) % test_batch_size:
+            evaluate(model, tx[:len(ty) % test_batch_size], ty[:len(ty) % test_batch_size], test_batch_size)
+    torch.set_rng_state(rng)
+    with torch.no_grad():
+        for b, saved in buffers:
+            b.copy_(saved)
+    return time.perf_counter() - t0
+
+
 def train_epoch(model, opt, x, y, batch_size: int, generator, epoch: int = 1, progress=None):
     """One shuffled pass over (x, y) in ``model.train()`` mode: (mean loss, correct predictions).
     Raises TrainingDiverged at the first step whose loss is NaN or infinite."""
@@ -181,6 +207,9 @@ def fit(model, data, epochs: int = 1, batch_size: int = BATCH_SIZE, test_batch_s
     if compiled:
         options = {k: v for k, v in (("report", report), ("records", records)) if v is not None}
         run = torch.compile(model, backend="loopc", options=options)
+    compile_s = warm_up(run, x, y, batch_size, tx, ty, test_batch_size) if compiled else 0.0
+    if log is not None and compiled:
+        log(f"kernels compiled or fetched in {compile_s:.1f} s (before epoch 1: the epoch times exclude it)")
     history = []
     for epoch in range(1, epochs + 1):
         epoch_lr = opt.param_groups[0]["lr"]
