@@ -3,7 +3,9 @@
 The chapter's third and fourth questions, answered with numbers on this machine:
 
 3. Do the input, weight and output tensors fit in the caches (L1, L2)? If not, tile the loops.
-   We read the host's cache sizes from the OS, then time C = A @ B with tiles of growing size:
+   We read the host's cache sizes from the OS (as loopc's Target does), then run one kernel
+   with its working set sized to fit L1d, L2, L3 and none of them, and show its GFLOP/s per
+   level (and a PNG): that is what fitting a cache is worth. Then we time C = A @ B with tiles of growing size:
    for each tile we print the bytes of the A, B and C blocks it touches, whether they fit L1 or
    L2, and the speed. Inside a tile the loops run i-k-j: a row of the C block stays in vector
    registers while k runs, and the B block is re-read once per row of the tile — from L1 when
@@ -21,10 +23,7 @@ is checked against numpy.
 Run:  python tutorials/04_tiling_and_locality.py [--small] [--size N]
 """
 import argparse
-import glob
-import os
-import shutil
-import subprocess
+import statistics
 
 import numpy as np
 
@@ -37,50 +36,18 @@ FLOAT = 4  # bytes per float32
 # ----------------------------------------------------------------------------- the host's caches
 
 
-def _parse_size(text):
-    """'32K' / '1024K' / '32M' / '524288' -> bytes."""
-    text = text.strip().upper()
-    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    if text and text[-1] in scale:
-        return int(float(text[:-1]) * scale[text[-1]])
-    return int(text)
-
-
 def cache_sizes():
-    """{'L1d': bytes, 'L2': bytes, 'L3': bytes, 'line': bytes} and where the numbers came from."""
-    found = {}
-    for d in sorted(glob.glob("/sys/devices/system/cpu/cpu0/cache/index*")):
-        try:
-            level = int(open(os.path.join(d, "level")).read())
-            kind = open(os.path.join(d, "type")).read().strip()
-            size = _parse_size(open(os.path.join(d, "size")).read())
-            line = int(open(os.path.join(d, "coherency_line_size")).read())
-        except (OSError, ValueError):
-            continue
-        if kind in ("Data", "Unified"):
-            found["L1d" if level == 1 else f"L{level}"] = size
-            found.setdefault("line", line)
-    if {"L1d", "L2"} <= found.keys():
-        return found, "/sys/devices/system/cpu/cpu0/cache"
-    # getconf (glibc), then sysctl (macOS)
-    queries = {"L1d": ("LEVEL1_DCACHE_SIZE", "hw.l1dcachesize"), "L2": ("LEVEL2_CACHE_SIZE", "hw.l2cachesize"),
-               "L3": ("LEVEL3_CACHE_SIZE", "hw.l3cachesize"), "line": ("LEVEL1_DCACHE_LINESIZE", "hw.cachelinesize")}
-    for tool, pos in (("getconf", 0), ("sysctl", 1)):
-        if shutil.which(tool) is None:
-            continue
-        got = {}
-        for key, names in queries.items():
-            cmd = [tool, names[pos]] if tool == "getconf" else [tool, "-n", names[pos]]
-            try:
-                out = subprocess.run(cmd, capture_output=True, text=True, timeout=5).stdout.strip()
-                if out and int(out) > 0:
-                    got[key] = int(out)
-            except (OSError, ValueError, subprocess.SubprocessError):
-                pass
-        if {"L1d", "L2"} <= got.keys():
-            got.setdefault("line", 64)
-            return got, tool
-    return {"L1d": 32 << 10, "L2": 1 << 20, "L3": 8 << 20, "line": 64}, "assumed (the OS did not say)"
+    """{'L1d', 'L2', 'L3', 'line': bytes} of one core, as loopc's Target reads them (sysfs), and
+    where the numbers came from."""
+    from loopc.target import DEFAULT_CACHES, read_caches
+    found = read_caches()
+    source = ("/sys/devices/system/cpu/cpu0/cache" if found != DEFAULT_CACHES
+              else "loopc's defaults (the OS did not say)")
+    try:
+        line = int(open("/sys/devices/system/cpu/cpu0/cache/index0/coherency_line_size").read())
+    except (OSError, ValueError):
+        line = 64
+    return {"L1d": found["l1d"], "L2": found["l2"], "L3": found["l3"], "line": line}, source
 
 
 def human(nbytes):
@@ -179,7 +146,7 @@ class Bench:
 
 def question3(bench, caches, tiles):
     n = bench.n
-    print("\nQuestion 3 — do the tensors fit in the caches? If not, tile the loops.")
+    print("\nQuestion 3, continued — the matmul's tensors do not fit, so tile the loops.")
     total = 3 * FLOAT * n * n
     where = level_of(total, caches)
     verdict = ("they fit L1d: tiling has little to gain" if where == "L1d" else
@@ -215,6 +182,112 @@ def question3(bench, caches, tiles):
         print(f"\nConclusion: every tile here {'fits' if in_l1 else 'spills out of'} L1d "
               f"({human(caches['L1d'])}); compare the full-size run for tiles on both sides.")
     return rows
+
+
+# ----------------------------------------------------------------------------- question 3, per level
+
+
+def streamed_gemv(rows, cols, sweeps):
+    """y[j] = sum over sweeps r and rows i of A[i, j] * x[i]: every call streams A (rows x cols)
+    ``sweeps`` times, so A is the working set and stays in whichever cache holds it. y lives
+    in vector registers (a write cache), so each float of A costs one load and one multiply-add:
+
+        for r in range(sweeps): for i in range(rows):
+          for ju in unrolled(cols / lanes): for jv in vectorized(lanes):
+            y.local[ju*lanes + jv] += A[i, ju*lanes + jv] * x[i]"""
+    from loopc.target import host
+    lanes = host().lanes("float32")
+    A = te.placeholder((rows, cols), name="A")
+    x = te.placeholder((rows,), name="x")
+    r = te.reduce_axis((0, sweeps), name="r")
+    i = te.reduce_axis((0, rows), name="i")
+    y = te.compute((cols,), lambda j: te.sum(A[i, j] * x[i], axis=[r, i]), name="y")
+    s = te.create_schedule(y.op)
+    yl = s.cache_write(y, "local")
+    jo, _ = s[y].split(y.op.axis[0], factor=cols)
+    s[yl].compute_at(s[y], jo)
+    ju, jv = s[yl].split(s[yl].op.axis[0], factor=lanes)
+    s[yl].reorder(*s[yl].op.reduce_axis, ju, jv)
+    s[yl].unroll(ju)
+    s[yl].vectorize(jv)
+    return loopc.build(s, [A, x, y], name="gemv")
+
+
+def working_sets(caches):
+    """One working set per level: half of L1d, half of L2, half of L3, and 4x L3 (memory)."""
+    return [("L1d", caches["L1d"] // 2), ("L2", caches["L2"] // 2), ("L3", caches["L3"] // 2),
+            ("memory", 4 * caches["L3"])]
+
+
+def question3_levels(caches, small, plot=None):
+    """GFLOP/s of the same kernel with its working set in L1d, L2, L3 and memory: median of
+    interleaved rounds (each round times every level once, so a noisy moment hits all alike)."""
+    from loopc.target import host
+    cols = 4 * host().lanes("float32")            # 4 vector registers of y per row of A
+    print("\nQuestion 3 — do the tensors fit in the caches? One kernel, four working sets.")
+    print(f"y = A·x swept many times per call (A: rows x {cols} float32; the rows set the working set)\n")
+    kernels = []
+    rng = np.random.default_rng(1)
+    for level, nbytes in working_sets(caches):
+        rows = max(1, nbytes // (FLOAT * cols))
+        sweeps = max(1, (4 << 20) // (rows * cols * FLOAT))   # stream ~4 MiB per call: calls cost little
+        a = rng.random((rows, cols), dtype=np.float32)
+        x = rng.random(rows, dtype=np.float32)
+        y = np.empty(cols, np.float32)
+        f = streamed_gemv(rows, cols, sweeps)
+        f(a, x, y)
+        ref = sweeps * (x.astype(np.float64) @ a.astype(np.float64))
+        assert np.allclose(y, ref, rtol=1e-3), f"{level}: y disagrees with numpy"
+        flops = 2.0 * rows * cols * sweeps
+        kernels.append((level, rows * cols * FLOAT + rows * FLOAT, f, (a, x, y), flops))
+    rounds, budget = (3, 0.01) if small else (7, 0.15)
+    times = {level: [] for level, *_ in kernels}
+    for _ in range(rounds):
+        for level, _, f, args, _ in kernels:
+            first = f.time_evaluator(number=1, repeat=1)(*args).min
+            number = max(1, int(budget / max(first, 1e-7)))
+            times[level].append(f.time_evaluator(number=number, repeat=1)(*args).min)
+    head = f"{'working set in':<15s} {'bytes':>10s} {'GFLOP/s':>8s} {'GB/s of A':>10s} {'vs L1d':>7s}"
+    print(head)
+    print("-" * len(head))
+    rates = {}
+    for level, nbytes, _, _, flops in kernels:
+        t = statistics.median(times[level])
+        rates[level] = flops / t / 1e9
+        print(f"{level:<15s} {human(nbytes):>10s} {rates[level]:8.1f} {rates[level] * 2:10.1f} "
+              f"{rates[level] / rates['L1d']:6.2f}x")
+    steps = list(zip(list(rates)[:-1], list(rates)[1:]))
+    hidden = [(a, b) for a, b in steps if rates[a] < 1.1 * rates[b]]
+    print(f"\nConclusion: {' -> '.join(f'{lvl} {rates[lvl]:.1f}' for lvl in rates)} GFLOP/s: "
+          + ("each level out is slower, so a tensor that fits a nearer cache is worth tiling for."
+             if not hidden else
+             "this machine hides the step from " + ", ".join(f"{a} to {b} ({rates[a]:.1f} vs {rates[b]:.1f})"
+                                                          for a, b in hidden)
+             + " — its prefetchers stream those levels as fast as the nearer one (or other work shared the core); "
+               "the other steps show."))
+    if plot:
+        _plot_levels(plot, kernels, rates, caches)
+    return rates
+
+
+def _plot_levels(path, kernels, rates, caches):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(f"(no plot: matplotlib is not installed; pip install 'loopc[plot]' to write {path})")
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    labels = [f"{level}\n{human(nbytes)}" for level, nbytes, *_ in kernels]
+    ax.bar(labels, [rates[level] for level, *_ in kernels], color=["#4c72b0", "#55a868", "#c44e52", "#8172b2"])
+    ax.set_ylabel("GFLOP/s (1 core)")
+    ax.set_title(f"y = A·x with A in each level (L1d {human(caches['L1d'])}, L2 {human(caches['L2'])}, "
+                 f"L3 {human(caches['L3'])})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    print(f"(plot written to {path})")
 
 
 # ----------------------------------------------------------------------------- question 4
@@ -254,7 +327,7 @@ def question4(bench, caches, tile):
     return times
 
 
-def main(small=False, size=None):
+def main(small=False, size=None, plot=None):
     caches, source = cache_sizes()
     print(f"This host's caches (from {source}):")
     for name in ("L1d", "L2", "L3"):
@@ -272,12 +345,13 @@ def main(small=False, size=None):
         tiles = [(16, 64, 32), (16, 64, 64), (32, 64, 96), (64, 64, 192), (64, 64, 576), (192, 64, 576)]
     tiles = list(dict.fromkeys(tuple(min(t, n) for t in tile) for tile in tiles))  # for --size below 576
     bench = Bench(n, small)
+    rates = question3_levels(caches, small, plot)
     rows = question3(bench, caches, tiles)
     # question 4's tiled variant: the fastest tile of question 3 that fits L1d (else the fastest)
     fits = [r for r in rows if r[4] == "L1d"] or rows
     best = min(fits, key=lambda r: r[5])
     times = question4(bench, caches, best[:3])
-    return rows, times
+    return rates, rows, times
 
 
 if __name__ == "__main__":
@@ -285,5 +359,7 @@ if __name__ == "__main__":
     ap.add_argument("--small", action="store_true", help="a small prime size, a few seconds (test suite)")
     ap.add_argument("--size", type=int, default=None, help="matrix size N (default 576 = 9 x 64; "
                     "sizes that the tiles do not divide add masked tails, powers of two add cache-set conflicts)")
+    ap.add_argument("--plot", default=None, metavar="PNG",
+                    help="write the per-level GFLOP/s bar chart here (default: cache_fit.png, none with --small)")
     a = ap.parse_args()
-    main(small=a.small, size=a.size)
+    main(small=a.small, size=a.size, plot=a.plot or (None if a.small else "cache_fit.png"))
