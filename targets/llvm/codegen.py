@@ -31,7 +31,7 @@ from loopc.te import expr as E
 
 from .expressions import Expressions
 from .faults import FaultRecording
-from .lltypes import F32, F64, I32, PTR
+from .lltypes import F16, F32, F64, I32, PTR
 from .memory import MemoryAccess
 from .parallel import ParallelLoops
 from .vector import Ramp, VectorLanes, is_vec
@@ -77,7 +77,7 @@ class FunctionCodegen(Expressions, MemoryAccess, ParallelLoops, FaultRecording, 
             return "p0"
         if isinstance(ty, ir.IntType):
             return f"i{ty.width}"
-        return {F32: "f32", F64: "f64"}[ty]
+        return {F16: "f16", F32: "f32", F64: "f64"}[ty]
 
     # ------------------------------------------------------------------ entry
 
