@@ -426,3 +426,22 @@ def test_dtypes_on_the_cuda_target():
     from test_cuda_sim import run_in_simulator
     proc = run_in_simulator("case_dtypes_in_the_cuda_simulator", module="test_dtypes", timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+
+
+def test_narrow_integer_indices_and_loop_variable_casts():
+    """A uint8 tensor indexes another (its value kept, widened to int32); a loop variable cast
+    to int8 inside a vector loop wraps like numpy."""
+    a = np.arange(N, dtype="float32") * 1.5
+    idx = np.random.default_rng(8).integers(0, 255, N, endpoint=True).astype("uint8")
+    A, I = te.placeholder((N,), "float32", name="A"), te.placeholder((N,), "uint8", name="I")
+    G = te.compute((N,), lambda i: A[I[i] % 37], name="G")
+    for how in ("scalar", "vector"):
+        _check(_schedule(G, how), [A, I, G], a, idx, want=a[idx % 37])
+    b = _ints("int8")
+    B = te.placeholder((N,), "int8", name="B")
+    C = te.compute((N,), lambda i: (i * 9).astype("int8") * B[i] + (i * 7).astype("uint8").astype("int8"), name="C")
+    i = np.arange(N)
+    with np.errstate(all="ignore"):
+        want = (i * 9).astype("int8") * b + (i * 7).astype("uint8").astype("int8")
+    for how in ("scalar", "vector"):
+        _check(_schedule(C, how), [B, C], b, want=want)
