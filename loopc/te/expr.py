@@ -44,7 +44,7 @@ def is_unsigned(dtype: str) -> bool:
 
 def bits(dtype: str) -> int:
     """The width of ``dtype`` in bits (bool: 1)."""
-    return 1 if dtype == "bool" else int(dtype.lstrip("uintfloat"))
+    return 1 if dtype == "bool" else int("".join(c for c in dtype if c.isdigit()))
 
 
 def int_range(dtype: str) -> Tuple[int, int]:
@@ -255,15 +255,13 @@ def _logical(cls, a, b):
     return cls(_as_bool(a), _as_bool(b))
 
 
-_LOGICAL = {"BitAnd": "And", "BitOr": "Or", "BitXor": "NE"}
-
-
 def _bitwise(cls, a, b):
     """``& | ^ << >>``: on two booleans ``& | ^`` are logical and/or/xor; on integers (a bool
     operand becomes an int) bitwise, after :func:`promote`; on floats a LoopcError."""
     a, b = _pair(a, b)
-    if a.dtype == b.dtype == "bool" and cls.__name__ in _LOGICAL:
-        return globals()[_LOGICAL[cls.__name__]](a, b)
+    logical = {BitAnd: And, BitOr: Or, BitXor: NE}.get(cls)
+    if a.dtype == b.dtype == "bool" and logical is not None:
+        return logical(a, b)
     if is_float(a.dtype) or is_float(b.dtype):
         raise LoopcError(f"'{cls.symbol}' needs integer (or boolean) operands, got {a.dtype} and {b.dtype}; "
                          f"cast with .astype('int32') first")

@@ -141,14 +141,15 @@ class CUDAEmitter(PySourceEmitter):
     emit_BinaryOp = ExprEmitter.emit_BinaryOp
 
     def emit_Const(self, e, prec):
-        if e.dtype == "float16":
-            return f"_f32({e.value!r})" if abs(e.value) < float("inf") else f"_f32({'_NAN' if e.value != e.value else ('_INF' if e.value > 0 else '-_INF')})"
         if E.is_int(e.dtype) and e.dtype not in ("int32", "int64"):
             return f"{CAST[e.dtype]}({e.value})"      # typed: numba makes uint64 + an int literal a float
+        cast = "_f32" if e.dtype == "float16" else CAST.get(e.dtype)    # float16 computes as float32
         if E.is_float(e.dtype) and not (abs(e.value) < float("inf")):
             v = e.value
             text = "_NAN" if v != v else ("_INF" if v > 0 else "-_INF")
-            return f"{CAST[e.dtype]}({text})"
+            return f"{cast}({text})"
+        if e.dtype == "float16":
+            return f"{cast}({e.value!r})"
         return super().emit_Const(e, prec)
 
     def emit_Load(self, e, prec):
@@ -168,8 +169,10 @@ class CUDAEmitter(PySourceEmitter):
         args = [self.expr(a) for a in e.args]
         if e.name in MATH:
             return f"{MATH[e.name]}({', '.join(args)})"
+        if e.name == "abs" and e.dtype in ("int8", "int16", "int32"):      # abs(INT_MIN) == INT_MIN
+            return f"{CAST[e.dtype]}(_i64(abs({args[0]})))"
         if e.name == "abs":
-            return f"{CAST[e.dtype]}(_i64(abs({args[0]})))" if e.dtype in ("int8", "int16", "int32") else f"abs({args[0]})"
+            return f"abs({args[0]})"
         if e.name == "popcount":           # the dtype's bits, as unsigned: popc of a negative int8 counts 8
             unsigned = "_u" + str(E.bits(e.dtype))
             return f"{CAST[e.dtype]}(cuda.popc({unsigned}(_i64({args[0]}))))"

@@ -12,7 +12,7 @@ import llvmlite.ir as ir
 
 from loopc.te import expr as E
 
-from .lltypes import F16, F32, I1, I32, I64, LLTYPE
+from .lltypes import F16, F32, I32, I64, LLTYPE
 
 
 def _like(v, element):
@@ -122,4 +122,4 @@ class Conversions:
         return bld.call(self.intrinsic("ctpop", x.type), [x])
 
 
-__all__ = ["Conversions", "I1"]
+__all__ = ["Conversions"]

@@ -9,7 +9,8 @@ from loopc.arith import bound_of
 from loopc.te import expr as E
 
 from .faults import FAULT_ALLOC, FAULT_BOUNDS
-from .lltypes import ALIGN, F16, F32, I1, I8, I32, I64, MAX_SHUFFLED_STRIDE, MEMTYPE, NBYTES, PTR, STACK_BUDGET, STACK_LIMIT, VOID
+from .lltypes import (ALIGN, F16, F32, I1, I8, I32, I64, MAX_SHUFFLED_STRIDE, MEMTYPE, NBYTES, PTR, STACK_BUDGET,
+                      STACK_LIMIT, VOID)
 from .vector import Ramp, is_vec
 
 
