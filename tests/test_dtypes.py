@@ -371,7 +371,9 @@ def test_printer_shows_dtypes_and_operators():
 
 
 def test_constants_hold_their_dtype_values():
-    assert te.const(-1, "uint8").value == 255 and te.const(1.0001, "float16").value == 1.0
+    assert te.const(255, "uint8").value == 255 and te.const(1.0001, "float16").value == 1.0
+    with pytest.raises(LoopcError, match="-1 is out of range for uint8"):
+        te.const(-1, "uint8")
     assert te.max_value("uint64").value == 2**64 - 1 and te.min_value("int16").value == -2**15
     assert te.min_value("float16").value == -np.inf
 

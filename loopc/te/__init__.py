@@ -53,9 +53,14 @@ def var(name: str = "v", dtype: str = "int32") -> Var:
 
 
 def const(value, dtype: str | None = None) -> Const:
+    """A constant; an integer out of ``dtype``'s range is a LoopcError, as TVM's IntImm."""
     if dtype is None:
         return as_expr(value)
-    return Const(value, check_dtype(dtype))
+    dtype = check_dtype(dtype)
+    if isinstance(value, int) and not isinstance(value, bool) and dtype not in ("int32", "int64", "bool") \
+            and not is_float(dtype):
+        return as_expr(value, like=dtype)          # checks the range
+    return Const(value, dtype)
 
 
 def _range(dom, what) -> Range:
