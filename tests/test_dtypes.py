@@ -2,6 +2,11 @@
 unsigned division, compares and shifts; float16; bitwise operators and TVM's intrinsic names;
 type promotion; casts both ways — on LLVM (scalar and vector loops), the interpreter and the CUDA
 simulator, against numpy on odd sizes with the dtype's extremes in the data."""
+import os
+import platform
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -447,3 +452,45 @@ def test_narrow_integer_indices_and_loop_variable_casts():
         want = (i * 9).astype("int8") * b + (i * 7).astype("uint8").astype("int8")
     for how in ("scalar", "vector"):
         _check(_schedule(C, how), [B, C], b, want=want)
+
+
+# --------------------------------------------------------------------------- float16 conversions
+
+
+def case_float16_conversions(target):
+    """Every float16 bit pattern to float32 exactly, and float32 (all halves, near-ties, random
+    bit patterns) to float16 rounded to nearest even, as numpy — on ``target``."""
+    h = np.arange(65536, dtype="uint16").view("float16")
+    H = te.placeholder((h.size,), "float16", name="H")
+    F = te.compute((h.size,), lambda i: H[i].astype("float32"), name="F")
+    f = np.zeros(h.size, "float32")
+    loopc.build(te.create_schedule(F.op), [H, F], target=target)(h, f)
+    np.testing.assert_array_equal(f, h.astype("float32"))
+    with np.errstate(all="ignore"):
+        x = np.concatenate([h.astype("float32"), h.astype("float32") * np.float32(1.00048828125),
+                            np.random.default_rng(9).integers(0, 2**32, 65536, dtype="uint64")
+                            .astype("uint32").view("float32")])
+        want = x.astype("float16")
+    X = te.placeholder((x.size,), "float32", name="X")
+    Y = te.compute((x.size,), lambda i: X[i].astype("float16"), name="Y")
+    s = te.create_schedule(Y.op)
+    _, inner = s[Y].split(Y.op.axis[0], factor=8)
+    s[Y].vectorize(inner)
+    y = np.zeros(x.size, "float16")
+    loopc.build(s, [X, Y], target=target)(x, y)
+    same = (y.view("uint16") == want.view("uint16")) | (np.isnan(y) & np.isnan(want))
+    assert same.all(), f"{(~same).sum()} conversions differ, e.g. {x[~same][:3]} -> {y[~same][:3]}"
+
+
+@pytest.mark.parametrize("target", ["llvm", "llvm -mcpu=x86-64"], ids=["host", "no-f16c"])
+def test_float16_conversions_are_exact_with_and_without_f16c(target):
+    """Without F16C LLVM would call compiler-rt (unreachable from JIT-ed code: a crash), so
+    loopc converts with integer operations there; run in a subprocess in case that regresses."""
+    if target != "llvm" and platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("an x86 CPU name")
+    code = f"import test_dtypes as t; t.case_float16_conversions({target!r})"
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (tests_dir, os.environ.get("PYTHONPATH", "")) if p))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env,
+                          cwd=tests_dir)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]

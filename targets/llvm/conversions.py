@@ -5,6 +5,10 @@ rounding — numpy's results, with no operation that LLVM leaves undefined (pois
     int32 a << n             shl, and 0 where n is outside [0, 32)  (numpy's rule)
     uint8 a // b             udiv, and 0 where b == 0               (numpy's rule)
     float16 a + b            fadd in float, fptrunc to half, fpext  (IEEE half arithmetic)
+
+half <-> float conversions are ``fptrunc``/``fpext`` where the CPU has them (x86 F16C, ARM);
+elsewhere LLVM would call compiler-rt's ``__truncsfhf2``, which a JIT-ed module cannot reach,
+so they are integer bit operations instead (round to nearest even, subnormals, inf and NaN kept).
 """
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import llvmlite.ir as ir
 
 from loopc.te import expr as E
 
-from .lltypes import F16, F32, I32, I64, LLTYPE
+from .lltypes import F16, F32, I16, I32, I64, LLTYPE
 
 
 def _like(v, element):
@@ -25,7 +29,10 @@ def _element(v):
 
 def _const(like, value):
     """A constant of ``like``'s type (a vector of it in every lane)."""
-    ty = like.type
+    return _typed_const(like.type, value)
+
+
+def _typed_const(ty, value):
     if isinstance(ty, ir.VectorType):
         return ir.Constant(ty, [value] * ty.count)
     return ir.Constant(ty, value)
@@ -36,7 +43,49 @@ class Conversions:
 
     def round_half(self, v):
         """A float value rounded to float16 and back: one half-precision result."""
-        return self.builder.fpext(self.builder.fptrunc(v, _like(v, F16)), _like(v, F32))
+        return self.half_to_float(self.float_to_half(v))
+
+    def float_to_half(self, v):
+        """float -> half, rounding to nearest even."""
+        if self.native_half:
+            return self.builder.fptrunc(v, _like(v, F16))
+        return self.builder.bitcast(self._half_bits(v), _like(v, F16))
+
+    def half_to_float(self, h):
+        """half -> float (exact)."""
+        if self.native_half:
+            return self.builder.fpext(h, _like(h, F32))
+        return self._float_of_half_bits(self.builder.bitcast(h, _like(h, I16)))
+
+    def _half_bits(self, f):
+        """The float16 bits (i16) of float ``f``, round to nearest even, in integer operations
+        (F. Giesen's float_to_half_fast3_rtne)."""
+        bld = self.builder
+        u = bld.bitcast(f, _like(f, I32))
+        sign = bld.and_(u, _const(u, -0x80000000))
+        u = bld.xor(u, sign)
+        inf_or_nan = bld.select(bld.icmp_unsigned(">", u, _const(u, 0x7F800000)), _const(u, 0x7E00), _const(u, 0x7C00))
+        denorm_magic = ((127 - 15) + (23 - 10) + 1) << 23
+        as_float = bld.fadd(bld.bitcast(u, f.type), bld.bitcast(_const(u, denorm_magic), f.type))
+        subnormal = bld.sub(bld.bitcast(as_float, u.type), _const(u, denorm_magic))
+        odd = bld.and_(bld.lshr(u, _const(u, 13)), _const(u, 1))
+        normal = bld.lshr(bld.add(bld.add(u, _const(u, ((15 - 127) << 23) + 0xFFF)), odd), _const(u, 13))
+        out = bld.select(bld.icmp_unsigned(">=", u, _const(u, (127 + 16) << 23)), inf_or_nan,
+                         bld.select(bld.icmp_unsigned("<", u, _const(u, 113 << 23)), subnormal, normal))
+        return bld.trunc(bld.or_(out, bld.lshr(sign, _const(sign, 16))), _like(f, I16))
+
+    def _float_of_half_bits(self, h):
+        """The float of float16 bits ``h`` (i16): the exponent rebiased by a multiply by 2**112,
+        which also normalises a subnormal; inf and NaN keep an all-ones exponent."""
+        bld = self.builder
+        x = bld.zext(h, _like(h, I32))
+        sign = bld.shl(bld.and_(x, _const(x, 0x8000)), _const(x, 16))
+        magnitude = bld.and_(x, _const(x, 0x7FFF))
+        shifted = bld.shl(magnitude, _const(x, 13))
+        scaled = bld.fmul(bld.bitcast(shifted, _like(h, F32)), _typed_const(_like(h, F32), 2.0**112))
+        bits = bld.select(bld.icmp_unsigned(">=", magnitude, _const(x, 0x7C00)),
+                          bld.or_(shifted, _const(x, 0x7F800000)), bld.bitcast(scaled, x.type))
+        return bld.bitcast(bld.or_(bits, sign), _like(h, F32))
 
     def cast(self, v, src, dst):
         if src == dst:

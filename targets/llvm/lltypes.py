@@ -15,7 +15,8 @@ VOID = ir.VoidType()
 # ones take the unsigned compare/divide/shift). float16 is stored as half and computed in float32,
 # rounded to half after every operation: IEEE half arithmetic for + - * / (float32 holds the
 # exact result of two halves closely enough that one rounding to half is correct), and no half
-# instruction that an x86 CPU lacks; math functions round once, at the end.
+# instruction that an x86 CPU lacks; math functions round once, at the end. (Conversions: see
+# conversions.py.)
 LLTYPE = {"float16": F32, "float32": F32, "float64": F64, "int8": I8, "int16": I16, "int32": I64, "int64": I64,
           "uint8": I8, "uint16": I16, "uint32": I32, "uint64": I64, "bool": I1}
 MEMTYPE = {**LLTYPE, "int32": I32, "bool": I8, "float16": F16}

@@ -9,7 +9,7 @@ from loopc.arith import bound_of
 from loopc.te import expr as E
 
 from .faults import FAULT_ALLOC, FAULT_BOUNDS
-from .lltypes import (ALIGN, F16, F32, I1, I8, I32, I64, MAX_SHUFFLED_STRIDE, MEMTYPE, NBYTES, PTR, STACK_BUDGET,
+from .lltypes import (ALIGN, I1, I8, I32, I64, MAX_SHUFFLED_STRIDE, MEMTYPE, NBYTES, PTR, STACK_BUDGET,
                       STACK_LIMIT, VOID)
 from .vector import Ramp, is_vec
 
@@ -192,7 +192,7 @@ class MemoryAccess:
         """A loaded value in its computation type (bool: i8 -> i1; int32: i32 -> i64;
         float16: half -> float)."""
         if dtype == "float16":
-            return self.builder.fpext(v, self._like(v, F32))
+            return self.half_to_float(v)
         if dtype == "bool":
             return self.builder.trunc(v, self._like(v, I1))
         if dtype == "int32" and not isinstance(v.type, ir.VectorType):
@@ -202,7 +202,7 @@ class MemoryAccess:
     def to_memory(self, v, dtype):
         """The inverse of :meth:`from_memory`, for a store."""
         if dtype == "float16":
-            return self.builder.fptrunc(v, self._like(v, F16))
+            return self.float_to_half(v)
         if dtype == "bool":
             return self.builder.zext(v, self._like(v, I8))
         if dtype == "int32":
