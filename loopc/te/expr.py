@@ -73,8 +73,8 @@ def promote(a: str, b: str) -> str:
     """The dtype of a binary arithmetic result, numpy's rule for two arrays:
 
     - the same dtype stays; bool gives way to anything;
-    - float beats int (``int8 + float16 -> float16``; numpy would widen to fit the int,
-      loopc keeps the float operand's dtype, as before), the wider float beats the narrower;
+    - float beats int (``int8 + float16 -> float16``, as TVM; numpy would widen the float to
+      hold the int), the wider float beats the narrower;
     - two signed or two unsigned ints: the wider (``int8 + int32 -> int32``);
     - signed with unsigned: the narrowest signed int holding both (``uint8 + int8 -> int16``,
       ``uint32 + int32 -> int64``); ``uint64`` with a signed int has none (numpy gives float64)
