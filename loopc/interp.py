@@ -29,6 +29,32 @@ def _wrap(bits):
     return cast
 
 
+def _wrap_unsigned(bits):
+    """Truncate toward zero, then wrap to an unsigned integer of ``bits`` (-1 -> 2**bits - 1)."""
+    def cast(x):
+        if not isinstance(x, (int, np.integer)):
+            x = np.trunc(x)
+        return int(x) % (1 << bits)
+    return cast
+
+
+def _shl(a, n, bits):
+    """``a << n`` wrapped to ``bits`` (the caller wraps); numpy's 0 for a count outside [0, bits)."""
+    n = int(n)
+    return int(a) << n if 0 <= n < bits else 0
+
+
+def _shr(a, n, bits):
+    """``a >> n``: Python's >> is arithmetic (a signed value) and logical (an unsigned one, >= 0);
+    a count outside [0, bits) gives -1 or 0, as numpy."""
+    a, n = int(a), int(n)
+    return a >> n if 0 <= n < bits else (-1 if a < 0 else 0)
+
+
+def _popcount(a, bits):
+    return bin(int(a) & ((1 << bits) - 1)).count("1")
+
+
 def _abs(x):
     """abs with numpy's integer semantics (abs(INT_MIN) == INT_MIN in its dtype)."""
     if isinstance(x, np.integer):
@@ -49,7 +75,9 @@ def _floormod(a, b):
 
 
 _RUNTIME = {
-    "_f32": np.float32, "_f64": np.float64, "_i32": _wrap(32), "_i64": _wrap(64),
+    "_f16": np.float16, "_f32": np.float32, "_f64": np.float64, "_i32": _wrap(32), "_i64": _wrap(64),
+    "_i8": _wrap(8), "_i16": _wrap(16), "_u8": _wrap_unsigned(8), "_u16": _wrap_unsigned(16),
+    "_u32": _wrap_unsigned(32), "_u64": _wrap_unsigned(64), "_shl": _shl, "_shr": _shr, "_popcount": _popcount,
     "_min": np.minimum, "_max": np.maximum, "_exp": np.exp, "_log": np.log, "_sqrt": np.sqrt, "_tanh": np.tanh,
     "_sigmoid": _sigmoid, "_abs": _abs, "_floor": np.floor, "_floordiv": _floordiv, "_floormod": _floormod,
     "_exp2": np.exp2, "_log2": np.log2, "_log10": np.log10, "_ceil": np.ceil, "_trunc": np.trunc, "_round": np.rint,

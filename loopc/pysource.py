@@ -13,7 +13,8 @@ from .ir.stmt import Allocate, For, IfThenElse, LoweredFunc, SeqStmt, Store
 from .ir.visitor import const_range
 from .te import expr as E
 
-_CAST = {"float32": "_f32", "float64": "_f64", "int32": "_i32", "int64": "_i64", "bool": "bool"}
+_CAST = {"float16": "_f16", "float32": "_f32", "float64": "_f64", "int8": "_i8", "int16": "_i16", "int32": "_i32",
+         "int64": "_i64", "uint8": "_u8", "uint16": "_u16", "uint32": "_u32", "uint64": "_u64", "bool": "bool"}
 
 
 class Namer:
@@ -52,12 +53,14 @@ class PySourceEmitter(ExprEmitter):
     def wraps(self, e) -> bool:
         """Whether integer arithmetic ``e`` may leave its dtype, so that its result must wrap
         (two's complement, like numpy); index math that the loop ranges bound does not."""
-        if not (E.is_int(e.dtype) and isinstance(e, (E.Add, E.Sub, E.Mul, E.FloorDiv, E.FloorMod))):
+        if not (E.is_int(e.dtype) and isinstance(e, (E.Add, E.Sub, E.Mul, E.FloorDiv, E.FloorMod, E.ShiftLeft))):
             return False
+        if isinstance(e, E.ShiftLeft):
+            return True
         if isinstance(e, (E.FloorDiv, E.FloorMod)) and isinstance(e.b, E.Const) and e.b.value > 0:
             return False
         bound = bound_of(e, self.ranges)
-        lo, hi = (-2**31, 2**31 - 1) if e.dtype == "int32" else (-2**63, 2**63 - 1)
+        lo, hi = E.int_range(e.dtype)
         return bound is None or bound[0] < lo or bound[1] > hi
 
     # ------------------------------------------------------------------ expressions
@@ -93,10 +96,19 @@ class PySourceEmitter(ExprEmitter):
             return f"{_CAST[e.dtype]}{text}"
         return text
 
+    def emit_ShiftLeft(self, e, prec):
+        text = f"_shl({self.expr(e.a)}, {self.expr(e.b)}, {E.bits(e.dtype)})"
+        return f"{_CAST[e.dtype]}({text})"
+
+    def emit_ShiftRight(self, e, prec):
+        return f"_shr({self.expr(e.a)}, {self.expr(e.b)}, {E.bits(e.dtype)})"
+
     def emit_Cast(self, e, prec):
         return f"{_CAST[e.dtype]}({self.expr(e.value)})"
 
     def emit_Call(self, e, prec):
+        if e.name == "popcount":
+            return f"_popcount({self.expr(e.args[0])}, {E.bits(e.dtype)})"
         return f"_{e.name}({', '.join(self.expr(a) for a in e.args)})"
 
     def emit_Expr(self, e, prec):

@@ -15,13 +15,15 @@ from ..te import expr as E
 
 #: how tightly each operator binds (Python's order; higher binds tighter)
 PRECEDENCE = {E.Or: 1, E.And: 2, E.Not: 3, E.LT: 4, E.LE: 4, E.EQ: 4, E.NE: 4,
-              E.Add: 5, E.Sub: 5, E.Mul: 6, E.Div: 6, E.FloorDiv: 6, E.FloorMod: 6}
+              E.BitOr: 5, E.BitXor: 6, E.BitAnd: 7, E.ShiftLeft: 8, E.ShiftRight: 8,
+              E.Add: 9, E.Sub: 9, E.Mul: 10, E.Div: 10, E.FloorDiv: 10, E.FloorMod: 10}
 
 #: a conditional expression ``t if c else f`` binds loosest of all
 CONDITIONAL = 0
 
 #: the Python spelling of each operator
 SYMBOLS = {E.Or: "or", E.And: "and", E.LT: "<", E.LE: "<=", E.EQ: "==", E.NE: "!=",
+           E.BitOr: "|", E.BitXor: "^", E.BitAnd: "&", E.ShiftLeft: "<<", E.ShiftRight: ">>",
            E.Add: "+", E.Sub: "-", E.Mul: "*", E.Div: "/", E.FloorDiv: "//", E.FloorMod: "%"}
 
 #: comparisons do not chain: both operands of one bind tighter than it

@@ -11,9 +11,13 @@ Importing this module makes it ``str()`` of a :class:`~loopc.ir.stmt.LoweredFunc
 from __future__ import annotations
 
 from ..te import expr as E
-from .emitter import ExprEmitter
+from .emitter import PRECEDENCE, ExprEmitter
 from .stmt import Allocate, For, ForKind, IfThenElse, LoweredFunc, SeqStmt, Store, TensorStore
 from .visitor import StmtVisitor
+
+#: ints other than int32 show their dtype: 7i64, 255u8, -1i8
+_INT_SUFFIX = {"int8": "i8", "int16": "i16", "int64": "i64", "uint8": "u8", "uint16": "u16", "uint32": "u32",
+               "uint64": "u64"}
 
 _LOOP_FUNCS = {ForKind.SERIAL: "range", ForKind.PARALLEL: "parallel", ForKind.VECTORIZED: "vectorized",
                ForKind.UNROLLED: "unrolled"}
@@ -32,8 +36,15 @@ class IRPrinter(ExprEmitter):
             return "True" if e.value else "False"
         if E.is_float(e.dtype):
             text = repr(e.value)
-            return text + ("f" if e.dtype == "float32" and text[-1].isdigit() and "inf" not in text else "")
-        return str(e.value) + ("i64" if e.dtype == "int64" else "")
+            return text + ("f" if e.dtype == "float32" and text[-1].isdigit() and "inf" not in text else
+                           "f16" if e.dtype == "float16" and "inf" not in text and "nan" not in text else "")
+        return str(e.value) + _INT_SUFFIX.get(e.dtype, "")
+
+    def emit_BitXor(self, e, prec):
+        if isinstance(e.b, E.Const) and e.b.value == E.wrap_int(-1, e.dtype):      # te's ~x
+            p = PRECEDENCE[E.Mul] + 1
+            return f"~{self.expr(e.a, p)}"
+        return self.binary(e, prec)
 
     def emit_Var(self, e, prec):
         return self.names.get(e, e.name)

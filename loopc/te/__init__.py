@@ -14,12 +14,16 @@ from typing import Sequence
 from ..errors import LoopcError
 from .expr import (MATH_FUNCS, And, Call, Const, Expr, ExprOp, Max, Min, Or, Reduce,
                    Select, Var, as_expr, check_dtype, is_float, walk, _as_bool, _unify, _pair)
+from .bitwise import (bitwise_and, bitwise_not, bitwise_or, bitwise_xor, max_value, min_value,  # noqa: F401
+                      popcount, shift_left, shift_right)
 from .tensor import THREAD_TAGS, ComputeOp, IterKind, IterVar, PlaceholderOp, Range, Tensor
 
 __all__ = [
     "placeholder", "compute", "reduce_axis", "sum", "max", "min", "if_then_else", "all", "any",
     "const", "var", "exp", "log", "sqrt", "tanh", "sigmoid", "abs", "floor", "thread_axis",
     "exp2", "log2", "log10", "ceil", "trunc", "round", "power", "fmod", "erf", "isnan", "isinf",
+    "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "shift_left", "shift_right", "popcount",
+    "min_value", "max_value",
     "create_schedule", "Tensor", "IterVar", "Expr", "Var",
 ]
 
@@ -49,9 +53,14 @@ def var(name: str = "v", dtype: str = "int32") -> Var:
 
 
 def const(value, dtype: str | None = None) -> Const:
+    """A constant; an integer out of ``dtype``'s range is a LoopcError, as TVM's IntImm."""
     if dtype is None:
         return as_expr(value)
-    return Const(value, check_dtype(dtype))
+    dtype = check_dtype(dtype)
+    if isinstance(value, int) and not isinstance(value, bool) and dtype not in ("int32", "int64", "bool") \
+            and not is_float(dtype):
+        return as_expr(value, like=dtype)          # checks the range
+    return Const(value, dtype)
 
 
 def _range(dom, what) -> Range:

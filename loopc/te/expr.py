@@ -16,8 +16,10 @@ from typing import Any, Tuple
 
 from ..errors import LoopcError
 
-FLOAT_DTYPES = ("float32", "float64")
-INT_DTYPES = ("int32", "int64")
+FLOAT_DTYPES = ("float16", "float32", "float64")
+SIGNED_DTYPES = ("int8", "int16", "int32", "int64")
+UNSIGNED_DTYPES = ("uint8", "uint16", "uint32", "uint64")
+INT_DTYPES = SIGNED_DTYPES + UNSIGNED_DTYPES
 DTYPES = FLOAT_DTYPES + INT_DTYPES + ("bool",)
 
 
@@ -36,12 +38,66 @@ def is_int(dtype: str) -> bool:
     return dtype in INT_DTYPES
 
 
+def is_unsigned(dtype: str) -> bool:
+    return dtype in UNSIGNED_DTYPES
+
+
+def bits(dtype: str) -> int:
+    """The width of ``dtype`` in bits (bool: 1)."""
+    return 1 if dtype == "bool" else int("".join(c for c in dtype if c.isdigit()))
+
+
+def int_range(dtype: str) -> Tuple[int, int]:
+    """The (lowest, highest) value of an integer dtype."""
+    n = bits(dtype)
+    return (0, 2**n - 1) if is_unsigned(dtype) else (-2**(n - 1), 2**(n - 1) - 1)
+
+
+def wrap_int(value: int, dtype: str) -> int:
+    """``value`` wrapped into ``dtype`` (two's complement, like a C or numpy cast)."""
+    lo, _ = int_range(dtype)
+    return (int(value) - lo) % (1 << bits(dtype)) + lo
+
+
+def min_value(dtype: str):
+    """The lowest value of ``dtype`` (floats: -inf), TVM's ``te.min_value`` as a number."""
+    return -math.inf if is_float(dtype) else (False if dtype == "bool" else int_range(dtype)[0])
+
+
+def max_value(dtype: str):
+    """The highest value of ``dtype`` (floats: +inf), TVM's ``te.max_value`` as a number."""
+    return math.inf if is_float(dtype) else (True if dtype == "bool" else int_range(dtype)[1])
+
+
 def promote(a: str, b: str) -> str:
-    """The dtype of a binary arithmetic result (numpy-like, float beats int)."""
-    if a == b:
+    """The dtype of a binary arithmetic result, numpy's rule for two arrays:
+
+    - the same dtype stays; bool gives way to anything;
+    - float beats int (``int8 + float16 -> float16``, as TVM; numpy would widen the float to
+      hold the int), the wider float beats the narrower;
+    - two signed or two unsigned ints: the wider (``int8 + int32 -> int32``);
+    - signed with unsigned: the narrowest signed int holding both (``uint8 + int8 -> int16``,
+      ``uint32 + int32 -> int64``); ``uint64`` with a signed int has none (numpy gives float64)
+      and is a LoopcError: cast one side.
+
+    A Python number next to an expression takes the expression's dtype (see :func:`as_expr`).
+    """
+    if a == b or b == "bool":
         return a
-    order = ("bool", "int32", "int64", "float32", "float64")
-    return a if order.index(a) > order.index(b) else b
+    if a == "bool":
+        return b
+    if is_float(a) or is_float(b):
+        if is_float(a) and is_float(b):
+            return a if bits(a) > bits(b) else b
+        return a if is_float(a) else b
+    if is_unsigned(a) == is_unsigned(b):
+        return a if bits(a) > bits(b) else b
+    signed, unsigned = (b, a) if is_unsigned(a) else (a, b)
+    width = max(bits(signed), 2 * bits(unsigned))
+    if width > 64:
+        raise LoopcError(f"no integer dtype holds both {a} and {b} (numpy gives float64); "
+                         f"cast one side with .astype(...) first")
+    return f"int{width}"
 
 
 class ExprOp:
@@ -74,11 +130,17 @@ class ExprOp:
     def __ge__(self, o): return _compare(LE, o, self)
     def __eq__(self, o): return _compare(EQ, self, o)
     def __ne__(self, o): return _compare(NE, self, o)
-    def __and__(self, o): return _logical(And, self, o)
-    def __rand__(self, o): return _logical(And, o, self)
-    def __or__(self, o): return _logical(Or, self, o)
-    def __ror__(self, o): return _logical(Or, o, self)
-    def __invert__(self): return Not(_as_bool(self))
+    def __and__(self, o): return _bitwise(BitAnd, self, o)
+    def __rand__(self, o): return _bitwise(BitAnd, o, self)
+    def __or__(self, o): return _bitwise(BitOr, self, o)
+    def __ror__(self, o): return _bitwise(BitOr, o, self)
+    def __xor__(self, o): return _bitwise(BitXor, self, o)
+    def __rxor__(self, o): return _bitwise(BitXor, o, self)
+    def __lshift__(self, o): return _bitwise(ShiftLeft, self, o)
+    def __rlshift__(self, o): return _bitwise(ShiftLeft, o, self)
+    def __rshift__(self, o): return _bitwise(ShiftRight, self, o)
+    def __rrshift__(self, o): return _bitwise(ShiftRight, o, self)
+    def __invert__(self): return bitwise_not(self)
     __hash__ = object.__hash__
 
     def __bool__(self):
@@ -122,8 +184,12 @@ def as_expr(x: Any, like: str | None = None) -> Expr:
     if isinstance(x, int):
         if like is not None and is_float(like):
             return Const(float(x), like)
-        if like == "int64":
-            return Const(x, "int64")
+        if like is not None and is_int(like) and like != "int32":
+            lo, hi = int_range(like)
+            if not lo <= x <= hi:
+                raise LoopcError(f"the Python int {x} is out of range for {like} [{lo}, {hi}]; "
+                                 f"write a value in range, or cast the other operand to a wider dtype")
+            return Const(x, like)
         return Const(x, "int32" if -2**31 <= x < 2**31 else "int64")
     if isinstance(x, float):
         return Const(x, like if like is not None and is_float(like) else "float32")
@@ -189,6 +255,30 @@ def _logical(cls, a, b):
     return cls(_as_bool(a), _as_bool(b))
 
 
+def _bitwise(cls, a, b):
+    """``& | ^ << >>``: on two booleans ``& | ^`` are logical and/or/xor; on integers (a bool
+    operand becomes an int) bitwise, after :func:`promote`; on floats a LoopcError."""
+    a, b = _pair(a, b)
+    logical = {BitAnd: And, BitOr: Or, BitXor: NE}.get(cls)
+    if a.dtype == b.dtype == "bool" and logical is not None:
+        return logical(a, b)
+    if is_float(a.dtype) or is_float(b.dtype):
+        raise LoopcError(f"'{cls.symbol}' needs integer (or boolean) operands, got {a.dtype} and {b.dtype}; "
+                         f"cast with .astype('int32') first")
+    return cls(*_unify(a, b))
+
+
+def bitwise_not(x) -> "Expr":
+    """``~x``: logical not of a boolean; of an integer its bitwise complement, built as
+    ``x ^ all_ones`` (``~5 -> -6``; uint8: ``~5 -> 250``); floats are a LoopcError."""
+    e = as_expr(x)
+    if e.dtype == "bool":
+        return Not(e)
+    if is_float(e.dtype):
+        raise LoopcError(f"'~' needs an integer or boolean operand, got {e.dtype}; cast with .astype('int32') first")
+    return BitXor(e, Const(-1, e.dtype))
+
+
 # --------------------------------------------------------------------------- leaves
 
 
@@ -199,12 +289,16 @@ class Const(Expr):
 
     def __post_init__(self):
         check_dtype(self.dtype)
-        if is_float(self.dtype):
+        if self.dtype == "float16":          # the value the float16 constant really holds
+            import numpy as np
+            with np.errstate(over="ignore"):
+                v = float(np.float16(self.value))
+        elif is_float(self.dtype):
             v = float(self.value)
         elif self.dtype == "bool":
             v = bool(self.value)
-        else:
-            v = int(self.value)
+        else:                                # constant folding wraps like the dtype does
+            v = wrap_int(int(self.value), self.dtype)
         object.__setattr__(self, "value", v)
 
     def __repr__(self):
@@ -246,6 +340,23 @@ class FloorDiv(BinaryOp): symbol = "//"
 class FloorMod(BinaryOp): symbol = "%"
 class Min(BinaryOp): symbol = "min"
 class Max(BinaryOp): symbol = "max"
+
+
+class BitAnd(BinaryOp): symbol = "&"
+class BitOr(BinaryOp): symbol = "|"
+class BitXor(BinaryOp): symbol = "^"
+
+
+class ShiftLeft(BinaryOp):
+    """``a << b``; a count outside [0, bits) gives 0, as numpy (undefined in C and TVM)."""
+    symbol = "<<"
+
+
+class ShiftRight(BinaryOp):
+    """``a >> b``: arithmetic for signed, logical for unsigned dtypes; a count outside
+    [0, bits) gives what shifting one bit at a time would (0, or -1 for a negative signed
+    ``a``), as numpy (undefined in C and TVM)."""
+    symbol = ">>"
 
 
 class CmpOp(BinaryOp):
@@ -300,7 +411,8 @@ class Select(Expr):
 
 MATH_FUNCS = ("exp", "log", "sqrt", "tanh", "sigmoid", "abs", "floor", "exp2", "log2", "log10", "ceil", "trunc",
               "round")
-#: Calls of two float operands (te.power, te.fmod) are named "power" and "fmod"
+#: Calls of two float operands (te.power, te.fmod) are named "power" and "fmod"; te.popcount
+#: is a Call "popcount" of one integer operand, of that operand's dtype
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -335,8 +447,8 @@ class Load(Expr):
 
 REDUCERS = {
     "sum": (Add, lambda dt: 0),
-    "max": (Max, lambda dt: -math.inf if is_float(dt) else -(2**31 if dt == "int32" else 2**63)),
-    "min": (Min, lambda dt: math.inf if is_float(dt) else (2**31 - 1 if dt == "int32" else 2**63 - 1)),
+    "max": (Max, min_value),
+    "min": (Min, max_value),
 }
 
 

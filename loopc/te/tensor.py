@@ -6,7 +6,7 @@ from enum import Enum
 from typing import Tuple
 
 from ..errors import LoopcError
-from .expr import Expr, ExprOp, Reduce, TensorRead, Var, as_expr, walk
+from .expr import Expr, ExprOp, Reduce, TensorRead, Var, as_expr, bits, is_int, walk
 
 
 #: the GPU indices a loop can be bound to (``te.thread_axis``)
@@ -139,6 +139,8 @@ class Tensor:
         idx = []
         for x in indices:
             e = as_expr(x)
+            if is_int(e.dtype) and e.dtype not in ("int32", "int64"):     # an int8/uint8/... index:
+                e = e.astype("int64" if bits(e.dtype) >= 32 else "int32")   # as a wide int, value kept
             if e.dtype not in ("int32", "int64"):
                 raise LoopcError(f"index of {self.name} must be an integer expression, got {e.dtype}")
             idx.append(e)

@@ -41,8 +41,11 @@ from loopc.te import expr as E
 
 from .kernels import HW_TAGS, THREAD_TAGS, is_hw_loop
 
-DTYPE_NAMES = {"float32": "float32", "float64": "float64", "int32": "int32", "int64": "int64", "bool": "boolean"}
-CAST = {"float32": "_f32", "float64": "_f64", "int32": "_i32", "int64": "_i64", "bool": "bool"}
+DTYPE_NAMES = {"float16": "float16", "float32": "float32", "float64": "float64", "int8": "int8", "int16": "int16",
+               "int32": "int32", "int64": "int64", "uint8": "uint8", "uint16": "uint16", "uint32": "uint32",
+               "uint64": "uint64", "bool": "boolean"}
+CAST = {"float16": "_f16", "float32": "_f32", "float64": "_f64", "int8": "_i8", "int16": "_i16", "int32": "_i32",
+        "int64": "_i64", "uint8": "_u8", "uint16": "_u16", "uint32": "_u32", "uint64": "_u64", "bool": "bool"}
 MATH = {"exp": "math.exp", "log": "math.log", "sqrt": "math.sqrt", "tanh": "math.tanh", "floor": "math.floor",
         "log2": "math.log2", "log10": "math.log10", "round": "round", "power": "math.pow", "fmod": "math.fmod"}
 
@@ -58,9 +61,10 @@ def namespace() -> dict:
     import numba
     from numba import cuda
     ns = {"cuda": cuda, "math": math, "_INF": math.inf, "_NAN": math.nan,
-          "_u": numba.uint64, "_f32": numba.float32, "_f64": numba.float64, "_i32": numba.int32, "_i64": numba.int64}
+          "_u": numba.uint64}
+    ns.update({cast: getattr(numba.types, dtype) for dtype, cast in CAST.items() if dtype != "bool"})
     for dtype, name in DTYPE_NAMES.items():
-        ns[name] = getattr(numba, "boolean" if dtype == "bool" else dtype)
+        ns[name] = getattr(numba.types, "boolean" if dtype == "bool" else dtype)
     return ns
 
 
@@ -93,27 +97,64 @@ class CUDAEmitter(PySourceEmitter):
 
     def expr(self, e, prec: int = 0) -> str:
         """Python source of ``e``, parenthesised only where precedence needs it."""
-        if e.dtype == "int32" and getattr(self, "_wrapping", None) is not e and self.wraps(e):
-            # numba computes int32 + int32 in 64 bits: wrap to 32 like numpy and the CPU
-            saved, self._wrapping = getattr(self, "_wrapping", None), e
-            try:
-                return f"_i32(_i64({self.expr(e)}))"
-            finally:
-                self._wrapping = saved
+        if getattr(self, "_wrapping", None) is not e:
+            if E.is_int(e.dtype) and E.bits(e.dtype) < 64 and self.wraps(e):
+                # numba computes int32 + int32 (int8 + int8 ...) in 64 bits: wrap like numpy and the CPU
+                return f"{CAST[e.dtype]}(_i64({self._unwrapped(e)}))"
+            if e.dtype == "float16" and isinstance(e, (E.BinaryOp, E.Call)) and not isinstance(e, E.CmpOp):
+                # float16 values compute as float32, rounded to half after every operation (as on the CPU)
+                return f"_f32(_f16({self._unwrapped(e)}))"
         return super().expr(e, prec)
+
+    def _unwrapped(self, e) -> str:
+        saved, self._wrapping = getattr(self, "_wrapping", None), e
+        try:
+            return self.expr(e)
+        finally:
+            self._wrapping = saved
+
+    def emit_Cast(self, e, prec):
+        """Integers wrap through int64 (numpy's cast; a float truncates first); float16 is a
+        float32 rounded to half."""
+        v = self.expr(e.value)
+        if e.dtype == "float16":
+            return f"_f32(_f16({v}))"
+        if E.is_int(e.dtype) and e.value.dtype != "bool" and e.dtype != "int64":
+            if e.dtype == "uint64":
+                return f"_u64({v})" if E.is_float(e.value.dtype) else f"_u64(_i64({v}))"
+            return f"{CAST[e.dtype]}(_i64({v}))"
+        return f"{CAST[e.dtype]}({v})"
+
+    def emit_ShiftLeft(self, e, prec):
+        """numpy's shifts: a count outside [0, bits) gives 0 (``_u`` makes a negative count huge)."""
+        a, b, bits, cast = self.expr(e.a), self.expr(e.b), E.bits(e.dtype), CAST[e.dtype]
+        return f"({cast}(_i64({a}) << _i64({b})) if _u({b}) < {bits} else {cast}(0))"
+
+    def emit_ShiftRight(self, e, prec):
+        """Arithmetic for signed (a count beyond the width fills with the sign), logical for unsigned."""
+        a, b, bits, cast = self.expr(e.a), self.expr(e.b), E.bits(e.dtype), CAST[e.dtype]
+        if E.is_unsigned(e.dtype):
+            return f"({a} >> {b} if _u({b}) < {bits} else {cast}(0))"
+        return f"({a} >> ({b} if _u({b}) < {bits} else {bits - 1}))"
 
     # plain operators (``//`` and ``%`` included): int32 results are wrapped in ``expr``
     emit_BinaryOp = ExprEmitter.emit_BinaryOp
 
     def emit_Const(self, e, prec):
+        if E.is_int(e.dtype) and e.dtype not in ("int32", "int64"):
+            return f"{CAST[e.dtype]}({e.value})"      # typed: numba makes uint64 + an int literal a float
+        cast = "_f32" if e.dtype == "float16" else CAST.get(e.dtype)    # float16 computes as float32
         if E.is_float(e.dtype) and not (abs(e.value) < float("inf")):
             v = e.value
             text = "_NAN" if v != v else ("_INF" if v > 0 else "-_INF")
-            return f"{CAST[e.dtype]}({text})"
+            return f"{cast}({text})"
+        if e.dtype == "float16":
+            return f"{cast}({e.value!r})"
         return super().emit_Const(e, prec)
 
     def emit_Load(self, e, prec):
-        return f"{self.name(e.buffer, e.buffer.name)}[{self.subscript(e.buffer, e.index)}]"
+        text = f"{self.name(e.buffer, e.buffer.name)}[{self.subscript(e.buffer, e.index)}]"
+        return f"_f32({text})" if e.dtype == "float16" else text
 
     def emit_Min(self, e, prec):
         # a select, not builtin min/max: numba types those through a jitted overload, which
@@ -128,8 +169,13 @@ class CUDAEmitter(PySourceEmitter):
         args = [self.expr(a) for a in e.args]
         if e.name in MATH:
             return f"{MATH[e.name]}({', '.join(args)})"
+        if e.name == "abs" and e.dtype in ("int8", "int16", "int32"):      # abs(INT_MIN) == INT_MIN
+            return f"{CAST[e.dtype]}(_i64(abs({args[0]})))"
         if e.name == "abs":
             return f"abs({args[0]})"
+        if e.name == "popcount":           # the dtype's bits, as unsigned: popc of a negative int8 counts 8
+            unsigned = "_u" + str(E.bits(e.dtype))
+            return f"{CAST[e.dtype]}(cuda.popc({unsigned}(_i64({args[0]}))))"
         if e.name == "exp2":
             return f"math.pow({CAST[e.dtype]}(2.0), {args[0]})"
         if e.name == "ceil":                 # from floor, which every float type has (numpy's too)
@@ -276,7 +322,9 @@ class CUDAEmitter(PySourceEmitter):
             self.plain(s.body, ind, out)       # declared at the top of the kernel
         elif isinstance(s, Store):
             idx = self.subscript(s.buffer, s.index)
-            out.append(f"{pad}{self.name(s.buffer, s.buffer.name)}[{idx}] = {self.expr(s.value)}")
+            value = self.expr(s.value)
+            value = f"_f16({value})" if s.buffer.dtype == "float16" else value
+            out.append(f"{pad}{self.name(s.buffer, s.buffer.name)}[{idx}] = {value}")
         else:
             raise BuildError(f"the CUDA target cannot emit {type(s).__name__}")
 

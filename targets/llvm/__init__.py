@@ -31,8 +31,16 @@ def _emit(func, cpu: CPUTarget, bounds_check: bool):
     init_llvm()
     tm = cpu.target_machine()
     module, fault_buffers = emit(func, cpu.triple, str(tm.target_data), threads.libgomp() is not None,
-                                 bounds_check)
+                                 bounds_check, native_half=_converts_half(cpu))
     return str(module), fault_buffers
+
+
+def _converts_half(cpu: CPUTarget) -> bool:
+    """Whether ``cpu`` converts half <-> float in hardware (x86 with F16C, 64-bit ARM); without,
+    LLVM would call compiler-rt, which JIT-ed code cannot reach."""
+    if cpu.triple.startswith(("aarch64", "arm64")):
+        return True
+    return cpu.triple.startswith(("x86_64", "i686", "i386")) and "f16c" in cpu.enabled
 
 
 def build(func, target="llvm", bounds_check: bool | None = None) -> Module:

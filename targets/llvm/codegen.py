@@ -31,7 +31,7 @@ from loopc.te import expr as E
 
 from .expressions import Expressions
 from .faults import FaultRecording
-from .lltypes import F32, F64, I32, PTR
+from .lltypes import F16, F32, F64, I32, PTR
 from .memory import MemoryAccess
 from .parallel import ParallelLoops
 from .vector import Ramp, VectorLanes, is_vec
@@ -40,11 +40,13 @@ from .vector import Ramp, VectorLanes, is_vec
 class FunctionCodegen(Expressions, MemoryAccess, ParallelLoops, FaultRecording, VectorLanes):
     """Emits one LoweredFunc (and its outlined parallel bodies) into an ir.Module."""
 
-    def __init__(self, func: LoweredFunc, module: ir.Module, use_openmp: bool, bounds_check: bool = False):
+    def __init__(self, func: LoweredFunc, module: ir.Module, use_openmp: bool, bounds_check: bool = False,
+                 native_half: bool = False):
         self.func = func
         self.module = module
         self.use_openmp = use_openmp
         self.bounds_check = bounds_check
+        self.native_half = native_half     # the CPU converts half <-> float itself (see conversions.py)
         self.fault_buffers = []  # buffer names by the id a fault records
         self.stack_bytes = 0     # bytes of intermediates on the current function's stack
         self.env = {}          # Var -> LLVM value or Ramp
@@ -77,7 +79,7 @@ class FunctionCodegen(Expressions, MemoryAccess, ParallelLoops, FaultRecording, 
             return "p0"
         if isinstance(ty, ir.IntType):
             return f"i{ty.width}"
-        return {F32: "f32", F64: "f64"}[ty]
+        return {F16: "f16", F32: "f32", F64: "f64"}[ty]
 
     # ------------------------------------------------------------------ entry
 
@@ -209,12 +211,13 @@ class FunctionCodegen(Expressions, MemoryAccess, ParallelLoops, FaultRecording, 
                     self.stmt(s.else_case)
 
 
-def emit(func: LoweredFunc, triple: str, data_layout: str, use_openmp: bool, bounds_check: bool = False):
+def emit(func: LoweredFunc, triple: str, data_layout: str, use_openmp: bool, bounds_check: bool = False,
+         native_half: bool = False):
     """(the ir.Module, the buffer names a fault record refers to by number)."""
     module = ir.Module(name=func.name)
     module.triple = triple
     module.data_layout = data_layout
-    gen = FunctionCodegen(func, module, use_openmp, bounds_check)
+    gen = FunctionCodegen(func, module, use_openmp, bounds_check, native_half)
     gen.emit()
     return module, tuple(gen.fault_buffers)
 

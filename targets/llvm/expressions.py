@@ -8,11 +8,12 @@ from loopc.errors import BuildError
 from loopc.arith import bound_of
 from loopc.te import expr as E
 
-from .lltypes import FMF, I1, I32, I64, INT_RANGE, LLTYPE
+from .conversions import Conversions
+from .lltypes import FMF, I32, I64, LLTYPE
 from .vector import Ramp, is_vec
 
 
-class Expressions:
+class Expressions(Conversions):
     """Expression emission of :class:`~loopc.targets.llvm.codegen.FunctionCodegen` (uses its
     builder, ``env``, ``lanes``, ``mask``, ``ranges``, the lane helpers, ``load`` and ``intrinsic``)."""
 
@@ -25,7 +26,10 @@ class Expressions:
     def value(self, e):
         if isinstance(e, E.Const):
             ty = LLTYPE[e.dtype]
-            return ir.Constant(ty, int(e.value) if ty in (I1, I32, I64) else e.value)
+            if isinstance(ty, ir.IntType):        # an unsigned constant as its two's complement
+                v = int(e.value)
+                return ir.Constant(ty, v - (1 << ty.width) if ty.width > 1 and v >= 1 << (ty.width - 1) else v)
+            return ir.Constant(ty, e.value)
         if isinstance(e, E.Var):
             if e not in self.env:
                 raise BuildError(f"variable {e.name} is used outside the loop that defines it")
@@ -58,23 +62,20 @@ class Expressions:
         a, b = self.value(e.a), self.value(e.b)
         dtype = e.a.dtype
         # keep integer ramps symbolic under + - * const
-        if (isinstance(a, Ramp) or isinstance(b, Ramp)) and E.is_int(dtype):
+        if (isinstance(a, Ramp) or isinstance(b, Ramp)) and dtype in ("int32", "int64"):
             r = self.ramp_arith(e, a, b)
             if r is not None:
                 return r
         a, b = self.unify(a, b, dtype)
         bld = self.builder
+        if dtype == "float16" and not isinstance(e, E.CmpOp):
+            return self.round_half(self.float_binary(e, a, b))      # IEEE half: round every result
         if E.is_float(dtype):
-            if isinstance(e, E.Add): return bld.fadd(a, b, flags=FMF)
-            if isinstance(e, E.Sub): return bld.fsub(a, b, flags=FMF)
-            if isinstance(e, E.Mul): return bld.fmul(a, b, flags=FMF)
-            if isinstance(e, E.Div): return bld.fdiv(a, b)
-            if isinstance(e, E.FloorDiv): return bld.call(self.intrinsic("floor", a.type), [bld.fdiv(a, b)])
-            # NaN-propagating, like numpy's maximum/minimum
-            if isinstance(e, E.Min): return bld.call(self.intrinsic("minimum", a.type, args=[a.type, a.type]), [a, b])
-            if isinstance(e, E.Max): return bld.call(self.intrinsic("maximum", a.type, args=[a.type, a.type]), [a, b])
-            op = {E.LT: "<", E.LE: "<=", E.EQ: "==", E.NE: "!="}[type(e)]
-            return bld.fcmp_ordered(op, a, b) if op != "!=" else bld.fcmp_unordered(op, a, b)
+            return self.float_binary(e, a, b)
+        if isinstance(e, (E.BitAnd, E.BitOr, E.BitXor, E.ShiftLeft, E.ShiftRight)):
+            return self.bitwise(e, a, b)
+        if E.is_unsigned(dtype):
+            return self.unsigned_binary(e, a, b)
         if isinstance(e, (E.Add, E.Sub, E.Mul)):
             return self.int_arith(e, a, b)
         if isinstance(e, (E.FloorDiv, E.FloorMod)):
@@ -86,6 +87,32 @@ class Expressions:
         if isinstance(e, E.Max): return bld.select(bld.icmp_signed(">", a, b), a, b)
         op = {E.LT: "<", E.LE: "<=", E.EQ: "==", E.NE: "!="}[type(e)]
         return bld.icmp_signed(op, a, b)
+
+    def float_binary(self, e, a, b):
+        bld = self.builder
+        if isinstance(e, E.Add): return bld.fadd(a, b, flags=FMF)
+        if isinstance(e, E.Sub): return bld.fsub(a, b, flags=FMF)
+        if isinstance(e, E.Mul): return bld.fmul(a, b, flags=FMF)
+        if isinstance(e, E.Div): return bld.fdiv(a, b)
+        if isinstance(e, E.FloorDiv): return bld.call(self.intrinsic("floor", a.type), [bld.fdiv(a, b)])
+        # NaN-propagating, like numpy's maximum/minimum
+        if isinstance(e, E.Min): return bld.call(self.intrinsic("minimum", a.type, args=[a.type, a.type]), [a, b])
+        if isinstance(e, E.Max): return bld.call(self.intrinsic("maximum", a.type, args=[a.type, a.type]), [a, b])
+        op = {E.LT: "<", E.LE: "<=", E.EQ: "==", E.NE: "!="}[type(e)]
+        return bld.fcmp_ordered(op, a, b) if op != "!=" else bld.fcmp_unordered(op, a, b)
+
+    def unsigned_binary(self, e, a, b):
+        """Unsigned + - * (wrapping), // and % (udiv, urem), compares and min/max."""
+        bld = self.builder
+        if isinstance(e, (E.Add, E.Sub, E.Mul)):
+            op = {E.Add: bld.add, E.Sub: bld.sub, E.Mul: bld.mul}[type(e)]
+            return op(a, b, flags=["nuw"] if self.fits(e) else [])
+        if isinstance(e, (E.FloorDiv, E.FloorMod)):
+            return self.unsigned_divmod(e, a, b)
+        if isinstance(e, E.Min): return bld.select(bld.icmp_unsigned("<", a, b), a, b)
+        if isinstance(e, E.Max): return bld.select(bld.icmp_unsigned(">", a, b), a, b)
+        op = {E.LT: "<", E.LE: "<=", E.EQ: "==", E.NE: "!="}[type(e)]
+        return bld.icmp_unsigned(op, a, b)
 
     def int_arith(self, e, a, b):
         """Integer + - * with numpy's semantics: two's-complement wrap at the dtype's width.
@@ -106,7 +133,7 @@ class Expressions:
         key = id(e)
         if key not in self._fits:
             bound = bound_of(e, self.ranges)
-            lo, hi = INT_RANGE[e.dtype]
+            lo, hi = E.int_range(e.dtype)
             self._fits[key] = (e, bound is not None and lo <= bound[0] and bound[1] <= hi)
         return self._fits[key][1]
 
@@ -196,32 +223,11 @@ class Expressions:
         phi.add_incoming(f, f_block)
         return phi
 
-    def cast(self, v, src, dst):
-        bld = self.builder
-        vec = isinstance(v.type, ir.VectorType)
-        ty = LLTYPE[dst]
-        if vec:     # int32 lanes are 32 bits wide (a scalar int32 is 64)
-            ty = ir.VectorType(I32 if dst == "int32" else ty, v.type.count)
-        if src == dst:
-            return v
-        if dst == "bool":
-            zero = ir.Constant(v.type, None)
-            return bld.fcmp_unordered("!=", v, zero) if E.is_float(src) else bld.icmp_signed("!=", v, zero)
-        if src == "bool":
-            return bld.uitofp(v, ty) if E.is_float(dst) else bld.zext(v, ty)
-        if E.is_float(src) and E.is_float(dst):
-            return bld.fpext(v, ty) if dst == "float64" else bld.fptrunc(v, ty)
-        if E.is_float(src):
-            return bld.fptosi(v, ty)
-        if E.is_float(dst):
-            return bld.sitofp(v, ty)
-        if vec:
-            return bld.sext(v, ty) if dst == "int64" else bld.trunc(v, ty)
-        if dst == "int32":     # int64 -> int32 wraps, then lives in 64 bits again
-            return bld.sext(bld.trunc(v, I32), ty)
-        return v               # int32 -> int64: already 64 bits wide
-
     def call(self, e: E.Call):
+        out = self.call_in_float32(e)
+        return self.round_half(out) if e.dtype == "float16" else out
+
+    def call_in_float32(self, e: E.Call):
         x = self.materialize(self.value(e.args[0]))
         bld = self.builder
         ty = x.type
@@ -231,6 +237,10 @@ class Expressions:
             if e.name == "fmod":
                 return bld.frem(x, y)
             return bld.call(self.intrinsic("pow", x.type, args=[x.type, x.type]), [x, y])
+        if e.name == "popcount":
+            return self.popcount(x, e.dtype)
+        if e.name == "abs" and E.is_unsigned(e.dtype):
+            return x
         if e.name == "abs" and E.is_int(e.dtype):
             neg = bld.sub(ir.Constant(ty, None), x)
             out = bld.select(bld.icmp_signed("<", x, ir.Constant(ty, None)), neg, x)

@@ -9,7 +9,8 @@ from loopc.arith import bound_of
 from loopc.te import expr as E
 
 from .faults import FAULT_ALLOC, FAULT_BOUNDS
-from .lltypes import ALIGN, I1, I8, I32, I64, MAX_SHUFFLED_STRIDE, MEMTYPE, NBYTES, PTR, STACK_BUDGET, STACK_LIMIT, VOID
+from .lltypes import (ALIGN, I1, I8, I32, I64, MAX_SHUFFLED_STRIDE, MEMTYPE, NBYTES, PTR, STACK_BUDGET,
+                      STACK_LIMIT, VOID)
 from .vector import Ramp, is_vec
 
 
@@ -188,7 +189,10 @@ class MemoryAccess:
                                 ir.Constant(ir.VectorType(I32, lanes), [k * stride for k in range(lanes)]))
 
     def from_memory(self, v, dtype):
-        """A loaded value in its computation type (bool: i8 -> i1; int32: i32 -> i64)."""
+        """A loaded value in its computation type (bool: i8 -> i1; int32: i32 -> i64;
+        float16: half -> float)."""
+        if dtype == "float16":
+            return self.half_to_float(v)
         if dtype == "bool":
             return self.builder.trunc(v, self._like(v, I1))
         if dtype == "int32" and not isinstance(v.type, ir.VectorType):
@@ -197,6 +201,8 @@ class MemoryAccess:
 
     def to_memory(self, v, dtype):
         """The inverse of :meth:`from_memory`, for a store."""
+        if dtype == "float16":
+            return self.float_to_half(v)
         if dtype == "bool":
             return self.builder.zext(v, self._like(v, I8))
         if dtype == "int32":
@@ -229,7 +235,7 @@ class MemoryAccess:
     def _store(self, buf, index, value):
         b = self.builder
         ety = MEMTYPE[buf.dtype]
-        if buf.dtype in ("bool", "int32"):
+        if buf.dtype in ("bool", "int32", "float16"):
             value = self.to_memory(self.materialize(value), buf.dtype)
         if not is_vec(index) and not is_vec(value) and self.mask is None:
             b.store(value, self.address(buf, index), align=NBYTES[buf.dtype])
