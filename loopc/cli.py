@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import math
 import os
-import platform
 import sys
 
 
@@ -40,41 +39,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def cmd_info(args) -> int:
-    import llvmlite
-    import numba
-    import numpy as np
-
-    import loopc
-    from loopc.runtime import threads
-    from loopc.target import host
-
-    t = host()
-    feats = [f[1:] for f in t.features.split(",") if f.startswith("+")]
-    simd = [f for f in feats if f.startswith(("avx", "sse", "fma", "neon", "sve"))]
-    rows = [
-        ("loopc", loopc.__version__),
-        ("python", platform.python_version()),
-        ("numpy", np.__version__),
-        ("llvmlite", f"{llvmlite.__version__} (LLVM {'.'.join(map(str, _llvm_version()))})"),
-        ("numba", numba.__version__),
-        ("target", "llvm"),
-        ("triple", t.triple),
-        ("cpu", t.cpu),
-        ("vector bits", str(t.vector_bits)),
-        ("simd features", " ".join(sorted(simd)) or "-"),
-        ("threads", f"{threads.num_threads()} ({'libgomp' if threads.libgomp() else 'serial fallback'})"),
-    ]
-    if args.all_features:
-        rows.append(("all features", " ".join(feats)))
-    width = max(len(k) for k, _ in rows)
-    for k, v in rows:
-        print(f"{k:<{width}}  {v}")
+    """The machine table (loopc.apps.machine, shared with the lab report): CPU, caches, GPU, OS, versions."""
+    from loopc.apps import machine
+    print(machine.format_rows(machine.machine_rows(all_features=args.all_features)))
     return 0
-
-
-def _llvm_version():
-    import llvmlite.binding as llvm
-    return llvm.llvm_version_info
 
 
 def cmd_show(args) -> int:
