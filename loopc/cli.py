@@ -10,6 +10,8 @@
     loopc lenet eval --load W.npz [--data DIR]
     loopc lenet bench --batch-sizes 1 16 64 [--target cuda] [--compare-cpu] [--optimizer sgd|adadelta]
     loopc demo                          LeNet trained on loopc kernels on the embedded MNIST subset
+    loopc lab --out DIR [--epochs N] [--limit N] [--batch-sizes 1 16 64] [--no-torch] [--threads N]
+                                        the chapter's lab as DIR/report.html and DIR/report.md
     loopc tune gemm --shape 1024 1024 1024 --trials 64 --tuner model --log gemm.jsonl
     loopc tune-model models.py:Net --input-shape 1 1 28 28 --trials 200 --log net.jsonl [--training]
 
@@ -431,6 +433,44 @@ def _add_lenet(sub):
     bn.set_defaults(fn=cmd_lenet_bench)
 
 
+def cmd_lab(args) -> int:
+    """The chapter's lab, run and written up in --out (loopc.apps.lab): training with the chapter's
+    recipe, TensorBoard logs, the top-10 operators, batch sizes beside PyTorch, CPU vs GPU, memory per
+    layer and the machine table."""
+    from loopc.apps import lab
+    from loopc.nn.lenet import LeNet
+    model = LeNet()
+    for b in {*args.batch_sizes, RECIPES["chapter"]["batch_size"]}:
+        _check_memory(model, b, "--batch-sizes")
+    opts = [f"--{k.replace('_', '-')} {v}" for k, v in (("epochs", args.epochs), ("limit", args.limit),
+                                                         ("threads", args.threads)) if v is not None]
+    command = " ".join(["loopc lab --out", args.out, *opts, "--batch-sizes", *map(str, args.batch_sizes),
+                        *(["--no-torch"] if args.no_torch else [])])
+    lab.run(args.out, RECIPES["chapter"], epochs=args.epochs, limit=args.limit, batch_sizes=args.batch_sizes,
+            with_torch=not args.no_torch, threads=args.threads, command=command)
+    return 0
+
+
+def _add_lab(sub):
+    lab = sub.add_parser("lab", help="the chapter's lab end to end, written up as DIR/report.html and report.md",
+                         description="Train LeNet with the chapter's recipe on the embedded MNIST digits (TensorBoard "
+                         "logs in DIR/tensorboard), profile the top-10 operators, time batch sizes beside PyTorch, "
+                         "compare CPU and GPU (recorded figures without a GPU), estimate memory per layer, and "
+                         "write DIR/report.md and DIR/report.html with PNG plots. Only the report's own files are "
+                         "written in DIR. The default run takes about LAB_MINUTES on a 2-core machine (most of "
+                         "it compiling kernels); --epochs 1 --limit 500 --batch-sizes 1 16 takes about LAB_SMALL.")
+    lab.add_argument("--out", metavar="DIR", type=log_dir, required=True,
+                     help="folder for the report (created when missing)")
+    lab.add_argument("--epochs", type=positive_int, default=None, help="default: 14 (the chapter's recipe)")
+    lab.add_argument("--limit", metavar="N", type=positive_int, default=None,
+                     help="use only the first N images of each split (default: all 4,000 / 1,000)")
+    lab.add_argument("--batch-sizes", type=positive_int, nargs="+", default=[1, 16, 64],
+                     help="the batch sizes to time and profile (default: 1 16 64)")
+    lab.add_argument("--no-torch", action="store_true", help="no PyTorch columns")
+    lab.add_argument("--threads", type=thread_count, default=None, help="default: the free cores")
+    lab.set_defaults(fn=cmd_lab)
+
+
 TUNERS = ("model", "ga", "random", "grid")
 #: loopc.schedules.tasks: the library's tunable ops
 LIBRARY_OPS = ("matmul", "dense", "conv2d_nchw", "depthwise_conv2d_nchw", "group_conv2d_nchw")
@@ -594,6 +634,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--quick", action="store_true", help="small shapes only")
 
     _add_lenet(sub)
+    _add_lab(sub)
     _add_tune(sub)
     _add_tune_model(sub)
 
