@@ -457,8 +457,9 @@ def _add_lab(sub):
                          "logs in DIR/tensorboard), profile the top-10 operators, time batch sizes beside PyTorch, "
                          "compare CPU and GPU (recorded figures without a GPU), estimate memory per layer, and "
                          "write DIR/report.md and DIR/report.html with PNG plots. Only the report's own files are "
-                         "written in DIR. The default run takes about LAB_MINUTES on a 2-core machine (most of "
-                         "it compiling kernels); --epochs 1 --limit 500 --batch-sizes 1 16 takes about LAB_SMALL.")
+                         "written in DIR. The default run takes about one to two minutes on a 2-core machine (most "
+                         "of it compiling kernels; the 14 epochs take 10-20 s); --epochs, --limit and --batch-sizes "
+                         "shrink it.")
     lab.add_argument("--out", metavar="DIR", type=log_dir, required=True,
                      help="folder for the report (created when missing)")
     lab.add_argument("--epochs", type=positive_int, default=None, help="default: 14 (the chapter's recipe)")

@@ -174,7 +174,7 @@ def _gpu_section(r) -> list:
            table(["batch", "CPU fwd ms", f"GPU fwd ms{tag}", "CPU train ms", f"GPU train ms{tag}",
                   "fwd CPU/GPU", "train CPU/GPU"], rows)]
     if not gpu.measured:
-        out += [p(f"The recorded figures themselves ({gpu.label}, ms, median):"),
+        out += [p(f"The recorded figures themselves, on {gpu.recorded.gpu} on {gpu.recorded.date} (median ms):"),
                 table(["batch", "loopc fwd ms", "loopc train ms", "torch fwd ms", "torch train ms"],
                       [(g.batch, ms(g.forward_ms), ms(g.train_ms), ms(g.torch_forward_ms), ms(g.torch_train_ms))
                        for g in gpu.rows])]

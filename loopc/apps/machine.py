@@ -132,11 +132,12 @@ def os_name() -> str:
 
 
 def torch_version() -> str:
+    """PyTorch's version from its installed metadata (importing torch takes seconds), else "not installed"."""
+    from importlib import metadata
     try:
-        import torch
-    except ImportError:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:
         return "not installed"
-    return torch.__version__
 
 
 def gpu_usable() -> bool:
