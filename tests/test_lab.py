@@ -273,8 +273,30 @@ def test_report_without_matplotlib_says_so_and_has_no_images(run, tmp_path, monk
     assert "<img" not in page and "matplotlib is not installed" in page
 
 
-def test_cli_lab_without_torch(run, tmp_path, monkeypatch, capsys):
+def test_a_measured_gpu_is_labelled_measured(run, tmp_path, monkeypatch):
+    """Where numba finds a GPU, step 6 times the same benchmark on it (faked here: no GPU needed)."""
+    result, _ = run
+    calls = []
+
+    def bench(**kw):
+        calls.append(kw)
+        return [dataclasses.replace(r, forward_ms=r.forward_ms / 4, train_ms=r.train_ms / 2) for r in result.bench]
+    monkeypatch.setattr(machine, "gpu_rows", lambda: ("Fake GPU (compute capability 9.0)", "driver 12.4"))
+    monkeypatch.setattr(lab.lenet_bench, "run", bench)
+    gpu = lab._gpu(list(BATCHES), 3, 2, True, True, log=lambda *a: None)
+    assert gpu.measured and calls[0]["target"] == "cuda" and calls[0]["batch_sizes"] == list(BATCHES)
+    lab_report.write(dataclasses.replace(result, out=str(tmp_path), gpu=gpu), plots=False)
+    text = section((tmp_path / "report.md").read_text(), "6. CPU vs GPU")
+    assert "Measured here" in text and "Fake GPU" in text and "recorded" not in text
+    head, rows = tables(text)[0]
+    assert "GPU fwd ms" in head and [r[head.index("fwd CPU/GPU")] for r in rows] == ["4.00x"] * len(BATCHES)
+    assert "No plots were drawn" in (tmp_path / "report.md").read_text()
+
+
+def test_cli_lab_without_torch_or_tensorboard(run, tmp_path, monkeypatch, capsys):
+    from loopc.nn import tensorboard
     monkeypatch.setattr(machine, "gpu_usable", lambda: False)
+    monkeypatch.setattr(tensorboard, "available", lambda: False)
     out = tmp_path / "new" / "lab"                                    # created, parents too
     try:
         assert cli.main(["lab", "--out", str(out), *TINY, "--no-torch"]) == 0
@@ -284,6 +306,8 @@ def test_cli_lab_without_torch(run, tmp_path, monkeypatch, capsys):
     head, _ = tables(section(md, "5. Batch sizes"))[0]
     assert head == ["batch", "loopc fwd ms", "loopc train ms", "fwd us/image", "train us/image", "compile s"]
     assert "--no-torch" in md and "PyTorch was not run" in md
+    assert "No TensorBoard logs: the tensorboard package is not installed" in section(md, "2. Dataflow graph")
+    assert not (out / "tensorboard").exists()
     assert "report.html" in capsys.readouterr().out
 
 
