@@ -114,6 +114,8 @@ def test_training_table_is_the_history(run):
         assert float(cell) == pytest.approx(100 * e.test_accuracy, abs=0.05)
     assert "training_curves.png" in text
     config = section((out / "report.md").read_text(), "1. Training")
+    assert 0 <= result.compile_s <= result.seconds
+    assert f"| kernel compilation (before epoch 1) | {result.compile_s:.1f} s |" in config
     assert "Adadelta lr 1" in config and "StepLR gamma 0.7" in config and "test batch 1000" in config
 
 

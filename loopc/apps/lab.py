@@ -171,6 +171,7 @@ def run(out, recipe: dict, epochs=None, limit=None, batch_sizes=BATCH_SIZES, wit
     finally:
         if writer is not None:
             writer.close()
+    compile_s = model.kernels.stats["seconds"] - built       # the training run's kernels, not the bench's
     train_batch = min(cfg.batch_size, len(data.train))
     ex = model.executor(train_batch)
     top, total_ms, calls = _top(prof, 10)
@@ -187,7 +188,7 @@ def run(out, recipe: dict, epochs=None, limit=None, batch_sizes=BATCH_SIZES, wit
     result = LabResult(
         out=out, command=command, started=started, machine=rows, config=cfg, data=data.source,
         n_train=len(data.train), n_test=len(data.test), threads=th.num_threads(),
-        compile_s=model.kernels.stats["seconds"] - built, history=list(history.epochs),
+        compile_s=compile_s, history=list(history.epochs),
         graph=_graph_facts(ex), tensorboard=None if writer is None else os.path.join(out, TENSORBOARD_DIR),
         tensorboard_note=tb_note, top=top, profile_ms=total_ms, profile_calls=calls, bench=bench,
         torch=_torch_version() if has_torch else None, torch_note=torch_note, gpu=gpu,
