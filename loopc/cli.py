@@ -10,6 +10,8 @@
     loopc lenet eval --load W.npz [--data DIR]
     loopc lenet bench --batch-sizes 1 16 64 [--target cuda] [--compare-cpu] [--optimizer sgd|adadelta]
     loopc demo                          LeNet trained on loopc kernels on the embedded MNIST subset
+    loopc lab --out DIR [--epochs N] [--limit N] [--batch-sizes 1 16 64] [--no-torch] [--threads N]
+                                        the chapter's lab as DIR/report.html and DIR/report.md
     loopc tune gemm --shape 1024 1024 1024 --trials 64 --tuner model --log gemm.jsonl
     loopc tune-model models.py:Net --input-shape 1 1 28 28 --trials 200 --log net.jsonl [--training]
 
@@ -22,7 +24,6 @@ import argparse
 import contextlib
 import math
 import os
-import platform
 import sys
 
 
@@ -40,41 +41,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def cmd_info(args) -> int:
-    import llvmlite
-    import numba
-    import numpy as np
-
-    import loopc
-    from loopc.runtime import threads
-    from loopc.target import host
-
-    t = host()
-    feats = [f[1:] for f in t.features.split(",") if f.startswith("+")]
-    simd = [f for f in feats if f.startswith(("avx", "sse", "fma", "neon", "sve"))]
-    rows = [
-        ("loopc", loopc.__version__),
-        ("python", platform.python_version()),
-        ("numpy", np.__version__),
-        ("llvmlite", f"{llvmlite.__version__} (LLVM {'.'.join(map(str, _llvm_version()))})"),
-        ("numba", numba.__version__),
-        ("target", "llvm"),
-        ("triple", t.triple),
-        ("cpu", t.cpu),
-        ("vector bits", str(t.vector_bits)),
-        ("simd features", " ".join(sorted(simd)) or "-"),
-        ("threads", f"{threads.num_threads()} ({'libgomp' if threads.libgomp() else 'serial fallback'})"),
-    ]
-    if args.all_features:
-        rows.append(("all features", " ".join(feats)))
-    width = max(len(k) for k, _ in rows)
-    for k, v in rows:
-        print(f"{k:<{width}}  {v}")
+    """The machine table (loopc.apps.machine, shared with the lab report): CPU, caches, GPU, OS, versions."""
+    from loopc.apps import machine
+    print(machine.format_rows(machine.machine_rows(all_features=args.all_features)))
     return 0
-
-
-def _llvm_version():
-    import llvmlite.binding as llvm
-    return llvm.llvm_version_info
 
 
 def cmd_show(args) -> int:
@@ -463,6 +433,45 @@ def _add_lenet(sub):
     bn.set_defaults(fn=cmd_lenet_bench)
 
 
+def cmd_lab(args) -> int:
+    """The chapter's lab, run and written up in --out (loopc.apps.lab): training with the chapter's
+    recipe, TensorBoard logs, the top-10 operators, batch sizes beside PyTorch, CPU vs GPU, memory per
+    layer and the machine table."""
+    from loopc.apps import lab
+    from loopc.nn.lenet import LeNet
+    model = LeNet()
+    for b in {*args.batch_sizes, RECIPES["chapter"]["batch_size"]}:
+        _check_memory(model, b, "--batch-sizes")
+    opts = [f"--{k.replace('_', '-')} {v}" for k, v in (("epochs", args.epochs), ("limit", args.limit),
+                                                         ("threads", args.threads)) if v is not None]
+    command = " ".join(["loopc lab --out", args.out, *opts, "--batch-sizes", *map(str, args.batch_sizes),
+                        *(["--no-torch"] if args.no_torch else [])])
+    lab.run(args.out, RECIPES["chapter"], epochs=args.epochs, limit=args.limit, batch_sizes=args.batch_sizes,
+            with_torch=not args.no_torch, threads=args.threads, command=command)
+    return 0
+
+
+def _add_lab(sub):
+    lab = sub.add_parser("lab", help="the chapter's lab end to end, written up as DIR/report.html and report.md",
+                         description="Train LeNet with the chapter's recipe on the embedded MNIST digits (TensorBoard "
+                         "logs in DIR/tensorboard), profile the top-10 operators, time batch sizes beside PyTorch, "
+                         "compare CPU and GPU (recorded figures without a GPU), estimate memory per layer, and "
+                         "write DIR/report.md and DIR/report.html with PNG plots. Only the report's own files are "
+                         "written in DIR. The default run takes about one to two minutes on a 2-core machine (most "
+                         "of it compiling kernels; the 14 epochs take 10-20 s); --epochs, --limit and --batch-sizes "
+                         "shrink it.")
+    lab.add_argument("--out", metavar="DIR", type=log_dir, required=True,
+                     help="folder for the report (created when missing)")
+    lab.add_argument("--epochs", type=positive_int, default=None, help="default: 14 (the chapter's recipe)")
+    lab.add_argument("--limit", metavar="N", type=positive_int, default=None,
+                     help="use only the first N images of each split (default: all 4,000 / 1,000)")
+    lab.add_argument("--batch-sizes", type=positive_int, nargs="+", default=[1, 16, 64],
+                     help="the batch sizes to time and profile (default: 1 16 64)")
+    lab.add_argument("--no-torch", action="store_true", help="no PyTorch columns")
+    lab.add_argument("--threads", type=thread_count, default=None, help="default: the free cores")
+    lab.set_defaults(fn=cmd_lab)
+
+
 TUNERS = ("model", "ga", "random", "grid")
 #: loopc.schedules.tasks: the library's tunable ops
 LIBRARY_OPS = ("matmul", "dense", "conv2d_nchw", "depthwise_conv2d_nchw", "group_conv2d_nchw")
@@ -626,6 +635,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--quick", action="store_true", help="small shapes only")
 
     _add_lenet(sub)
+    _add_lab(sub)
     _add_tune(sub)
     _add_tune_model(sub)
 
