@@ -264,6 +264,16 @@ def test_arithmetic(name):
     check(fn, *[randn(*s) for s in shapes])
 
 
+def test_bitwise_ops_on_integers_are_bitwise_and_on_masks_logical():
+    """``&``/``|``/``^``/``~`` of int64 tensors against eager (bit patterns, negatives), and of
+    boolean masks, used to select values."""
+    gen = torch.Generator().manual_seed(5)
+    a, b = (torch.randint(-2**40, 2**40, (3, 7), generator=gen) for _ in range(2))
+    check(lambda a, b: ((a & b) | (~a ^ b)) + (a ^ 12345), a, b, backward=False)
+    x, y = randn(5, 3, grad=False), randn(5, 3, grad=False)
+    check(lambda x, y: torch.where(((x > 0) & (y < 0)) | ~(x > y) ^ (y > 1.0), x, y * 2.0), x, y, backward=False)
+
+
 # --------------------------------------------------------------------------- pooling
 
 @pytest.mark.parametrize("args", [
