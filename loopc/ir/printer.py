@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..te import expr as E
 from .emitter import ExprEmitter
-from .stmt import Allocate, For, ForKind, IfThenElse, LoweredFunc, SeqStmt, Store, TensorStore
+from .stmt import Allocate, Evaluate, For, ForKind, IfThenElse, LoweredFunc, SeqStmt, Store, TensorStore
 from .visitor import StmtVisitor
 
 _LOOP_FUNCS = {ForKind.SERIAL: "range", ForKind.PARALLEL: "parallel", ForKind.VECTORIZED: "vectorized",
@@ -92,6 +92,8 @@ class IRPrinter(ExprEmitter):
             return [f"{pad}{s.tensor.name}[{', '.join(fx(i) for i in s.indices)}] = {fx(s.value)}"]
         if isinstance(s, Store):
             return [f"{pad}{s.buffer.name}[{fx(s.index)}] = {fx(s.value)}"]
+        if isinstance(s, Evaluate):
+            return [pad + fx(s.value)]
         if isinstance(s, Allocate):
             b = s.buffer
             dims = ", ".join(map(str, b.shape))
