@@ -63,6 +63,16 @@ class IRPrinter(ExprEmitter):
         where = "" if e.condition is None else f", where={self.expr(e.condition)}"
         return f"{e.combiner}({self.expr(e.source)}, axis=[{axes}]{where})"
 
+    def emit_ExternCall(self, e, prec):
+        head = f'"{e.name}"' if e.kind == "packed" else f'"{e.dtype}", "{e.name}"'
+        return f"call_{e.kind}({', '.join([head] + [self.expr(a) for a in e.args])})"
+
+    def emit_TensorArg(self, e, prec):
+        return e.tensor.name
+
+    def emit_BufferArg(self, e, prec):
+        return e.buffer.name
+
     def emit_Expr(self, e, prec):
         return repr(e)
 
