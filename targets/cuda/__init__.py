@@ -31,6 +31,7 @@ from loopc.errors import BuildError
 from . import device, kernels
 from .codegen import generate, namespace
 from .kernels import Plan, plan_kernels
+from .validate import check_host_steps
 from .module import CUDAModule
 from .target import CUDATarget, parse_target
 
@@ -53,6 +54,7 @@ def build(func, target="cuda", bounds_check=None) -> CUDAModule:
                          "schedule with target='llvm' (or in numba's simulator, which checks every index)")
     t0 = time.perf_counter()
     tgt = parse_target(target)
+    check_host_steps(func)
     plan = plan_kernels(func, tgt)
     source, host_name, kernel_names = generate(plan)
     device.cuda()  # import numba.cuda (BuildError if unavailable)
