@@ -197,6 +197,18 @@ def test_scan_reads_are_bounds_checked_and_arguments_checked():
         loopc.lower(te.create_schedule(scan.op), [X, state2, scan])
     with pytest.raises(LoopcError, match="already the state of scan"):
         te.scan(init, update, state2)
+    out = te.compute((m, n), lambda t, i: scan[t, i] + state2[t, i], name="out")
+    with pytest.raises(LoweringError, match="'out' reads 'state2'.*outside the scan's steps"):
+        loopc.lower(te.create_schedule(out.op), [X, out])
+    s = te.create_schedule(scan.op)
+    with pytest.raises(ScheduleError, match="computed by scan"):
+        s.cache_write(update2, "local")
+    with pytest.raises(ScheduleError, match="ScanOp"):
+        s.rfactor(scan, scan.op.scan_axis)
+    state3 = te.placeholder((m, n), name="state3")
+    E = te.extern((m, n), [state3], lambda ins, outs: te.call_packed("test.any", ins[0], outs[0]), name="E")
+    with pytest.raises(LoopcError, match="'E' .ExternOp. reads the state"):
+        te.scan(init, te.compute((m, n), lambda t, i: E[t - 1, i] + X[t, i]), state3)
 
 
 def case_scan_in_the_cuda_simulator():

@@ -40,6 +40,12 @@ def check_scan_args(schedule, in_args) -> None:
                     raise LoweringError(f"'{t.name}' is the {what} of scan '{scan.name}', which lives in the scan's "
                                         f"output; pass the scan's output '{op.name}' instead")
         update = schedule[op.update[0]]
+        steps = set(op.body_ops) | {update.op}
+        for reader in schedule.ops:
+            if reader not in steps and any(t.op is op.state_placeholder[0].op for t in reader.input_tensors):
+                raise LoweringError(f"'{reader.name}' reads '{op.state_placeholder[0].name}', the state placeholder "
+                                    f"of scan '{scan.name}', outside the scan's steps; read the scan's output "
+                                    f"'{op.name}' instead")
         for body_op in op.body_ops:
             st = schedule[body_op]
             if st.attach is AttachKind.INLINE:

@@ -108,6 +108,17 @@ def scan_body(update_op, state_op) -> list:
     return order
 
 
+def _ops_behind(op) -> list:
+    """``op`` and every op it reads, directly or not."""
+    seen, stack = [], [op]
+    while stack:
+        o = stack.pop()
+        if all(o is not x for x in seen):
+            seen.append(o)
+            stack.extend(t.op for t in o.input_tensors)
+    return seen
+
+
 def _check_body(name, body_ops, state_op, rows, length):
     """Every step reads earlier steps of the state, and its own step of the other body stages."""
     for op in body_ops:
@@ -161,6 +172,10 @@ def scan(init, update, state_placeholder, inputs=None, name: str = "scan", tag: 
                          f"state {state.dtype}")
     if scan_body(init.op, state.op):
         raise LoopcError(f"te.scan {name}: init '{init.name}' reads the state; the init rows come before any state")
+    for op in _ops_behind(update.op):
+        if not isinstance(op, ComputeOp) and any(t.op is state.op for t in op.input_tensors):
+            raise LoopcError(f"te.scan {name}: '{op.name}' ({type(op).__name__}) reads the state; only te.compute "
+                             "stages can run step by step inside a scan")
     body = scan_body(update.op, state.op)
     _check_body(name, body, state.op, init.shape[0], update.shape[0])
     op = ScanOp(name, init, update, state, inputs or (), tag, attrs)
