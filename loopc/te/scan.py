@@ -147,7 +147,12 @@ def scan(init, update, state_placeholder, inputs=None, name: str = "scan", tag: 
     """TVM's ``te.scan``: ``out[:rows] = init``; ``out[t] = update(t)`` for t in ``[rows, m)``,
     where the update reads ``state_placeholder[t - k, ...]`` (1 <= k <= rows) for earlier rows of
     ``out``. ``inputs`` (the tensors the update reads) is accepted for TVM's sake; loopc finds
-    them itself. One state per scan (TVM also takes lists; a list of one tensor works)."""
+    them itself. ``out.op.scan_axis`` runs over ``[rows, m)``.
+
+    Differs from TVM on purpose: one state per scan (TVM also takes lists; a list of one tensor
+    works); every read of the state is checked here to look back a constant number of steps,
+    within the init's rows, and stages of the scan body read each other at the same step (TVM
+    leaves both unchecked)."""
     init, update = _one(init, "init"), _one(update, "update")
     state = _one(state_placeholder, "state_placeholder")
     for t in list(inputs or ()):
