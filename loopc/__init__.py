@@ -14,8 +14,8 @@ from .runtime.profiling import profile
 from .schedule import create_schedule
 
 __all__ = ["te", "interp", "lower", "build", "create_schedule", "profile", "LoopcError", "ScheduleError",
-           "LoweringError", "BuildError", "ArgumentError", "BoundsError", "AllocationError", "UnsupportedError", "ExternCallError", "register_func", "get_global_func",
-           "load_library", "__version__"]
+           "LoweringError", "BuildError", "ArgumentError", "BoundsError", "AllocationError", "UnsupportedError",
+           "ExternCallError", "register_func", "get_global_func", "load_library", "__version__"]
 
 
 def build(schedule, args, target="llvm", name: str = "main", bounds_check: bool | None = None):

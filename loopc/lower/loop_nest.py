@@ -31,7 +31,7 @@ from ..te.extern import ExternOp
 from ..te.scan import ScanOp, is_scan_state
 from .bounds import check_reads_in_bounds
 from .extern import extern_stmt
-from .scan import check_scan_args, scan_nest, scan_step_ranges
+from .scan import check_scans, scan_nest, scan_step_ranges
 
 
 #: bound inference's interval of one index (now in loopc.arith; this name is kept for callers)
@@ -247,7 +247,7 @@ def _check_args(schedule, args):
     if len({id(t) for t in args}) != len(args):
         raise LoweringError("a tensor appears twice in args; list each once")
     in_args = {t.op for t in args}
-    check_scan_args(schedule, in_args)
+    check_scans(schedule, in_args)
     for op in schedule.ops:
         if isinstance(op, PlaceholderOp) and op not in in_args and not is_scan_state(op):
             raise LoweringError(f"placeholder '{op.name}' is read by the computation but is not in args; "

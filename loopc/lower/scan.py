@@ -30,8 +30,8 @@ def scan_step_ranges(ops) -> dict:
     return out
 
 
-def check_scan_args(schedule, in_args) -> None:
-    """LoweringError for an argument list or a placement that a scan cannot honour."""
+def check_scans(schedule, in_args) -> None:
+    """LoweringError for arguments (``in_args``: their ops) or placements a scan cannot honour."""
     for scan in [st for st in schedule.stages if isinstance(st.op, ScanOp)]:
         op = scan.op
         for what, tensors in (("state placeholder", op.state_placeholder), ("init", op.init), ("update", op.update)):
@@ -96,4 +96,4 @@ def scan_nest(builder, stage, scans: dict):
     return seq(init, For(time.var, E.Const(rows), E.Const(steps - rows), ForKind.SERIAL, nest.body))
 
 
-__all__ = ["scan_step_ranges", "check_scan_args", "scan_nest"]
+__all__ = ["scan_step_ranges", "check_scans", "scan_nest"]

@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import ArgumentError
 from ..ir.stmt import Evaluate, Store, walk_stmt
 from ..te import expr as E
+from ..te.extern import BufferArg
 
 #: the advice of each message, on each side of the bus
 _HINTS = {
@@ -29,7 +30,7 @@ def written_buffers(func) -> set:
         if isinstance(s, Store):
             out.add(s.buffer)
         elif isinstance(s, Evaluate):
-            out.update(a.buffer for a in E.walk(s.value) if getattr(a, "writes", False) and hasattr(a, "buffer"))
+            out.update(a.buffer for a in E.walk(s.value) if isinstance(a, BufferArg) and a.writes)
     return out
 
 

@@ -22,6 +22,7 @@ from ..errors import BuildError, ExternCallError, LoopcError
 
 _REGISTRY: dict = {}
 _LIBRARIES: list = []
+_PROCESS: list = []         # the process's own symbols, opened on first use
 
 #: what a compiled module calls: ``int32 site(int64 *slots)``, one 8-byte slot per argument
 CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p)
@@ -83,8 +84,10 @@ def load_library(path):
 
 
 def symbol_address(name: str):
-    """The address of C symbol ``name`` in this process or a loaded library, or None."""
-    for lib in _LIBRARIES[::-1] + [ctypes.CDLL(None)]:
+    """The address of C symbol ``name`` in a loaded library or this process (libc, libm), or None."""
+    if not _PROCESS:
+        _PROCESS.append(ctypes.CDLL(None))
+    for lib in _LIBRARIES[::-1] + _PROCESS:
         try:
             return ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
         except AttributeError:

@@ -5,11 +5,12 @@ scan computes them into its output. The update's first axis is the time step, a 
 loop that no primitive may touch. Each stage of the scan body (between the state and the
 update) is computed at the time loop of the stage that reads it, one row per step:
 
-    before:  s1[t, i] = state[t - 1, i] * 2            (root: would read the state too early)
+    before:  s1[t, i] = state[t - 1, i] * 2            (at the root it would read the state too early)
              update[t, i] = s1[t, i] + X[t, i]
     after:   for t in range(1, m):
-               for i: s1.local[0, i] = scan[t - 1, i] * 2
-               for i: scan[t, i] = s1.local[0, i] + X[t, i]
+               s1 = allocate(float32[1, n])
+               for i: s1[0, i] = scan[t - 1, i] * 2
+               for i: scan[t, i] = s1[0, i] + X[t, i]
 """
 from __future__ import annotations
 
@@ -26,7 +27,6 @@ def attach_scans(schedule) -> None:
     for scan_stage in [st for st in schedule.stages if isinstance(st.op, ScanOp)]:
         op = scan_stage.op
         why = SEQUENTIAL.format(scan=scan_stage.name)
-        scan_stage.sequential_axes[op.scan_axis] = why
         for tensor in op.init + op.update:
             st = schedule._stage_of[tensor.op]
             st.attach, st.attach_stage, st.attach_ivar = AttachKind.SCAN, scan_stage, op.scan_axis
@@ -41,9 +41,4 @@ def attach_scans(schedule) -> None:
                 st.attach, st.attach_stage, st.attach_ivar = AttachKind.SCOPE, reader, reader.op.axis[0]
 
 
-def scan_of(stage):
-    """The scan stage that computes ``stage`` (its init or update), or None."""
-    return stage.attach_stage if stage.attach is AttachKind.SCAN else None
-
-
-__all__ = ["attach_scans", "scan_of", "SEQUENTIAL"]
+__all__ = ["attach_scans", "SEQUENTIAL"]

@@ -89,7 +89,7 @@ class Stage:
         raise ScheduleError(primitive, self.name, message, fix)
 
     def _leaf(self, primitive: str, iv) -> IterVar:
-        """``iv`` must be a current leaf axis of this stage."""
+        """``iv`` must be a current leaf axis of this stage (a scan or extern stage has none)."""
         opaque = getattr(self.op, "opaque", None)
         if opaque:
             self._fail(primitive, opaque)
@@ -126,9 +126,6 @@ class Stage:
         return int(value)
 
     def _check_attached_ok(self, primitive):
-        opaque = getattr(self.op, "opaque", None)
-        if opaque:
-            self._fail(primitive, opaque)
         if self.attach is AttachKind.INLINE:
             self._fail(primitive, "the stage is inlined into its consumers and has no loops of its own",
                        f"call s[{self.name}].compute_root() first, or drop the compute_inline")

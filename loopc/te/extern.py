@@ -157,7 +157,8 @@ def call_extern(dtype, func_name=None, *args) -> ExternCall:
 
 
 def _shape(shape):
-    if isinstance(shape, int) or (isinstance(shape, (tuple, list)) and all(isinstance(d, (int, ExprOp)) for d in shape)):
+    if isinstance(shape, int) or (isinstance(shape, (tuple, list))
+                                  and all(isinstance(d, (int, ExprOp)) for d in shape)):
         return shape
     if isinstance(shape, (tuple, list)) and len(shape) == 1:       # TVM's list of one output shape
         return shape[0]

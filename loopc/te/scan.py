@@ -38,8 +38,6 @@ class ScanOp(Operation):
         self.shape, self.dtype = update.shape, update.dtype
         rows = init.shape[0]
         self.scan_axis = IterVar(Var(f"{name}.idx"), Range(rows, update.shape[0] - rows))
-        self.spatial_axis = tuple(IterVar(Var(f"{name}.ax{d + 1}"), Range(0, ext))
-                                  for d, ext in enumerate(update.shape[1:]))
         self.root_iter_vars = (self.scan_axis,)
         self.body = None
         self.body_ops = ()          # the computes between the state and the update (set by scan())
