@@ -412,3 +412,7 @@ def test_an_extern_stage_is_opaque_to_schedules(registered):
     s[P].compute_root()
     x = np.random.default_rng(2).standard_normal((8, 5)).astype("float32")
     np.testing.assert_allclose(run_both(s, [X, Q], x), (x + 1) ** 2, rtol=1e-6)
+    s = te.create_schedule(Q.op)
+    te.schedule.AutoInlineInjective(s)                  # P stays: the extern reads it whole
+    assert s[P].attach.value == "root"
+    np.testing.assert_allclose(run_both(s, [X, Q], x), (x + 1) ** 2, rtol=1e-6)
