@@ -125,6 +125,28 @@ def test_scan_reads_computed_stages_and_feeds_a_compute():
         loopc.lower(s, [X, W, out])
 
 
+def test_tvm_multi_stage_scan_tutorial():
+    """TVM's scan tutorial, "multi-stage scan cell": s1 (reading the state) computed at the split
+    outer loop of s2, one 32-wide block per step (70: a tail block of 6)."""
+    m, n = 10, 70
+    X = te.placeholder((m, n), name="X")
+    s_state = te.placeholder((m, n))
+    s_init = te.compute((1, n), lambda _, i: X[0, i])
+    s_update_s1 = te.compute((m, n), lambda t, i: s_state[t - 1, i] * 2, name="s1")
+    s_update_s2 = te.compute((m, n), lambda t, i: s_update_s1[t, i] + X[t, i], name="s2")
+    s_scan = te.scan(s_init, s_update_s2, s_state, inputs=[X])
+    s = te.create_schedule(s_scan.op)
+    xo, xi = s[s_update_s2].split(s_update_s2.op.axis[1], factor=32)
+    s[s_update_s1].compute_at(s[s_update_s2], xo)
+    assert "s1 = allocate(float32[1, 32]" in str(loopc.lower(s, [X, s_scan]))
+    x = np.random.default_rng(19).standard_normal((m, n)).astype("float32")
+    want = np.zeros_like(x)
+    want[0] = x[0]
+    for t in range(1, m):
+        want[t] = 2 * want[t - 1] + x[t]
+    np.testing.assert_allclose(run_both(s, [X, s_scan], x), want, rtol=1e-5, atol=1e-5)
+
+
 def test_the_scan_axis_is_sequential():
     X, init, update, scan = cumulative((13, 5), lambda a, b: a + b)
     s = te.create_schedule(scan.op)
