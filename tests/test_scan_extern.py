@@ -125,6 +125,32 @@ def test_scan_reads_computed_stages_and_feeds_a_compute():
         loopc.lower(s, [X, W, out])
 
 
+def test_a_reduction_update_with_its_loops_scheduled():
+    """h[t] = h[t-1] @ W as the update itself (a reduction over a whole earlier row), its row
+    split by 4 (13: a tail), the reduction moved between, the outer loop parallel inside the
+    sequential time loop."""
+    rng = np.random.default_rng(23)
+    m, n = 8, 13
+    X = te.placeholder((m, n), name="X")
+    W = te.placeholder((n, n), name="W")
+    state = te.placeholder((m, n), name="state")
+    init = te.compute((1, n), lambda _, i: X[0, i], name="init")
+    k = te.reduce_axis((0, n), name="k")
+    update = te.compute((m, n), lambda t, i: te.sum(state[t - 1, k] * W[k, i], axis=k), name="update")
+    h = te.scan(init, update, state, name="h")
+    s = te.create_schedule(h.op)
+    io, ii = s[update].split(update.op.axis[1], factor=4)
+    s[update].reorder(io, k, ii)
+    s[update].vectorize(ii)
+    s[update].parallel(io)
+    x, w = rng.standard_normal((m, n)).astype("float32"), (rng.standard_normal((n, n)) / n).astype("float32")
+    want = np.zeros_like(x)
+    want[0] = x[0]
+    for t in range(1, m):
+        want[t] = want[t - 1] @ w
+    np.testing.assert_allclose(run_both(s, [X, W, h], x, w), want, rtol=1e-4, atol=1e-6)
+
+
 def test_tvm_multi_stage_scan_tutorial():
     """TVM's scan tutorial, "multi-stage scan cell": s1 (reading the state) computed at the split
     outer loop of s2, one 32-wide block per step (70: a tail block of 6)."""
