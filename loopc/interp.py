@@ -79,4 +79,3 @@ def run(func: LoweredFunc, *arrays):
     fn, _ = to_python(func)
     with np.errstate(all="ignore"):
         fn(*[a.reshape(-1) for a in arrays])
-

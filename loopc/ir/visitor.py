@@ -2,10 +2,10 @@
 ``StmtVisitor``).
 
 ``visit(s)`` dispatches to ``visit_For``, ``visit_SeqStmt``, ``visit_IfThenElse``,
-``visit_Store``, ``visit_TensorStore``, ``visit_Evaluate`` or ``visit_Allocate``; each visits the statement's
-expressions through ``visit_expr`` and its child statements through ``visit``, and returns
-the SAME node when nothing changed (a changed child rebuilds only the path above it). A
-subclass overrides what it rewrites and calls ``super()`` to descend:
+``visit_Store``, ``visit_TensorStore``, ``visit_Evaluate`` or ``visit_Allocate``; each visits
+the statement's expressions through ``visit_expr`` and its child statements through ``visit``,
+and returns the SAME node when nothing changed (a changed child rebuilds only the path above
+it). A subclass overrides what it rewrites and calls ``super()`` to descend:
 
     class Serialize(StmtMutator):                    # parallel loops -> serial loops
         def visit_For(self, s):

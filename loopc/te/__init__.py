@@ -15,8 +15,8 @@ from ..errors import LoopcError
 from .expr import (MATH_FUNCS, And, Call, Const, Expr, ExprOp, Max, Min, Or, Reduce,
                    Select, Var, as_expr, check_dtype, is_float, walk, _as_bool, _unify, _pair)
 from .tensor import THREAD_TAGS, ComputeOp, IterKind, IterVar, PlaceholderOp, Range, Tensor
-from .extern import call_extern, call_packed, extern  # noqa: E402 - TVM's te.extern family
-from .scan import scan  # noqa: E402 - TVM's te.scan
+from .extern import call_extern, call_packed, extern     # TVM's te.extern family
+from .scan import scan                                     # TVM's te.scan
 
 __all__ = [
     "placeholder", "compute", "reduce_axis", "sum", "max", "min", "if_then_else", "all", "any",

@@ -31,9 +31,9 @@ from loopc.errors import BuildError
 from . import device, kernels
 from .codegen import generate, namespace
 from .kernels import Plan, plan_kernels
-from .validate import check_host_steps
 from .module import CUDAModule
 from .target import CUDATarget, parse_target
+from .validate import check_host_steps
 
 __all__ = ["build", "generate_source", "CUDAModule", "CUDATarget", "Plan", "parse_target", "plan_kernels",
            "gpu_available", "simulator"]
