@@ -6,14 +6,16 @@
 __version__ = "0.1.0"
 
 from . import interp, te
-from .errors import (AllocationError, ArgumentError, BoundsError, BuildError, LoopcError, LoweringError,
-                     ScheduleError, UnsupportedError)
+from .errors import (AllocationError, ArgumentError, BoundsError, BuildError, ExternCallError, LoopcError,
+                     LoweringError, ScheduleError, UnsupportedError)
 from .lower import lower
+from .runtime.packed import get_global_func, load_library, register_func
 from .runtime.profiling import profile
 from .schedule import create_schedule
 
 __all__ = ["te", "interp", "lower", "build", "create_schedule", "profile", "LoopcError", "ScheduleError",
-           "LoweringError", "BuildError", "ArgumentError", "BoundsError", "AllocationError", "UnsupportedError", "__version__"]
+           "LoweringError", "BuildError", "ArgumentError", "BoundsError", "AllocationError", "UnsupportedError",
+           "ExternCallError", "register_func", "get_global_func", "load_library", "__version__"]
 
 
 def build(schedule, args, target="llvm", name: str = "main", bounds_check: bool | None = None):

@@ -39,3 +39,8 @@ class AllocationError(LoopcError, MemoryError):
 
 class UnsupportedError(LoopcError, ValueError):
     """A valid request that loopc does not implement (a layer option, an operator variant)."""
+
+
+class ExternCallError(LoopcError, RuntimeError):
+    """A function an extern stage calls (``te.call_packed``) raised, or is no longer registered;
+    the function's own exception is the ``__cause__``."""

@@ -12,6 +12,7 @@ import numpy as np
 
 from .ir.stmt import LoweredFunc
 from .pysource import PySourceEmitter
+from .runtime import packed
 
 
 def _sigmoid(x):
@@ -83,11 +84,13 @@ _RUNTIME = {
     "_exp2": np.exp2, "_log2": np.log2, "_log10": np.log10, "_ceil": np.ceil, "_trunc": np.trunc, "_round": np.rint,
     "_power": np.power, "_fmod": np.fmod,
     "_alloc": lambda n, dtype: np.zeros(n, dtype=dtype),
+    "_call_packed": packed.call_packed_func, "_call_extern": packed.call_extern_func, "_view": packed.buffer_view,
 }
 
 
 def to_python(func: LoweredFunc):
     """Compile ``func`` to a Python function taking flat numpy arrays; returns (fn, source)."""
+    packed.check_calls(func, f"{func.name}() (interpreted)")
     emitter = PySourceEmitter(reserved=_RUNTIME)
     src = emitter.function(func)
     filename = f"<loopc-interp {func.name}>"

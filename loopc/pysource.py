@@ -9,7 +9,7 @@ import re
 
 from .arith import bound_of
 from .ir.emitter import ExprEmitter
-from .ir.stmt import Allocate, For, IfThenElse, LoweredFunc, SeqStmt, Store
+from .ir.stmt import Allocate, Evaluate, For, IfThenElse, LoweredFunc, SeqStmt, Store
 from .ir.visitor import const_range
 from .te import expr as E
 
@@ -157,8 +157,27 @@ class PySourceEmitter(ExprEmitter):
             b = s.buffer
             out.append(f"{pad}{self.name(b, b.name)} = _alloc({b.size}, {b.dtype!r})")
             self.stmt(s.body, indent, out)
+        elif isinstance(s, Evaluate):
+            out.append(pad + self.extern_call(s.value))
         else:
             raise TypeError(f"cannot emit {type(s).__name__} as Python")
+
+    def extern_call(self, call) -> str:
+        """``_call_packed(name, views...)`` or ``_call_extern(name, dtype, (kind, value)...)``: the
+        interpreter's runtime (``loopc.runtime.packed``) makes the call."""
+        from .te.extern import BufferArg
+        args = []
+        for a in call.args:
+            if isinstance(a, BufferArg):
+                b = a.buffer
+                name = self.name(b, b.name)
+                args.append(f"_view({name}, {tuple(b.shape)!r}, {a.writes})" if call.kind == "packed"
+                            else f"('buffer', {name})")
+            else:
+                args.append(self.expr(a) if call.kind == "packed" else f"({a.dtype!r}, {self.expr(a)})")
+        if call.kind == "packed":
+            return f"_call_packed({call.name!r}, [{', '.join(args)}])"
+        return f"_call_extern({call.name!r}, {call.dtype!r}, [{', '.join(args)}])"
 
     def function(self, func: LoweredFunc) -> str:
         params = [self.name(b, b.name) for b in func.params]

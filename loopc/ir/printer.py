@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..te import expr as E
 from .emitter import PRECEDENCE, ExprEmitter
-from .stmt import Allocate, For, ForKind, IfThenElse, LoweredFunc, SeqStmt, Store, TensorStore
+from .stmt import Allocate, Evaluate, For, ForKind, IfThenElse, LoweredFunc, SeqStmt, Store, TensorStore
 from .visitor import StmtVisitor
 
 #: ints other than int32 show their dtype: 7i64, 255u8, -1i8
@@ -74,6 +74,16 @@ class IRPrinter(ExprEmitter):
         where = "" if e.condition is None else f", where={self.expr(e.condition)}"
         return f"{e.combiner}({self.expr(e.source)}, axis=[{axes}]{where})"
 
+    def emit_ExternCall(self, e, prec):
+        head = f'"{e.name}"' if e.kind == "packed" else f'"{e.dtype}", "{e.name}"'
+        return f"call_{e.kind}({', '.join([head] + [self.expr(a) for a in e.args])})"
+
+    def emit_TensorArg(self, e, prec):
+        return e.tensor.name
+
+    def emit_BufferArg(self, e, prec):
+        return e.buffer.name
+
     def emit_Expr(self, e, prec):
         return repr(e)
 
@@ -103,6 +113,8 @@ class IRPrinter(ExprEmitter):
             return [f"{pad}{s.tensor.name}[{', '.join(fx(i) for i in s.indices)}] = {fx(s.value)}"]
         if isinstance(s, Store):
             return [f"{pad}{s.buffer.name}[{fx(s.index)}] = {fx(s.value)}"]
+        if isinstance(s, Evaluate):
+            return [pad + fx(s.value)]
         if isinstance(s, Allocate):
             b = s.buffer
             dims = ", ".join(map(str, b.shape))

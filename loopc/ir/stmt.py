@@ -90,6 +90,12 @@ class Store(Stmt):
 
 
 @dataclass(frozen=True, eq=False)
+class Evaluate(Stmt):
+    """Evaluate ``value`` for its effect: an extern stage's call (``loopc.te.extern.ExternCall``)."""
+    value: Expr
+
+
+@dataclass(frozen=True, eq=False)
 class Allocate(Stmt):
     """An intermediate buffer, live for ``body``; 64-byte aligned."""
     buffer: Buffer
@@ -145,6 +151,8 @@ def stmt_children(s: Stmt):
         return (), (s.index, s.value)
     if isinstance(s, Allocate):
         return (s.body,), ()
+    if isinstance(s, Evaluate):
+        return (), (s.value,)
     raise TypeError(type(s))  # pragma: no cover
 
 
@@ -165,5 +173,5 @@ def stmt_exprs(s: Stmt):
 
 
 __all__ = ["ForKind", "Buffer", "Stmt", "For", "SeqStmt", "IfThenElse", "TensorStore", "Store",
-           "Allocate", "LoweredFunc", "seq", "walk_stmt", "stmt_exprs", "stmt_children",
+           "Allocate", "Evaluate", "LoweredFunc", "seq", "walk_stmt", "stmt_exprs", "stmt_children",
            "expr_children", "expr_rebuild"]

@@ -2,10 +2,10 @@
 ``StmtVisitor``).
 
 ``visit(s)`` dispatches to ``visit_For``, ``visit_SeqStmt``, ``visit_IfThenElse``,
-``visit_Store``, ``visit_TensorStore`` or ``visit_Allocate``; each visits the statement's
-expressions through ``visit_expr`` and its child statements through ``visit``, and returns
-the SAME node when nothing changed (a changed child rebuilds only the path above it). A
-subclass overrides what it rewrites and calls ``super()`` to descend:
+``visit_Store``, ``visit_TensorStore``, ``visit_Evaluate`` or ``visit_Allocate``; each visits
+the statement's expressions through ``visit_expr`` and its child statements through ``visit``,
+and returns the SAME node when nothing changed (a changed child rebuilds only the path above
+it). A subclass overrides what it rewrites and calls ``super()`` to descend:
 
     class Serialize(StmtMutator):                    # parallel loops -> serial loops
         def visit_For(self, s):
@@ -28,7 +28,7 @@ a branchless ``if`` around nothing is nothing too.
 from __future__ import annotations
 
 from ..te import expr as E
-from .stmt import Allocate, For, IfThenElse, Store, TensorStore, seq
+from .stmt import Allocate, Evaluate, For, IfThenElse, Store, TensorStore, seq
 
 
 def const_range(loop: For):
@@ -123,6 +123,10 @@ class StmtMutator:
         if val is s.value and all(a is b for a, b in zip(idx, s.indices)):
             return s
         return TensorStore(s.tensor, idx, val)
+
+    def visit_Evaluate(self, s):
+        value = self.visit_expr(s.value)
+        return s if value is s.value else Evaluate(value)
 
     def visit_Allocate(self, s):
         body = self.descend(s, s.body)

@@ -27,7 +27,11 @@ from ..schedule.relations import leaf_values, propagate_extents
 from ..schedule.stage import MAX_UNROLL_EXTENT, MAX_VECTOR_LANES, AttachKind
 from ..te import expr as E
 from ..te.tensor import IterKind, PlaceholderOp, Tensor
+from ..te.extern import ExternOp
+from ..te.scan import ScanOp, is_scan_state
 from .bounds import check_reads_in_bounds
+from .extern import extern_stmt
+from .scan import check_scans, scan_nest, scan_step_ranges
 
 
 #: bound inference's interval of one index (now in loopc.arith; this name is kept for callers)
@@ -243,8 +247,9 @@ def _check_args(schedule, args):
     if len({id(t) for t in args}) != len(args):
         raise LoweringError("a tensor appears twice in args; list each once")
     in_args = {t.op for t in args}
+    check_scans(schedule, in_args)
     for op in schedule.ops:
-        if isinstance(op, PlaceholderOp) and op not in in_args:
+        if isinstance(op, PlaceholderOp) and op not in in_args and not is_scan_state(op):
             raise LoweringError(f"placeholder '{op.name}' is read by the computation but is not in args; "
                                 "add it to the argument list")
     for t in schedule.outputs:
@@ -262,11 +267,11 @@ def _check_args(schedule, args):
 def schedule_to_loops(schedule, args, name: str) -> LoweredFunc:
     """Pass 1: every root stage's loop nest, in producer-before-consumer order."""
     _check_args(schedule, args)
-    check_reads_in_bounds(schedule.declared_ops)
+    check_reads_in_bounds(schedule.declared_ops, scan_step_ranges(schedule.declared_ops))
     params = tuple(Buffer(t.name, t.shape, t.dtype) for t in args)
     buffer_map = {t.op: b for t, b in zip(args, params)}
     builder = NestBuilder(schedule, buffer_map)
-    nests, allocs = [], []
+    nests, allocs, scans = [], [], {}
     for st in schedule.stages:
         if st.attach is not AttachKind.ROOT:
             continue
@@ -274,8 +279,13 @@ def schedule_to_loops(schedule, args, name: str) -> LoweredFunc:
             buf = Buffer(st.name, st.op.shape, st.op.dtype, st.scope)
             buffer_map[st.op] = buf
             allocs.append(buf)
-        nests.append(builder.stage_nest(st))
+        if isinstance(st.op, ScanOp):
+            nests.append(scan_nest(builder, st, scans))
+        elif isinstance(st.op, ExternOp):
+            nests.append(extern_stmt(schedule, st, buffer_map))
+        else:
+            nests.append(builder.stage_nest(st))
     body = seq(*nests)
     for buf in reversed(allocs):
         body = Allocate(buf, body)
-    return LoweredFunc(name, params, body, {"buffer_map": buffer_map})
+    return LoweredFunc(name, params, body, {"buffer_map": buffer_map, "scans": scans})

@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ArgumentError
-from ..ir.stmt import Store, walk_stmt
+from ..ir.stmt import Evaluate, Store, walk_stmt
+from ..te import expr as E
+from ..te.extern import BufferArg
 
 #: the advice of each message, on each side of the bus
 _HINTS = {
@@ -22,8 +24,14 @@ _HINTS = {
 
 
 def written_buffers(func) -> set:
-    """The parameter buffers that ``func`` stores to (its outputs)."""
-    return {s.buffer for s in walk_stmt(func.body) if isinstance(s, Store)}
+    """The parameter buffers that ``func`` stores to (its outputs), also through an extern call."""
+    out = set()
+    for s in walk_stmt(func.body):
+        if isinstance(s, Store):
+            out.add(s.buffer)
+        elif isinstance(s, Evaluate):
+            out.update(a.buffer for a in E.walk(s.value) if isinstance(a, BufferArg) and a.writes)
+    return out
 
 
 def _describe(b):

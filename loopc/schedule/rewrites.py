@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..errors import ScheduleError
 from ..te import expr as E
-from ..te.tensor import ComputeOp, IterKind, IterVar, Range, Tensor
+from ..te.tensor import ComputeOp, IterKind, IterVar, PlaceholderOp, Range, Tensor
 from .relations import Split, leaf_values
 from .stage import AttachKind, Stage
 
@@ -30,6 +30,10 @@ def _computed_stage(schedule, tensor, primitive) -> Stage:
     if not isinstance(tensor, Tensor):
         raise ScheduleError(primitive, str(tensor), f"expects a tensor, got {type(tensor).__name__}",
                             f"s.{primitive}(C, ...) with C a te.compute tensor")
+    if not isinstance(tensor.op, (ComputeOp, PlaceholderOp)):
+        raise ScheduleError(primitive, tensor.name, f"is computed by a {type(tensor.op).__name__} (te.scan or "
+                            "te.extern), as a whole: there are no loops of its own to " + primitive,
+                            "apply it to a te.compute stage")
     if not isinstance(tensor.op, ComputeOp):
         raise ScheduleError(primitive, tensor.name, "is a placeholder (an input): it is not computed, so there "
                             "is nothing to " + ("cache" if primitive == "cache_write" else "factor"),
@@ -38,7 +42,11 @@ def _computed_stage(schedule, tensor, primitive) -> Stage:
     if tensor.op not in schedule._stage_of:
         raise ScheduleError(primitive, tensor.name, "is not part of this schedule",
                             "create the schedule from the outputs that read this tensor")
-    return schedule._stage_of[tensor.op]
+    stage = schedule._stage_of[tensor.op]
+    if stage.attach is AttachKind.SCAN:
+        raise ScheduleError(primitive, stage.name, f"is computed by scan '{stage.attach_stage.name}' straight into "
+                            "the scan's output", f"schedule its loops instead (s[{stage.name}].split(...))")
+    return stage
 
 
 def _check_scope(primitive, name, scope):
@@ -78,6 +86,9 @@ def cache_read(schedule, tensor, scope, readers, layout=None, block=None):
         raise ScheduleError("cache_read", tensor.name, "needs at least one reader", "s.cache_read(A, 'local', [C])")
     stages = [schedule[r] if not isinstance(r, Stage) else r for r in readers]
     for st in stages:
+        if getattr(st.op, "opaque", None):
+            raise ScheduleError("cache_read", tensor.name, f"stage '{st.name}' is a {type(st.op).__name__}, which "
+                                "reads whole buffers", "cache the tensor for the te.compute stages that read it")
         if not _reads(st, tensor.op):
             raise ScheduleError("cache_read", tensor.name, f"stage '{st.name}' does not read '{tensor.name}'",
                                 "list only stages that read the tensor")

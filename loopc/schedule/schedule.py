@@ -9,7 +9,8 @@ import json
 
 from ..errors import ScheduleError
 from ..te.expr import TensorRead, Var, walk
-from ..te.tensor import THREAD_TAGS, ComputeOp, IterKind, IterVar, Operation, PlaceholderOp, Tensor
+from ..te.tensor import THREAD_TAGS, IterKind, IterVar, Operation, PlaceholderOp, Tensor
+from .scan import attach_scans
 from .stage import Stage
 
 TRACE_VERSION = 1
@@ -47,17 +48,18 @@ class Schedule:
             outputs = [outputs]
         ops = [_as_op(o) for o in outputs]
         for op in ops:
-            if not isinstance(op, ComputeOp):
+            if isinstance(op, PlaceholderOp):
                 raise ScheduleError("create_schedule", op.name, "a placeholder is not computed, so it has no schedule",
                                     "schedule the te.compute tensors that read it")
         self.outputs = [op.output(0) for op in ops]
         self.ops = post_order_ops(ops)
         self.declared_ops = tuple(self.ops)     # the user's ops, before rewrites add stages
-        self.stages = [Stage(op, self) for op in self.ops if isinstance(op, ComputeOp)]
+        self.stages = [Stage(op, self) for op in self.ops if not isinstance(op, PlaceholderOp)]
         for st in self.stages:
             self._name_uniquely(st)
         self._stage_of = {st.op: st for st in self.stages}
         self.trace = []
+        attach_scans(self)
 
     def _name_uniquely(self, stage) -> None:
         """Stages that share a name (TVM's default "compute") get ``name_1``, ``name_2`` ... in

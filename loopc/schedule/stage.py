@@ -31,6 +31,7 @@ class AttachKind(Enum):
     ROOT = "root"
     INLINE = "inline"
     SCOPE = "scope"  # compute_at a consumer's loop
+    SCAN = "scan"    # the init or update of a te.scan, computed by the scan's stage (TVM's kScanUpdate)
 
 
 class Stage:
@@ -39,7 +40,10 @@ class Stage:
         self.schedule = schedule
         self.body = op.body        # rewritten by cache_read / cache_write / rfactor / im2col
         self.scope = "global"      # memory scope of the stage's buffer (set by cache_read/cache_write)
-        self.root_iter_vars = list(op.axis) + list(op.reduce_axis)
+        # a scan or extern op names its own (TVM: op->root_iter_vars())
+        roots = getattr(op, "root_iter_vars", None)
+        self.root_iter_vars = list(op.axis) + list(op.reduce_axis) if roots is None else list(roots)
+        self.sequential_axes = {}  # IterVar -> why no primitive may touch it (a scan's time axis)
         self.all_iter_vars = list(self.root_iter_vars)
         self.leaf_iter_vars = list(self.root_iter_vars)
         self.relations = []
@@ -85,10 +89,16 @@ class Stage:
         raise ScheduleError(primitive, self.name, message, fix)
 
     def _leaf(self, primitive: str, iv) -> IterVar:
-        """``iv`` must be a current leaf axis of this stage."""
+        """``iv`` must be a current leaf axis of this stage (a scan or extern stage has none)."""
+        opaque = getattr(self.op, "opaque", None)
+        if opaque:
+            self._fail(primitive, opaque)
         if not isinstance(iv, IterVar):
             self._fail(primitive, f"expected an axis (IterVar), got {iv!r}",
                        f"pass an axis such as s[{self.name}].op.axis[0] or one returned by split/fuse")
+        if iv in self.sequential_axes:
+            self._fail(primitive, f"axis '{iv.name}' {self.sequential_axes[iv]}",
+                       f"schedule the other loops: {self._leaf_names()}")
         if iv in self.leaf_iter_vars:
             return iv
         if iv in self.all_iter_vars:
@@ -336,12 +346,24 @@ class Stage:
         self._record("set_scope", scope=scope)
         return self
 
+    def _check_placement(self, primitive):
+        """A te.scan or te.extern stage is computed whole at the root; a scan's init and update
+        are computed by the scan."""
+        if getattr(self.op, "opaque", None) and primitive != "compute_root":
+            self._fail(primitive, f"'{self.name}' is a {type(self.op).__name__} stage, computed as a whole at the "
+                       "root: it cannot be inlined or computed inside another stage's loops",
+                       "leave it at the root; schedule the stages around it")
+        if self.attach is AttachKind.SCAN:
+            self._fail(primitive, f"'{self.name}' is computed by scan '{self.attach_stage.name}' into the scan's "
+                       "output, step by step", f"schedule its loops instead (s[{self.name}].split(...))")
+
     def compute_inline(self):
         """Substitute this stage's expression into every consumer; it gets no loops or buffer.
 
         before:  for i: B[i] = A[i] * 2          after:  for i: C[i] = (A[i] * 2) + 1
                  for i: C[i] = B[i] + 1
         """
+        self._check_placement("compute_inline")
         if self.is_output:
             self._fail("compute_inline", "an output stage cannot be inlined (nothing would compute it)",
                        "inline the stages that feed it, not the output")
@@ -370,6 +392,7 @@ class Stage:
                    for b in range(5): B_local[b] = A[i.outer*4 + b] * 2     # 4 + 1 halo
                    for i.inner in range(4): C[..] = B_local[i.inner] + B_local[i.inner + 1]
         """
+        self._check_placement("compute_at")
         if not isinstance(parent, Stage):
             self._fail("compute_at", f"the first argument must be a stage such as s[C], got {parent!r}",
                        "call s[B].compute_at(s[C], axis_of_C)")
@@ -442,5 +465,6 @@ class Stage:
 
     def compute_root(self):
         """Compute this stage in its own loop nest at the top of the function (the default)."""
+        self._check_placement("compute_root")
         self.attach, self.attach_stage, self.attach_ivar = AttachKind.ROOT, None, None
         self._record("compute_root")

@@ -17,6 +17,8 @@ from .expr import (MATH_FUNCS, And, Call, Const, Expr, ExprOp, Max, Min, Or, Red
 from .bitwise import (bitwise_and, bitwise_not, bitwise_or, bitwise_xor, max_value, min_value,  # noqa: F401
                       popcount, shift_left, shift_right)
 from .tensor import THREAD_TAGS, ComputeOp, IterKind, IterVar, PlaceholderOp, Range, Tensor
+from .extern import call_extern, call_packed, extern     # TVM's te.extern family
+from .scan import scan                                     # TVM's te.scan
 
 __all__ = [
     "placeholder", "compute", "reduce_axis", "sum", "max", "min", "if_then_else", "all", "any",
@@ -24,7 +26,7 @@ __all__ = [
     "exp2", "log2", "log10", "ceil", "trunc", "round", "power", "fmod", "erf", "isnan", "isinf",
     "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "shift_left", "shift_right", "popcount",
     "min_value", "max_value",
-    "create_schedule", "Tensor", "IterVar", "Expr", "Var",
+    "create_schedule", "Tensor", "IterVar", "Expr", "Var", "scan", "extern", "call_packed", "call_extern",
 ]
 
 

@@ -489,7 +489,7 @@ def children(e: Expr) -> Tuple[Expr, ...]:
         return (e.index,)
     if isinstance(e, Reduce):
         return (e.source,) if e.condition is None else (e.source, e.condition)
-    return ()
+    return getattr(e, "operands", ())      # a node declared elsewhere (loopc.te.extern) lists its own
 
 
 def rebuild(e: Expr, new_children) -> Expr:
@@ -514,6 +514,8 @@ def rebuild(e: Expr, new_children) -> Expr:
         return Load(e.buffer, c[0])
     if isinstance(e, Reduce):
         return Reduce(e.combiner, c[0], e.axes, c[1] if len(c) > 1 else None)
+    if hasattr(e, "with_operands"):
+        return e.with_operands(tuple(c))
     raise TypeError(type(e))  # pragma: no cover
 
 

@@ -33,6 +33,7 @@ from .codegen import generate, namespace
 from .kernels import Plan, plan_kernels
 from .module import CUDAModule
 from .target import CUDATarget, parse_target
+from .validate import check_host_steps
 
 __all__ = ["build", "generate_source", "CUDAModule", "CUDATarget", "Plan", "parse_target", "plan_kernels",
            "gpu_available", "simulator"]
@@ -53,6 +54,7 @@ def build(func, target="cuda", bounds_check=None) -> CUDAModule:
                          "schedule with target='llvm' (or in numba's simulator, which checks every index)")
     t0 = time.perf_counter()
     tgt = parse_target(target)
+    check_host_steps(func)
     plan = plan_kernels(func, tgt)
     source, host_name, kernel_names = generate(plan)
     device.cuda()  # import numba.cuda (BuildError if unavailable)

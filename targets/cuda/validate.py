@@ -1,11 +1,13 @@
-"""The CUDA target's checks on a planned kernel: launch limits and on-chip memory.
+"""The CUDA target's checks: what no kernel can do (host calls, scans that need a grid-wide
+barrier per step), and on a planned kernel, launch limits and on-chip memory.
 
 Each failure is a BuildError that names the kernel, its stage, the number over the limit and
 how to change the schedule. (Binding a reduction axis is refused earlier, by ``bind``.)
 """
 from __future__ import annotations
 
-from loopc.errors import BuildError
+from loopc.errors import BuildError, UnsupportedError
+from loopc.ir.stmt import Evaluate, walk_stmt
 
 from .target import MAX_BLOCK_DIMS, MAX_GRID_DIMS, CUDATarget
 
@@ -45,3 +47,21 @@ def check_kernel_limits(kernel, target: CUDATarget, where: str):
     if local > MAX_LOCAL_BYTES:
         raise BuildError(f"{where} needs {local} bytes of local memory per thread, above CUDA's "
                          f"{MAX_LOCAL_BYTES}; compute the local stages at an inner loop so they hold less")
+
+
+def check_host_steps(func) -> None:
+    """UnsupportedError for an extern stage (its call runs on the host, between kernels) and for
+    a te.scan whose steps read the state at other positions than their own: the kernel runs
+    each position's steps in one GPU thread, which is right only when a step reads what the
+    same thread wrote (``state[t - 1, i]`` from ``update[t, i]``)."""
+    for s in walk_stmt(func.body):
+        if isinstance(s, Evaluate):
+            raise UnsupportedError(
+                f"{func.name}(): extern stage call {s.value.name!r} (te.call_{s.value.kind}) runs on the host, and the "
+                "CUDA target runs kernels only, not host calls between them; build it with target='llvm'")
+    for name, pointwise in func.attrs.get("scans", {}).values():
+        if not pointwise:
+            raise UnsupportedError(
+                f"{func.name}(): scan '{name}' reads the state at other positions than the one a step computes "
+                "(or through a stage of its body); on the GPU every step would need a grid-wide barrier, which "
+                "loopc does not emit. Build it with target='llvm', or read state[t - k, <the update's own axes>]")

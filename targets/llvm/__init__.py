@@ -14,6 +14,7 @@ from loopc import backend
 from loopc.errors import BuildError
 from loopc.runtime import threads
 from loopc.runtime.module import Module
+from loopc.runtime.packed import PackedCalls, check_calls, extern_calls
 from loopc.runtime.timing import WallClock
 from loopc.target import host_memory
 
@@ -26,12 +27,12 @@ from .target import CPUTarget, host_target, init_llvm, parse_target
 __all__ = ["build", "compile_object", "load_object", "CPUTarget", "host_target", "parse_target", "compile_ir"]
 
 
-def _emit(func, cpu: CPUTarget, bounds_check: bool):
+def _emit(func, cpu: CPUTarget, bounds_check: bool, packed=None):
     """(LLVM IR text, the buffer names fault records refer to) of ``func`` for ``cpu``."""
     init_llvm()
     tm = cpu.target_machine()
     module, fault_buffers = emit(func, cpu.triple, str(tm.target_data), threads.libgomp() is not None,
-                                 bounds_check, native_half=_converts_half(cpu))
+                                 bounds_check, packed, native_half=_converts_half(cpu))
     return str(module), fault_buffers
 
 
@@ -51,8 +52,10 @@ def build(func, target="llvm", bounds_check: bool | None = None) -> Module:
         bounds_check = os.environ.get("LOOPC_BOUNDS_CHECK", "") not in ("", "0")
     cpu = parse_target(target)
     _check_memory(func)
+    check_calls(func, f"{func.name}()")
     t0 = time.perf_counter()
-    text, fault_buffers = _emit(func, cpu, bool(bounds_check))
+    packed = PackedCalls()
+    text, fault_buffers = _emit(func, cpu, bool(bounds_check), packed)
     engine, optimized = compile_ir(text, cpu)
     cfunc = entry_point(engine, func.name, len(func.params))
     build_seconds = time.perf_counter() - t0
@@ -62,14 +65,18 @@ def build(func, target="llvm", bounds_check: bool | None = None) -> Module:
 
     sources = {"llvm": lambda: str(optimized), "llvm-unopt": lambda: text, "asm": asm}
     sizes = {b.name: b.size for b in _buffers(func)}
-    return Module(func, cfunc, keepalive=(engine, optimized), sources=sources, target=str(cpu),
-                  build_seconds=build_seconds, fault=fault_reader(engine, func.name, fault_buffers, sizes))
+    return Module(func, cfunc, keepalive=(engine, optimized, packed), sources=sources, target=str(cpu),
+                  build_seconds=build_seconds, fault=fault_reader(engine, func.name, fault_buffers, sizes, packed))
 
 
 def compile_object(func, target="llvm"):
     """Loop IR -> optimised object code for ``target`` (what :func:`load_object` loads, in
     another process of this machine); returns (bytes, the full target string)."""
     cpu = parse_target(target)
+    if any(call.kind == "packed" for call in extern_calls(func)):
+        raise BuildError(f"{func.name}() calls Python functions (te.call_packed), which object code for another "
+                         "process cannot reach; build it in this process with loopc.build")
+    check_calls(func, f"{func.name}()")
     text, _ = _emit(func, cpu, False)
     return emit_object(text, cpu), str(cpu)
 

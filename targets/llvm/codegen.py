@@ -20,15 +20,17 @@ This module holds the statements (loops, guards) and the entry function; the res
     memory       buffers, loads and stores (vector, strided, gathered, masked, checked)
     faults       the fault cells a kernel reports bounds and allocation failures in
     parallel     outlined parallel loops and libgomp's launch
+    calls        extern stages' calls (te.call_extern, te.call_packed)
 """
 from __future__ import annotations
 
 import llvmlite.ir as ir
 
 from loopc.errors import BuildError
-from loopc.ir.stmt import Allocate, For, ForKind, IfThenElse, LoweredFunc, SeqStmt, Store
+from loopc.ir.stmt import Allocate, Evaluate, For, ForKind, IfThenElse, LoweredFunc, SeqStmt, Store
 from loopc.te import expr as E
 
+from .calls import ExternCalls
 from .expressions import Expressions
 from .faults import FaultRecording
 from .lltypes import F16, F32, F64, I32, PTR
@@ -37,12 +39,13 @@ from .parallel import ParallelLoops
 from .vector import Ramp, VectorLanes, is_vec
 
 
-class FunctionCodegen(Expressions, MemoryAccess, ParallelLoops, FaultRecording, VectorLanes):
+class FunctionCodegen(Expressions, MemoryAccess, ParallelLoops, FaultRecording, VectorLanes, ExternCalls):
     """Emits one LoweredFunc (and its outlined parallel bodies) into an ir.Module."""
 
     def __init__(self, func: LoweredFunc, module: ir.Module, use_openmp: bool, bounds_check: bool = False,
-                 native_half: bool = False):
+                 packed=None, native_half: bool = False):
         self.func = func
+        self.packed = packed     # loopc.runtime.packed.PackedCalls: the callbacks of te.call_packed sites
         self.module = module
         self.use_openmp = use_openmp
         self.bounds_check = bounds_check
@@ -118,6 +121,8 @@ class FunctionCodegen(Expressions, MemoryAccess, ParallelLoops, FaultRecording, 
             self.store(s)
         elif isinstance(s, Allocate):
             self.allocate(s)
+        elif isinstance(s, Evaluate):
+            self.evaluate(s)
         else:
             raise BuildError(f"the LLVM target cannot emit {type(s).__name__}")
 
@@ -212,12 +217,13 @@ class FunctionCodegen(Expressions, MemoryAccess, ParallelLoops, FaultRecording, 
 
 
 def emit(func: LoweredFunc, triple: str, data_layout: str, use_openmp: bool, bounds_check: bool = False,
-         native_half: bool = False):
-    """(the ir.Module, the buffer names a fault record refers to by number)."""
+         packed=None, native_half: bool = False):
+    """(the ir.Module, the buffer names a fault record refers to by number). ``packed``
+    (a PackedCalls) makes the callbacks of ``te.call_packed`` sites."""
     module = ir.Module(name=func.name)
     module.triple = triple
     module.data_layout = data_layout
-    gen = FunctionCodegen(func, module, use_openmp, bounds_check, native_half)
+    gen = FunctionCodegen(func, module, use_openmp, bounds_check, packed, native_half)
     gen.emit()
     return module, tuple(gen.fault_buffers)
 

@@ -14,7 +14,7 @@ from loopc.errors import AllocationError, BoundsError, BuildError
 
 from .lltypes import I32, I64
 
-FAULT_BOUNDS, FAULT_ALLOC = 1, 2   # what the entry function returns when a run faults
+FAULT_BOUNDS, FAULT_ALLOC, FAULT_EXTERN = 1, 2, 3   # what the entry function returns when a run faults
 
 
 class FaultRecording:
@@ -43,9 +43,10 @@ class FaultRecording:
             b.store(index if index.type == I64 else b.sext(index, I64), self.fault_global("loopc.fault_index", I64))
 
 
-def fault_reader(engine, name, fault_buffers, sizes):
+def fault_reader(engine, name, fault_buffers, sizes, packed=None):
     """The Module's translation of a fault code (the entry function's return value) into an
-    error; ``sizes``: buffer name -> elements."""
+    error; ``sizes``: buffer name -> elements; ``packed``: the module's PackedCalls, which keep
+    the exception of a failed te.call_packed."""
     def cell(symbol, ctype):
         addr = engine.get_global_value_address(symbol)
         return ctype.from_address(addr).value if addr else None
@@ -57,6 +58,8 @@ def fault_reader(engine, name, fault_buffers, sizes):
         if code == FAULT_BOUNDS:
             return BoundsError(f"{name}(): index {value} of buffer '{buf}' is outside its {sizes.get(buf)} elements "
                                "(a data-dependent index read or wrote past the buffer; nothing past it was touched)")
+        if code == FAULT_EXTERN and packed is not None:
+            return packed.error(name)
         if code == FAULT_ALLOC:
             return AllocationError(f"{name}(): could not allocate {value} bytes for the intermediate buffer "
                                    f"'{buf}'; the machine is out of memory (use smaller tiles or inputs)")
