@@ -3,7 +3,8 @@
 A read ``A[i + 1000000]`` or an unguarded ``A[i - 1]`` would run off its buffer in native code.
 For every read of every declared ``te.compute``, each index is checked over the op's whole
 domain (its axes and reduction axes), under the conditions that guard the read
-(``te.if_then_else`` and a reduction's ``where=``). A read that can leave its tensor is a
+(``te.if_then_else`` and a reduction's ``where=``, which holds the bounds of a reduce axis
+that reads the compute's axes, ``te.reduce_axis((0, i + 1))``). A read that can leave its tensor is a
 LoweringError naming the tensor, the index, its range and a point where it leaves.
 
 Linear indices with no guard are decided exactly by interval arithmetic; others by
@@ -30,7 +31,8 @@ def check_reads_in_bounds(ops) -> None:
     for op in ops:
         if not isinstance(op, ComputeOp):
             continue
-        domain = {iv.var: iv.dom.extent for iv in tuple(op.axis) + tuple(op.reduce_axis)}
+        domain = {iv.var: (iv.dom.min, iv.dom.min + iv.dom.extent - 1)
+                  for iv in tuple(op.axis) + tuple(op.reduce_axis)}
         for read, conds in _guarded_reads(op.body, ()):
             for d, (index, size) in enumerate(zip(read.indices, read.tensor.shape)):
                 where = _leaves(index, conds, domain, size)
@@ -53,6 +55,8 @@ def _guarded_reads(e, conds):
         if e.condition is not None:
             yield from _guarded_reads(e.condition, conds)
         yield from _guarded_reads(e.source, inner)
+        if e.init is not None:              # evaluated once per output point, whatever the where
+            yield from _guarded_reads(e.init, conds)
     else:
         for c in E.children(e):
             yield from _guarded_reads(c, conds)
@@ -73,23 +77,21 @@ def _leaves(index, conds, domain, size):
     if not conds:
         terms, _ = linear_form(index)
         if all(isinstance(t, E.Var) for t in terms):      # exact: each variable reaches its ends
-            lo, hi = bound_of(index, {v: (0, domain[v] - 1) for v in terms})
+            lo, hi = bound_of(index, {v: domain[v] for v in terms})
             if 0 <= lo and hi < size:
                 return None
             target = lo if lo < 0 else hi      # an extreme is reached at a corner of the box
-            point = {t: (domain[t] - 1 if (c > 0) == (target == hi) else 0) for t, c in terms.items()}
+            point = {t: (domain[t][1] if (c > 0) == (target == hi) else domain[t][0]) for t, c in terms.items()}
             return target, point
     variables = sorted(names, key=lambda v: v.name)
-    points = 1
-    for v in variables:
-        points *= domain[v]
-    if points > MAX_POINTS:
+    sizes = [domain[v][1] - domain[v][0] + 1 for v in variables]
+    if int(np.prod(sizes, dtype=np.float64)) > MAX_POINTS:
         return None
-    grid = {v: np.arange(domain[v], dtype=np.int64).reshape([-1 if n == k else 1 for k in range(len(variables))])
-            for n, v in enumerate(variables)}
+    grid = {v: np.arange(domain[v][0], domain[v][1] + 1, dtype=np.int64).reshape(
+        [-1 if n == k else 1 for k in range(len(variables))]) for n, v in enumerate(variables)}
     try:
         with np.errstate(all="ignore"):
-            value = np.broadcast_to(_evaluate(index, grid), [domain[v] for v in variables])
+            value = np.broadcast_to(_evaluate(index, grid), sizes)
             live = np.ones(value.shape, bool)
             for c in conds:
                 live &= np.broadcast_to(_evaluate(c, grid).astype(bool), value.shape)
@@ -99,7 +101,7 @@ def _leaves(index, conds, domain, size):
     if not bad.any():
         return None
     at = np.unravel_index(int(np.argmax(bad)), bad.shape)
-    return int(value[at]), {v: int(k) for v, k in zip(variables, at)}
+    return int(value[at]), {v: domain[v][0] + int(k) for v, k in zip(variables, at)}
 
 
 class _Undecided(Exception):

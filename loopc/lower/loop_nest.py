@@ -23,7 +23,7 @@ from typing import Tuple
 from ..arith import conjoin, from_linear, index_interval
 from ..errors import LoweringError
 from ..ir.stmt import Allocate, Buffer, For, ForKind, IfThenElse, LoweredFunc, seq
-from ..schedule.relations import leaf_values, propagate_extents
+from ..schedule.relations import leaf_values, propagate_extents, reduce_axis_value
 from ..schedule.stage import MAX_UNROLL_EXTENT, MAX_VECTOR_LANES, AttachKind
 from ..te import expr as E
 from ..te.tensor import IterKind, PlaceholderOp, Tensor
@@ -237,13 +237,6 @@ class NestBuilder:
                 return E.TensorRead(n.tensor, idx)
             return None
         return E.transform(body, fn)
-
-
-def reduce_axis_value(iv, value):
-    """The value of reduce axis ``iv`` when its loops count ``value`` from 0 (a reduce axis over
-    ``(2, 5)`` runs 2, 3, 4)."""
-    lo = iv.dom.min
-    return value if isinstance(lo, int) and lo == 0 else value + lo
 
 
 def buffer_name(stage, tensor) -> str:

@@ -12,6 +12,7 @@ from .tensor import ComputeOp
 
 def _inlinable(stage) -> bool:
     return (isinstance(stage.op, ComputeOp) and not isinstance(stage.body, Reduce) and not stage.is_output
+            and stage.op.num_outputs == 1
             and stage.attach is AttachKind.ROOT and not stage.relations and not stage.iter_kinds)
 
 
