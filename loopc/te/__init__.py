@@ -12,11 +12,10 @@ import inspect
 from typing import Sequence
 
 from ..errors import LoopcError
-from .expr import (MATH_FUNCS, And, Call, Const, Expr, ExprOp, Max, Min, Or, Reduce,
-                   Select, Var, as_expr, check_dtype, is_float, walk, _as_bool, _unify, _pair)
-from .reduction import (comm_reducer, compute_body, declaring, is_reduce_axes, loop_dependent_axis, make_reduce,
-                        max_value, min_value)
-from .tensor import THREAD_TAGS, ComputeOp, IterKind, IterVar, PlaceholderOp, Range, Tensor
+from .expr import (MATH_FUNCS, And, Call, Const, Expr, ExprOp, Max, Min, Or,
+                   Select, Var, as_expr, check_dtype, is_float, _as_bool, _unify, _pair)
+from .reduction import comm_reducer, compute_body, declaring, loop_dependent_axis, make_reduce, max_value, min_value
+from .tensor import THREAD_TAGS, ComputeOp, IterKind, IterVar, PlaceholderOp, Range, Tensor, TensorList
 
 __all__ = [
     "placeholder", "compute", "reduce_axis", "sum", "max", "min", "if_then_else", "all", "any",
@@ -112,7 +111,7 @@ def compute(shape, fcompute, name: str = "compute", tag: str = "", attrs=None):
         result = fcompute(*axis)
     body = compute_body(result, name, scope)
     op = ComputeOp(name, axis, body, body.dtype, tag, attrs)
-    return op.output(0) if op.num_outputs == 1 else [op.output(j) for j in range(op.num_outputs)]
+    return op.output(0) if op.num_outputs == 1 else TensorList(op.outputs)
 
 
 def _make_reducer(combiner):

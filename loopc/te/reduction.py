@@ -41,8 +41,9 @@ def _limits(dtype, what):
     dtype = check_dtype(dtype)
     if dtype == "bool":
         return False, True
-    info = np.finfo(dtype) if is_float(dtype) else np.iinfo(dtype)
-    return info.min.item(), info.max.item()
+    if is_float(dtype):
+        return float(np.finfo(dtype).min), float(np.finfo(dtype).max)
+    return int(np.iinfo(dtype).min), int(np.iinfo(dtype).max)
 
 
 # --------------------------------------------------------------------------- comm_reducer
@@ -323,6 +324,8 @@ def compute_body(result, name: str, scope: Declaring) -> Expr:
     """The body of ``te.compute`` from what its lambda returned: one expression, a tuple of
     expressions (a multi-output op: a ValueTuple), or all values of one multi-value reduction
     (a Reduce over a ValueTuple). Loop-dependent reduce axes add their bounds to the where."""
+    if isinstance(result, ReduceValue):
+        result = (result,)
     if isinstance(result, (tuple, list)):
         if not result:
             raise LoopcError(f"compute {name}: the lambda returned an empty tuple; return one value per output")

@@ -175,6 +175,18 @@ class Tensor:
     __hash__ = object.__hash__
 
 
+class TensorList(list):
+    """The outputs of a multi-output ``te.compute``: a list, as TVM returns; indexing the list
+    with an axis (instead of one of its tensors) is a LoopcError that says so."""
+
+    def __getitem__(self, index):
+        if isinstance(index, (int, slice)) and not isinstance(index, bool):
+            return super().__getitem__(index)
+        names = ", ".join(t.name for t in self)
+        raise LoopcError(f"this is the list of the {len(self)} outputs ({names}) of a multi-output te.compute, "
+                         f"indexed with {index!r}; unpack it (T0, T1 = te.compute(...)) and index one tensor")
+
+
 class TensorSlice(ExprOp):
     """``T[i]`` of a tensor of more dimensions: index it further (``T[i][j]``) to read an element;
     used as a value, a LoopcError says so."""
