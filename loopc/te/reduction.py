@@ -122,7 +122,7 @@ def comm_reducer(fcombine, fidentity, name: str = "reduce"):
                 if more is not None:
                     out = fcombine(out, more)
             return out
-        return make_reduce(Combiner(name, fcombine, fidentity, lhs_name, rhs_name), expr, axis, where, init)
+        return make_reduce(ReducerSpec(name, fcombine, fidentity, lhs_name, rhs_name), expr, axis, where, init)
 
     reducer.__name__ = name
     reducer.__doc__ = f"The '{name}' reduction of ``expr`` over reduce axis/axes ``axis`` (te.comm_reducer)."
@@ -130,7 +130,7 @@ def comm_reducer(fcombine, fidentity, name: str = "reduce"):
 
 
 @dataclass(frozen=True)
-class Combiner:
+class ReducerSpec:
     """What ``comm_reducer`` was given; ``at(dtypes, multi)`` builds the CommReducer for values
     of those dtypes (``multi``: they came as a tuple, so x and y are tuples, even of one)."""
     name: str
@@ -196,8 +196,6 @@ def _param_names(fcombine, name):
 def _coerce(value, dtype, what) -> Expr:
     """``value`` as an expression of ``dtype``: a Python number or constant converts, anything
     else must already have it."""
-    if isinstance(value, ReduceValue):
-        value._as_expr()
     try:
         e = as_expr(value, dtype)
     except LoopcError as err:
@@ -220,14 +218,15 @@ def make_reduce(combiner, expr, axis, where=None, init=None):
     """The Reduce node of ``combiner`` ("sum"/"max"/"min" or a comm_reducer's) over ``axis``:
     one Reduce, or one ReduceValue per value for a multi-value reduction."""
     name = combiner if isinstance(combiner, str) else combiner.name
+    label = f"te.{name}" if isinstance(combiner, str) else f"reducer '{name}'"
     if not is_reduce_axes(axis):
-        raise LoopcError(f"{name}: axis must be a te.reduce_axis or a list of them, got {axis!r}")
+        raise LoopcError(f"{label}: axis must be a te.reduce_axis or a list of them, got {axis!r}")
     axes = tuple(axis) if isinstance(axis, (list, tuple)) else (axis,)
     many = isinstance(expr, (tuple, list))
     if many and isinstance(combiner, str):
-        raise LoopcError(f"te.{name} reduces one value, got {len(expr)}; write a te.comm_reducer for several")
+        raise LoopcError(f"{label} reduces one value, got {len(expr)}; write a te.comm_reducer for several")
     if many and not expr:
-        raise LoopcError(f"reducer '{name}' got an empty tuple of values")
+        raise LoopcError(f"{label} got an empty tuple of values")
     sources = tuple(as_expr(v) for v in (expr if many else (expr,)))
     dtypes = tuple(v.dtype for v in sources)
     if not isinstance(combiner, str):
@@ -235,7 +234,7 @@ def make_reduce(combiner, expr, axis, where=None, init=None):
     source = ValueTuple(sources) if len(sources) > 1 else sources[0]
     cond = None if where is None else _as_bool(where)
     if init is not None:
-        init = _init(init, dtypes, many, axes, name)
+        init = _init(init, dtypes, many, axes, label)
     red = Reduce(combiner, source, axes, cond, init)
     # TVM too returns a single Reduce for a tuple of one value
     return tuple(ReduceValue(red, j, name) for j in range(len(sources))) if len(sources) > 1 else red
@@ -355,6 +354,9 @@ def compute_body(result, name: str, scope: Declaring) -> Expr:
         for iv in body.axes:
             if not isinstance(iv, IterVar) or iv.kind is not IterKind.REDUCE:
                 raise LoopcError(f"compute {name}: reduce over {iv!r}, which is not a te.reduce_axis")
+        if body.init is not None and not free_vars(body.init) <= scope.ranges.keys():
+            others = ", ".join(sorted(v.name for v in free_vars(body.init) - scope.ranges.keys()))
+            raise LoopcError(f"compute {name}: init= reads {others}, which is not an axis of this compute")
         bounds = [scope.conditions[iv] for iv in body.axes if iv in scope.conditions]
         if bounds:
             from ..arith import conjoin
