@@ -444,6 +444,24 @@ def test_reads_in_bounds_only_under_the_loop_dependent_bound():
         loopc.lower(te.create_schedule(Bad.op), [A, Bad])
 
 
+@pytest.mark.parametrize("extra", [0, 1])
+def test_reads_in_bounds_decided_on_a_domain_too_large_to_enumerate(extra):
+    """1201 x 1202 (i, k) points: k is swept exactly under k < i + 1 + extra instead of enumerated,
+    so the one-step-too-far read is still caught (not left to read A[-1] at run time)."""
+    n = 1201
+    A = te.placeholder((n,), name="A")
+
+    def body(i):
+        k = te.reduce_axis((0, i + 1 + extra), name="k")
+        return te.sum(A[i - k], axis=k)
+    C = te.compute((n,), body, name="C")
+    if extra == 0:
+        loopc.lower(te.create_schedule(C.op), [A, C])
+    else:
+        with pytest.raises(LoweringError, match=r"A\[i - k\] outside the tensor: index 0 \(i - k\) is -1"):
+            loopc.lower(te.create_schedule(C.op), [A, C])
+
+
 def test_reduce_axis_with_a_nonzero_start():
     """``reduce_axis((2, 9))`` runs k = 2 .. 8 (split, rfactored, and plain)."""
     rng = np.random.default_rng(19)
