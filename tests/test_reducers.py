@@ -115,20 +115,21 @@ def test_custom_max_reducer_and_min_value(dtype):
 
 
 def test_reducer_called_with_two_values_combines_directly():
-    """TVM: a reducer given no reduce axis folds its arguments with fcombine."""
+    """TVM: a reducer given no reduce axis folds its arguments with fcombine (te.sum(a, b) too)."""
     A = te.placeholder((6,), name="A")
     B = te.compute((6,), lambda i: prod(A[i], 2.0, A[i]), name="B")     # A * 2 * A
+    C = te.compute((6,), lambda i: te.sum(B[i], 1.0), name="C")
     a = np.random.default_rng(3).standard_normal(6).astype("float32")
-    assert_both(te.create_schedule(B.op), [A, B], [a], a * 2 * a)
+    assert_both(te.create_schedule(C.op), [A, C], [a], a * 2 * a + 1)
 
 
 # --------------------------------------------------------------------------- argmax / argmin
 
 
-def _argmax_program(m, n, reducer):
+def _argmax_program(m, n, reducer, val_dtype="float32"):
     idx = te.placeholder((m, n), name="idx", dtype="int32")
-    val = te.placeholder((m, n), name="val", dtype="float32")
-    k = te.reduce_axis((0, n), name="k")
+    val = te.placeholder((m, n), name="val", dtype=val_dtype)
+    k = te.reduce_axis((0, n), "k")
     T0, T1 = te.compute((m,), lambda i: reducer((idx[i, k], val[i, k]), axis=k), name="T")
     return idx, val, k, T0, T1
 
@@ -159,8 +160,8 @@ def test_argmax_ties_follow_the_users_comparison():
     """With ``>`` instead of ``>=`` the last maximum wins: loopc follows the user's fcombine."""
     rng = np.random.default_rng(5)
     m, n = 9, 7
-    idx, val, k, T0, T1 = _argmax_program(m, n, argmax_reducer(strict=True))
-    v = rng.integers(0, 2, (m, n)).astype("float32")
+    idx, val, k, T0, T1 = _argmax_program(m, n, argmax_reducer(strict=True), val_dtype="int32")
+    v = rng.integers(0, 2, (m, n)).astype("int32")
     i = np.tile(np.arange(n, dtype="int32"), (m, 1))
     last = n - 1 - v[:, ::-1].argmax(axis=1)
     assert_both(te.create_schedule(T0.op), [idx, val, T0, T1], [i, v], [last, v.max(axis=1)])
@@ -222,6 +223,9 @@ def test_rfactor_of_argmax():
     v = rng.standard_normal((m, n)).astype("float32")
     i = rng.integers(0, 1000, (m, n)).astype("int32")
     assert_both(s, [idx, val, T0, T1], [i, v], list(_pick(i, v, v.argmax(axis=1))))
+    s2 = te.create_schedule(T0.op)
+    s2.replay(s.trace_json())
+    assert str(loopc.lower(s2, [idx, val, T0, T1])) == str(loopc.lower(s, [idx, val, T0, T1]))
 
 
 def test_cache_write_of_a_multi_output_stage():
@@ -335,6 +339,8 @@ def test_multi_output_intermediate_computed_at_its_reader():
     S, D = te.compute((n + 1,), lambda i: (A[i] * 2.0, A[i] - 1.0), name="SD")
     E = te.compute((n,), lambda i: S[i] * D[i + 1], name="E")
     s = te.create_schedule(E.op)
+    te.schedule.AutoInlineInjective(s)              # leaves the two-output op alone
+    assert s[S].attach.value == "root"
     io, ii = s[E].split(E.op.axis[0], factor=5)
     s[S].compute_at(s[E], io)
     with pytest.raises(ScheduleError, match="outputs"):

@@ -12,7 +12,7 @@ import inspect
 from typing import Sequence
 
 from ..errors import LoopcError
-from .expr import (MATH_FUNCS, And, Call, Const, Expr, ExprOp, Max, Min, Or,
+from .expr import (MATH_FUNCS, Add, And, Call, Const, Expr, ExprOp, Max, Min, Or,
                    Select, Var, as_expr, check_dtype, is_float, _as_bool, _unify, _pair)
 from .reduction import comm_reducer, compute_body, declaring, loop_dependent_axis, make_reduce, max_value, min_value
 from .tensor import THREAD_TAGS, ComputeOp, IterKind, IterVar, PlaceholderOp, Range, Tensor, TensorList
@@ -118,6 +118,8 @@ def _make_reducer(combiner):
     def reducer(expr, axis=None, where=None, init=None):
         if axis is None:
             raise LoopcError(f"te.{combiner} needs axis=<a te.reduce_axis or a list of them>")
+        if isinstance(axis, (ExprOp, int, float)) and not isinstance(axis, IterVar):
+            return _DIRECT[combiner](*_unify(*_pair(expr, axis)))     # TVM: te.sum(a, b) is a + b
         return make_reduce(combiner, expr, axis, where, init)
     reducer.__name__ = combiner
     reducer.__doc__ = (f"``{combiner}`` of ``expr`` over reduce axis/axes ``axis`` (optionally only where ``where`` "
@@ -125,6 +127,7 @@ def _make_reducer(combiner):
     return reducer
 
 
+_DIRECT = {"sum": Add, "max": Max, "min": Min}
 sum = _make_reducer("sum")  # noqa: A001 - TVM's names
 _max_reduce = _make_reducer("max")
 _min_reduce = _make_reducer("min")
