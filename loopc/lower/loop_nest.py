@@ -272,7 +272,8 @@ def _check_args(schedule, args):
                                 "add it to the argument list")
     for t in schedule.outputs:
         if all(a is not t for a in args):
-            also = "" if t.op.num_outputs == 1 else f" (every output of the multi-output op '{t.op.name}' has its own buffer)"
+            also = ("" if t.op.num_outputs == 1 else
+                    f" (every output of the multi-output op '{t.op.name}' has its own buffer)")
             raise LoweringError(f"output '{t.name}' is not in args; add it so the caller receives the result{also}")
     for t in args:
         if t.op not in schedule.ops:

@@ -499,7 +499,8 @@ def expr_equal(a: Expr, b: Expr) -> bool:
     if isinstance(a, Load) and a.buffer is not b.buffer:
         return False
     if isinstance(a, Reduce) and (a.combiner != b.combiner or a.axes != b.axes
-                                  or (a.condition is None) != (b.condition is None) or (a.init is None) != (b.init is None)):
+                                  or (a.condition is None) != (b.condition is None)
+                                  or (a.init is None) != (b.init is None)):
         return False
     ca, cb = children(a), children(b)
     return len(ca) == len(cb) and all(expr_equal(x, y) for x, y in zip(ca, cb))
