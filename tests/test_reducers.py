@@ -576,8 +576,9 @@ def test_loop_dependent_bound_errors():
 
 
 def case_reducers_in_the_cuda_simulator():
-    """Argmax (with ties), the complex product (temporaries in per-thread memory), a sum with
-    init=, a two-output elementwise op and the triangular sum, each bound to blocks and threads."""
+    """Argmax (with ties; also through a per-thread local cache_write), a product under a where
+    that reads the row, the complex product (temporaries in per-thread memory), a sum with init=,
+    a two-output elementwise op and the triangular sum, each bound to blocks and threads."""
     from numba import config
     assert config.ENABLE_CUDASIM
     rng = np.random.default_rng(20)
@@ -602,9 +603,21 @@ def case_reducers_in_the_cuda_simulator():
     i = rng.integers(0, 99, (m, n)).astype("int32")
     run_cuda(s, [idx, val, T0, T1], [i, v], list(_pick(i, v, v.argmax(axis=1))))
 
+    s = te.create_schedule(T0.op)                   # the cache computed per thread, in local memory
+    C0, C1 = s.cache_write([T0, T1], "local")
+    bind(s, T0, T0.op.axis[0])
+    s[C0].compute_at(s[T0], s[T0].leaf_iter_vars[-1])
+    run_cuda(s, [idx, val, T0, T1], [i, v], list(_pick(i, v, v.argmax(axis=1))))
+
     A = te.placeholder((m, n), name="A")
     B = te.placeholder((m, n), name="B")
     kk = te.reduce_axis((0, n), name="k")
+    Pr = te.compute((m,), lambda r: prod(A[r, kk], axis=kk, where=kk <= r), name="Pr")
+    s = te.create_schedule(Pr.op)
+    bind(s, Pr, Pr.op.axis[0])
+    a = rng.uniform(0.5, 1.5, (m, n)).astype("float32")
+    run_cuda(s, [A, Pr], [a], [np.where(np.tril(np.ones((m, n), bool)), a, 1).prod(1)], rtol=1e-5)
+
     P0, P1 = te.compute((m,), lambda r: complex_product_reducer()((A[r, kk], B[r, kk]), axis=kk), name="P")
     s = te.create_schedule(P0.op)
     bind(s, P0, P0.op.axis[0])
