@@ -251,7 +251,7 @@ def test_cache_write_of_a_multi_output_stage():
 # --------------------------------------------------------------------------- init=
 
 
-@pytest.mark.parametrize("how", ["default", "split_k", "rfactor"])
+@pytest.mark.parametrize("how", ["default", "split_k", "rfactor", "cache_write"])
 def test_sum_init_reads_a_tensor(how):
     """``te.sum(..., init=C_in[i, j])``: C = C_in + A @ B (rfactor: the partial sums start from 0,
     the final sum from C_in)."""
@@ -270,8 +270,28 @@ def test_sum_init_reads_a_tensor(how):
     elif how == "rfactor":
         ko, ki = s[C].split(k, factor=3)
         s.rfactor(C, ki)
+    elif how == "cache_write":       # the init moves with the body into the tile computed per row block
+        CL = s.cache_write(C, "local")
+        io, jo, ii, ji = s[C].tile(C.op.axis[0], C.op.axis[1], 3, 4)
+        s[CL].compute_at(s[C], jo)
     a, b, c = (rng.standard_normal(sh).astype("float32") for sh in ((M, K), (K, N), (M, N)))
     assert_both(s, [A, B, Cin, C], [a, b, c], c + a @ b, rtol=1e-4, atol=1e-5)
+
+
+def test_init_reading_a_stage_computed_inside_the_reduction_is_an_error():
+    M, K = 5, 6
+    A = te.placeholder((M, K), name="A")
+    Cin = te.placeholder((M,), name="C_in")
+    D = te.compute((M,), lambda i: Cin[i] * 2.0, name="D")
+    k = te.reduce_axis((0, K), name="k")
+    C = te.compute((M,), lambda i: te.sum(A[i, k], axis=k, init=D[i]), name="C")
+    s = te.create_schedule(C.op)
+    s[D].compute_at(s[C], k)
+    with pytest.raises(LoweringError, match="init= reads it before that loop runs"):
+        loopc.lower(s, [A, Cin, C])
+    s[D].compute_at(s[C], C.op.axis[0])                  # outside the reduction loop: fine
+    a, c = np.ones((M, K), "float32"), np.arange(M, dtype="float32")
+    assert_both(s, [A, Cin, C], [a, c], 2 * c + K)
 
 
 def test_init_on_max_min_and_user_reducers():
