@@ -488,6 +488,32 @@ def test_reads_in_bounds_decided_on_a_domain_too_large_to_enumerate(extra):
             loopc.lower(te.create_schedule(C.op), [A, C])
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_sweeping_one_variable_decides_as_enumeration_does(seed):
+    """The exact sweep used past MAX_POINTS agrees with enumerating every point, on random linear
+    indices and guards over small domains (including a nonzero start)."""
+    from loopc.lower import bounds
+    rng = np.random.default_rng(100 + seed)
+    i, j, k = (te.var(n) for n in "ijk")
+    for _ in range(60):
+        domain = {v: (int(lo), int(lo) + int(rng.integers(1, 9))) for v, lo in zip((i, j, k), rng.integers(-2, 3, 3))}
+
+        def linear():
+            c = rng.integers(-3, 4, 4)
+            return int(c[0]) * i + int(c[1]) * j + int(c[2]) * k + int(c[3])
+        index = linear() + 6
+        conds = tuple((linear() < linear()) if rng.random() < 0.5 else (linear() <= 2)
+                      for _ in range(rng.integers(0, 3)))
+        enumerated = bounds._leaves(index, conds, domain, 9) if conds else None
+        swept = bounds._leaves_sweeping_one(index, conds, domain, 9, {i, j, k})
+        if conds:
+            assert (enumerated is None) == (swept is None), (index, conds, domain, enumerated, swept)
+        if swept is not None:                     # the point it names really leaves [0, 9)
+            value, point = swept
+            assert value == int(bounds._evaluate(index, {v: np.int64(x) for v, x in point.items()}))
+            assert not 0 <= value < 9
+
+
 def test_reduce_axis_with_a_nonzero_start():
     """``reduce_axis((2, 9))`` runs k = 2 .. 8 (split, rfactored, and plain)."""
     rng = np.random.default_rng(19)

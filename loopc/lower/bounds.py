@@ -145,8 +145,8 @@ def _sweep(index, coef, cuts, v, rest, domain, size):
     zero = {v: E.Const(0, v.dtype)}
     lo, hi, live = np.int64(domain[v][0]), np.int64(domain[v][1]), np.bool_(True)
     for part, c in cuts:
-        if c == 0:
-            live = live & _evaluate(part, grid).astype(bool)
+        if c == 0:          # v is absent (or cancels out): a condition on the others
+            live = live & _evaluate(E.substitute(part, zero), grid).astype(bool)
             continue
         # c*v + r < 0 (or <= 0): c*v <= bound
         bound = -_evaluate(E.substitute(E.Sub(part.a, part.b), zero), grid) - (1 if isinstance(part, E.LT) else 0)
