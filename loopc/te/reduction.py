@@ -106,6 +106,10 @@ def comm_reducer(fcombine, fidentity, name: str = "reduce"):
     replaces the identity as the starting value); ``reducer(a, b)`` with no reduce axis combines
     two values directly, as in TVM. A multi-value reduction updates all its accumulators
     together: each new value is computed from the old ones before any is stored.
+
+    Differs from TVM: ``init`` may be any expression of the compute's axes (TVM takes a tensor
+    read or a constant); a multi-value reduction is one Reduce over a ValueTuple in
+    ``op.body`` (TVM: one Reduce per value, with ``value_index``).
     """
     if not callable(fcombine) or not callable(fidentity):
         raise LoopcError(f"te.comm_reducer('{name}'): fcombine and fidentity must be functions, "
@@ -286,6 +290,10 @@ def loop_dependent_axis(dom, name) -> IterVar | None:
 
     before:  k = te.reduce_axis((0, i + 1))          # i in range(n)
     after:   k = te.reduce_axis((0, n)), and the reduction over k gets where= k < i + 1
+
+    Differs from TVM on purpose: TVM keeps the symbolic range (``k.dom.extent`` is ``i + 1``);
+    loopc gives the axis the constant cover, so split, reorder, unroll, rfactor and the
+    autotuner's define_split see a constant extent, and the loop runs the cover under the guard.
     """
     from ..arith import bound_of, conjoin   # at call time: loopc.arith imports this package
     scope = _DECLARING.get()
