@@ -72,7 +72,11 @@ class IRPrinter(ExprEmitter):
     def emit_Reduce(self, e, prec):
         axes = ", ".join(a.var.name for a in e.axes)
         where = "" if e.condition is None else f", where={self.expr(e.condition)}"
-        return f"{e.combiner}({self.expr(e.source)}, axis=[{axes}]{where})"
+        init = "" if e.init is None else f", init={self.expr(e.init)}"
+        return f"{e.combiner}({self.expr(e.source)}, axis=[{axes}]{where}{init})"
+
+    def emit_ValueTuple(self, e, prec):
+        return f"({', '.join(self.expr(v) for v in e.values)})"
 
     def emit_ExternCall(self, e, prec):
         head = f'"{e.name}"' if e.kind == "packed" else f'"{e.dtype}", "{e.name}"'

@@ -3,11 +3,15 @@
 A read ``A[i + 1000000]`` or an unguarded ``A[i - 1]`` would run off its buffer in native code.
 For every read of every declared ``te.compute``, each index is checked over the op's whole
 domain (its axes and reduction axes), under the conditions that guard the read
-(``te.if_then_else`` and a reduction's ``where=``). A read that can leave its tensor is a
+(``te.if_then_else`` and a reduction's ``where=``, which holds the bounds of a reduce axis
+that reads the compute's axes, ``te.reduce_axis((0, i + 1))``). A read that can leave its tensor is a
 LoweringError naming the tensor, the index, its range and a point where it leaves.
 
 Linear indices with no guard are decided exactly by interval arithmetic; others by
-enumerating the variables involved (up to ``MAX_POINTS`` combinations), with numpy. Reads whose
+enumerating the variables involved (up to ``MAX_POINTS`` combinations), with numpy. Past that,
+one variable in which the index and the guards are linear (a triangular loop's ``k`` under
+``k < i + 1``) is swept exactly instead of enumerated: at each point of the others the guards
+cut its range to an interval, at whose ends the index is extreme. Reads whose
 index or guard depends on data (``A[I[i]]``) cannot be decided here: build those with
 ``bounds_check=True``.
 """
@@ -15,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..arith import bound_of, linear_form
+from ..arith import bound_of, conjuncts, linear_form
 from ..errors import LoweringError
 from ..ir.printer import format_expr
 from ..te import expr as E
@@ -57,6 +61,8 @@ def _guarded_reads(e, conds):
         if e.condition is not None:
             yield from _guarded_reads(e.condition, conds)
         yield from _guarded_reads(e.source, inner)
+        if e.init is not None:              # evaluated once per output point, whatever the where
+            yield from _guarded_reads(e.init, conds)
     else:
         for c in E.children(e):
             yield from _guarded_reads(c, conds)
@@ -86,9 +92,8 @@ def _leaves(index, conds, domain, size):
     variables = sorted(names, key=lambda v: v.name)
     sizes = [domain[v][1] - domain[v][0] + 1 for v in variables]
     if int(np.prod(sizes, dtype=np.float64)) > MAX_POINTS:
-        return None
-    grid = {v: np.arange(domain[v][0], domain[v][1] + 1, dtype=np.int64).reshape(
-        [-1 if n == k else 1 for k in range(len(variables))]) for n, v in enumerate(variables)}
+        return _leaves_sweeping_one(index, conds, domain, size, names)
+    grid = _grid(variables, domain)
     try:
         with np.errstate(all="ignore"):
             value = np.broadcast_to(_evaluate(index, grid), sizes)
@@ -102,6 +107,69 @@ def _leaves(index, conds, domain, size):
         return None
     at = np.unravel_index(int(np.argmax(bad)), bad.shape)
     return int(value[at]), {v: domain[v][0] + int(k) for v, k in zip(variables, at)}
+
+
+def _grid(variables, domain):
+    return {v: np.arange(domain[v][0], domain[v][1] + 1, dtype=np.int64).reshape(
+        [-1 if n == k else 1 for k in range(len(variables))]) for n, v in enumerate(variables)}
+
+
+def _linear_in(e, v):
+    """The coefficient of ``v`` in integer expression ``e`` when ``e`` is linear in it, else None."""
+    terms, _ = linear_form(e)
+    if any(t is not v and v in E.free_vars(t) for t in terms):
+        return None
+    return terms.get(v, 0)
+
+
+def _leaves_sweeping_one(index, conds, domain, size, names):
+    """``_leaves`` for a domain too large to enumerate: every variable but one is enumerated and
+    that one (the widest that allows it) is swept exactly; None when no variable allows it."""
+    parts = [p for c in conds for p in conjuncts(c)]
+    for v in sorted(names, key=lambda x: domain[x][0] - domain[x][1]):
+        rest = sorted(names - {v}, key=lambda x: x.name)
+        if int(np.prod([domain[x][1] - domain[x][0] + 1 for x in rest], dtype=np.float64)) > MAX_POINTS:
+            continue
+        coef = _linear_in(index, v)
+        cuts = [(p, _linear_in(E.Sub(p.a, p.b), v)) if isinstance(p, (E.LT, E.LE)) and E.is_int(p.a.dtype)
+                else (p, 0 if v not in E.free_vars(p) else None) for p in parts]
+        if coef is None or any(c is None for _, c in cuts):
+            continue
+        try:
+            with np.errstate(all="ignore"):
+                return _sweep(index, coef, cuts, v, rest, domain, size)
+        except _Undecided:
+            return None
+    return None
+
+
+def _sweep(index, coef, cuts, v, rest, domain, size):
+    grid = _grid(rest, domain)
+    zero = {v: E.Const(0, v.dtype)}
+    lo, hi, live = np.int64(domain[v][0]), np.int64(domain[v][1]), np.bool_(True)
+    for part, c in cuts:
+        if c == 0:          # v is absent (or cancels out): a condition on the others
+            live = live & _evaluate(E.substitute(part, zero), grid).astype(bool)
+            continue
+        # c*v + r < 0 (or <= 0): c*v <= bound
+        bound = -_evaluate(E.substitute(E.Sub(part.a, part.b), zero), grid) - (1 if isinstance(part, E.LT) else 0)
+        if c > 0:
+            hi = np.minimum(hi, bound // c)
+        else:
+            lo = np.maximum(lo, -((-bound) // c))
+    shape = [domain[x][1] - domain[x][0] + 1 for x in rest]
+    lo, hi = np.broadcast_to(lo, shape), np.broadcast_to(hi, shape)
+    live = np.broadcast_to(live, shape) & (lo <= hi)
+    base = np.broadcast_to(_evaluate(E.substitute(index, zero), grid), shape)
+    for end in (lo, hi):
+        value = base + coef * end
+        bad = live & ((value < 0) | (value >= size))
+        if bad.any():
+            at = np.unravel_index(int(np.argmax(bad)), bad.shape) if bad.shape else ()
+            point = {x: domain[x][0] + int(k) for x, k in zip(rest, at)}
+            point[v] = int(end[at])
+            return int(value[at]), point
+    return None
 
 
 class _Undecided(Exception):

@@ -23,7 +23,7 @@ def extern_stmt(schedule, stage, buffer_map) -> Evaluate:
 
     def fn(n):
         if isinstance(n, TensorArg):
-            return BufferArg(buffer_map[n.tensor.op], n.writes)
+            return BufferArg(buffer_map[n.tensor], n.writes)
         return None
     return Evaluate(E.transform(call, fn))
 

@@ -22,8 +22,8 @@ from typing import Tuple
 
 from ..arith import conjoin, from_linear, index_interval
 from ..errors import LoweringError
-from ..ir.stmt import Allocate, Buffer, For, ForKind, IfThenElse, LoweredFunc, TensorStore, seq
-from ..schedule.relations import leaf_values, propagate_extents
+from ..ir.stmt import Allocate, Buffer, For, ForKind, IfThenElse, LoweredFunc, seq
+from ..schedule.relations import leaf_values, propagate_extents, reduce_axis_value
 from ..schedule.stage import MAX_UNROLL_EXTENT, MAX_VECTOR_LANES, AttachKind
 from ..te import expr as E
 from ..te.tensor import IterKind, PlaceholderOp, Tensor
@@ -32,6 +32,7 @@ from ..te.scan import ScanOp, is_scan_state
 from .bounds import check_reads_in_bounds
 from .extern import extern_stmt
 from .scan import check_scans, scan_nest, scan_step_ranges
+from .stores import reduce_init, reduce_update, value_stores
 
 
 #: bound inference's interval of one index (now in loopc.arith; this name is kept for callers)
@@ -50,7 +51,8 @@ class Region:
 def make_nest(leaves, extents, kinds, bindings, body, guards, attach=None):
     """Loops over ``leaves`` (outer first) around ``body``; each guard sits inside the
     innermost loop it reads (guards reading none of them wrap the whole nest). ``attach``
-    maps a leaf to [(buffer, stmt)] computed at the top of that loop's body."""
+    maps a leaf to [(buffers, stmt)] computed at the top of that loop's body (one buffer per
+    output of the attached stage)."""
     attach = attach or {}
     position = {iv.var: n for n, iv in enumerate(leaves)}
     at = {}
@@ -61,8 +63,10 @@ def make_nest(leaves, extents, kinds, bindings, body, guards, attach=None):
         iv = leaves[n]
         if n in at:
             body = IfThenElse(conjoin(at[n]), body)
-        for buf, nest in reversed(attach.get(iv, ())):
-            body = Allocate(buf, seq(nest, body))
+        for bufs, nest in reversed(attach.get(iv, ())):
+            body = seq(nest, body)
+            for buf in reversed(bufs):
+                body = Allocate(buf, body)
         kind = kinds.get(iv, ForKind.SERIAL)
         _check_extent(iv, kind, extents[iv])
         tag = bindings[iv].thread_tag if iv in bindings else ""
@@ -184,7 +188,7 @@ class NestBuilder:
                     guards.append((E.LE(E.Const(0, g.dtype), g), False))
                     guards.append((E.LT(g, E.Const(size, g.dtype)), False))
         root_map = {iv.var: g for iv, g in zip(op.axis, global_idx)}
-        root_map.update({iv.var: values[iv] for iv in stage.reduce_axes})
+        root_map.update({iv.var: reduce_axis_value(iv, values[iv]) for iv in stage.reduce_axes})
         body = E.substitute(self.body_of(stage), root_map)
 
         attach = {}
@@ -199,23 +203,24 @@ class NestBuilder:
                 span = {**inner, **here} if producer.scope == "shared" else inner
                 preg = infer_region(producer.op, _reads_of(body, producer.op), span)
                 body = self._shift_reads(body, producer.op, preg)
-                buf = Buffer(producer.name, preg.extents, producer.op.dtype, producer.scope)
-                self.buffer_map[producer.op] = buf
-                items.append((buf, self.stage_nest(producer, preg, here)))
+                bufs = tuple(Buffer(buffer_name(producer, t), preg.extents, t.dtype, producer.scope)
+                             for t in producer.op.outputs)
+                self.buffer_map.update(zip(producer.op.outputs, bufs))
+                items.append((bufs, self.stage_nest(producer, preg, here)))
             attach[leaf] = items
 
-        tensor = op.output(0)
+        tensors = op.outputs
         kinds, bindings = stage.iter_kinds, stage.bindings
         if not isinstance(body, E.Reduce):
-            store = TensorStore(tensor, store_idx, body)
+            store = value_stores(tensors, store_idx, body)
             return make_nest(leaves, extents, kinds, bindings, store, [g for g, _ in guards], attach)
 
         red = body
-        update = TensorStore(tensor, store_idx, red.combine(E.TensorRead(tensor, store_idx), red.source))
-        if red.condition is not None:
-            update = IfThenElse(red.condition, update)
-        init = TensorStore(tensor, store_idx, red.identity())
+        update = reduce_update(red, tensors, store_idx)
+        init = reduce_init(red, tensors, store_idx)
         p = next(n for n, iv in enumerate(leaves) if iv.kind is IterKind.REDUCE)
+        if red.init is not None:
+            _check_init_reads_computed(stage, red.init, leaves[p:], attach, self.buffer_map)
         outer_vars = {iv.var for iv in leaves[:p]}
         outer = [g for g, _ in guards if E.free_vars(g) <= outer_vars]
         inner_guards = [(g, r) for g, r in guards if all(g is not o for o in outer)]
@@ -238,6 +243,24 @@ class NestBuilder:
         return E.transform(body, fn)
 
 
+def buffer_name(stage, tensor) -> str:
+    """The stage's unique name, with ``.v<j>`` for output j of a multi-output stage."""
+    return stage.name if stage.op.num_outputs == 1 else f"{stage.name}.v{tensor.value_index}"
+
+
+def _check_init_reads_computed(stage, init, inner_leaves, attach, buffer_map):
+    """A reduction's ``init`` runs before its reduction loops: a stage it reads cannot be
+    computed inside them."""
+    read = {buffer_map.get(n.tensor) for n in E.walk(init) if isinstance(n, E.TensorRead)}
+    for leaf in inner_leaves:
+        for bufs, _ in attach.get(leaf, ()):
+            hit = [b.name for b in bufs if b in read]
+            if hit:
+                raise LoweringError(f"'{hit[0]}' is computed inside loop '{leaf.name}' of '{stage.name}', but the "
+                                    f"reduction's init= reads it before that loop runs; compute_at it at a loop "
+                                    f"outside the reduction loops of '{stage.name}'")
+
+
 def _check_args(schedule, args):
     if not isinstance(args, (list, tuple)) or not args:
         raise LoweringError("args must be a non-empty list of tensors, e.g. [A, B, C]")
@@ -253,8 +276,10 @@ def _check_args(schedule, args):
             raise LoweringError(f"placeholder '{op.name}' is read by the computation but is not in args; "
                                 "add it to the argument list")
     for t in schedule.outputs:
-        if t.op not in in_args:
-            raise LoweringError(f"output '{t.name}' is not in args; add it so the caller receives the result")
+        if all(a is not t for a in args):
+            also = ("" if t.op.num_outputs == 1 else
+                    f" (every output of the multi-output op '{t.op.name}' has its own buffer)")
+            raise LoweringError(f"output '{t.name}' is not in args; add it so the caller receives the result{also}")
     for t in args:
         if t.op not in schedule.ops:
             raise LoweringError(f"'{t.name}' is in args but the scheduled outputs never read it")
@@ -269,16 +294,17 @@ def schedule_to_loops(schedule, args, name: str) -> LoweredFunc:
     _check_args(schedule, args)
     check_reads_in_bounds(schedule.declared_ops, scan_step_ranges(schedule.declared_ops))
     params = tuple(Buffer(t.name, t.shape, t.dtype) for t in args)
-    buffer_map = {t.op: b for t, b in zip(args, params)}
+    buffer_map = {t: b for t, b in zip(args, params)}      # a Tensor -> its buffer
     builder = NestBuilder(schedule, buffer_map)
     nests, allocs, scans = [], [], {}
     for st in schedule.stages:
         if st.attach is not AttachKind.ROOT:
             continue
-        if st.op not in buffer_map:
-            buf = Buffer(st.name, st.op.shape, st.op.dtype, st.scope)
-            buffer_map[st.op] = buf
-            allocs.append(buf)
+        for t in st.op.outputs:
+            if t not in buffer_map:
+                buf = Buffer(buffer_name(st, t), st.op.shape, t.dtype, st.scope)
+                buffer_map[t] = buf
+                allocs.append(buf)
         if isinstance(st.op, ScanOp):
             nests.append(scan_nest(builder, st, scans))
         elif isinstance(st.op, ExternOp):

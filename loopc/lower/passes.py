@@ -29,7 +29,7 @@ def _with_body(func: LoweredFunc, body) -> LoweredFunc:
 
 def flatten_buffers(func: LoweredFunc) -> LoweredFunc:
     """``T[i, j]`` -> ``T[i*stride0 + j]`` on the tensor's row-major Buffer."""
-    bmap = func.attrs["buffer_map"]
+    bmap = func.attrs["buffer_map"]     # Tensor -> Buffer
 
     def flat_index(buf, indices):
         idx = E.Const(0)          # a rank-0 tensor (a scalar) is element 0 of its buffer
@@ -42,12 +42,12 @@ def flatten_buffers(func: LoweredFunc) -> LoweredFunc:
         return idx
 
     def fexpr(e):
-        return E.transform(e, lambda n: E.Load(bmap[n.tensor.op], flat_index(bmap[n.tensor.op], n.indices))
+        return E.transform(e, lambda n: E.Load(bmap[n.tensor], flat_index(bmap[n.tensor], n.indices))
                            if isinstance(n, E.TensorRead) else None)
 
     def fstmt(s):
         if isinstance(s, TensorStore):
-            buf = bmap[s.tensor.op]
+            buf = bmap[s.tensor]
             return Store(buf, flat_index(buf, s.indices), s.value)
         return None
 

@@ -82,9 +82,9 @@ def scan_nest(builder, stage, scans: dict):
     variable in ``scans`` (Var -> (scan name, whether each step reads only its own position))."""
     op = stage.op
     schedule = builder.schedule
-    buf = builder.buffer_map[op]
+    buf = builder.buffer_map[op.output(0)]
     for t in op.init + op.update + op.state_placeholder:
-        builder.buffer_map[t.op] = buf
+        builder.buffer_map[t] = buf
     init = builder.stage_nest(schedule[op.init[0]])
     nest = builder.stage_nest(schedule[op.update[0]])
     time = op.update[0].op.axis[0]

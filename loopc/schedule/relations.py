@@ -70,6 +70,13 @@ def leaf_values(relations, leaf_exprs: dict, extents: dict | None = None) -> tup
     return values, guards
 
 
+def reduce_axis_value(iv: IterVar, value):
+    """The value of reduce axis ``iv`` when its loops count ``value`` from 0: a reduce axis over
+    ``(2, 5)`` runs 2, 3, 4 (``value + 2``)."""
+    lo = iv.dom.min
+    return value if isinstance(lo, int) and lo == 0 else value + lo
+
+
 def descendants(relations, iv: IterVar) -> list:
     """Every axis derived from ``iv`` by later relations (iv excluded)."""
     out, frontier = [], {iv}

@@ -8,7 +8,7 @@ from __future__ import annotations
 from ..errors import ScheduleError
 from ..te import expr as E
 from ..te.tensor import ComputeOp, IterKind, IterVar, PlaceholderOp, Range, Tensor
-from .relations import Split, leaf_values
+from .relations import Split, leaf_values, reduce_axis_value
 from .stage import AttachKind, Stage
 
 SCOPES = ("global", "local", "shared")
@@ -54,8 +54,8 @@ def _check_scope(primitive, name, scope):
         raise ScheduleError(primitive, name, f"unknown scope {scope!r}", f"use one of {', '.join(SCOPES)}")
 
 
-def _reads(stage, op) -> bool:
-    return any(isinstance(n, E.TensorRead) and n.tensor.op is op for n in E.walk(stage.body))
+def _reads(stage, tensor) -> bool:
+    return any(isinstance(n, E.TensorRead) and n.tensor is tensor for n in E.walk(stage.body))
 
 
 def cache_read(schedule, tensor, scope, readers, layout=None, block=None):
@@ -89,7 +89,7 @@ def cache_read(schedule, tensor, scope, readers, layout=None, block=None):
         if getattr(st.op, "opaque", None):
             raise ScheduleError("cache_read", tensor.name, f"stage '{st.name}' is a {type(st.op).__name__}, which "
                                 "reads whole buffers", "cache the tensor for the te.compute stages that read it")
-        if not _reads(st, tensor.op):
+        if not _reads(st, tensor):
             raise ScheduleError("cache_read", tensor.name, f"stage '{st.name}' does not read '{tensor.name}'",
                                 "list only stages that read the tensor")
     rank = len(tensor.shape)
@@ -125,12 +125,14 @@ def cache_read(schedule, tensor, scope, readers, layout=None, block=None):
 
     for st in stages:
         st.body = E.transform(st.body, lambda n: E.TensorRead(cache, cache_index(n.indices))
-                              if isinstance(n, E.TensorRead) and n.tensor.op is tensor.op else None)
+                              if isinstance(n, E.TensorRead) and n.tensor is tensor else None)
     first = min(schedule.stages.index(st) for st in stages)
     new = schedule._insert_stage(cache_op, first)
     new.scope = scope
     source = schedule._stage_of.get(tensor.op)      # a computed tensor: its stage's unique name
-    args = {"tensor": source.name if source is not None else tensor.name, "scope": scope,
+    name = tensor.name if source is None else source.name + (f".v{tensor.value_index}" if tensor.op.num_outputs > 1
+                                                              else "")
+    args = {"tensor": name, "scope": scope,
             "readers": [st.name for st in stages]}
     if layout is not None:
         args["layout"] = list(perm)
@@ -184,8 +186,15 @@ def cache_write(schedule, tensor, scope, layout=None):
     The reduction axes move to the new stage (the same IterVar objects). ``layout`` (a
     permutation) orders the buffer's axes: with ``layout=(1, 0)``, ``C.local[j, i]`` — e.g.
     the vector lanes of a register tile innermost.
+
+    A multi-output op takes the list of all its outputs (TVM's form) and gives a list back:
+
+    before:  T.v0[i], T.v1[i] = argmax((idx[i, k], val[i, k]), k)
+    after:   T.local.v0[i], T.local.v1[i] = argmax((idx[i, k], val[i, k]), k)
+             T.v0[i], T.v1[i] = T.local.v0[i], T.local.v1[i]
     """
-    stage = _computed_stage(schedule, tensor, "cache_write")
+    as_list = isinstance(tensor, (list, tuple))
+    stage = _computed_stage(schedule, _one_op_outputs(schedule, tensor), "cache_write")
     _check_scope("cache_write", stage.name, scope)
     if stage.relations or stage.iter_kinds or stage.attach is not AttachKind.ROOT:
         raise ScheduleError("cache_write", stage.name, "the stage already has schedule steps",
@@ -195,9 +204,10 @@ def cache_write(schedule, tensor, scope, layout=None):
     axes = _fresh_axes([op.shape[d] for d in perm], [op.axis[d].name for d in perm])
     body = E.substitute(stage.body, {op.axis[src].var: axes[d].var for d, src in enumerate(perm)})
     cache_op = ComputeOp(f"{stage.name}.{scope}", axes, body, op.dtype)
-    cache = cache_op.output(0)
+    index = tuple(op.axis[src].var for src in perm)
+    copies = tuple(E.TensorRead(cache, index) for cache in cache_op.outputs)
     reduce_axes = set(stage.reduce_axes)
-    stage.body = E.TensorRead(cache, tuple(op.axis[src].var for src in perm))
+    stage.body = copies[0] if len(copies) == 1 else E.ValueTuple(copies)
     stage.root_iter_vars = list(op.axis)
     stage.leaf_iter_vars = list(op.axis)
     stage.all_iter_vars = [iv for iv in stage.all_iter_vars if iv not in reduce_axes]
@@ -205,7 +215,26 @@ def cache_write(schedule, tensor, scope, layout=None):
     new.scope = scope
     schedule._record(stage, "cache_write", {"scope": scope} if layout is None else {"scope": scope,
                                                                                      "layout": list(perm)})
-    return cache
+    return list(cache_op.outputs) if as_list else cache_op.output(0)
+
+
+def _one_op_outputs(schedule, tensor):
+    """The tensor cache_write caches: one tensor, or a list of every output of one op."""
+    if not isinstance(tensor, (list, tuple)):
+        if isinstance(tensor, Tensor) and tensor.op.num_outputs > 1:
+            names = ", ".join(t.name for t in tensor.op.outputs)
+            raise ScheduleError("cache_write", tensor.op.name, f"'{tensor.name}' is one of {tensor.op.num_outputs} "
+                                "outputs computed together", f"pass all of them: s.cache_write([{names}], scope)")
+        return tensor
+    if not tensor or not all(isinstance(t, Tensor) for t in tensor):
+        raise ScheduleError("cache_write", str(tensor), "expects a tensor or a non-empty list of tensors",
+                            "s.cache_write(C, 'local') or s.cache_write([T0, T1], 'local')")
+    op = tensor[0].op
+    if any(t.op is not op for t in tensor) or sorted(t.value_index for t in tensor) != list(range(op.num_outputs)):
+        names = ", ".join(t.name for t in op.outputs)
+        raise ScheduleError("cache_write", op.name, f"the list must hold every output of one op, each once: got "
+                            f"{', '.join(t.name for t in tensor)}", f"pass [{names}]")
+    return tensor[0]
 
 
 def rfactor(schedule, tensor, axis, factor_axis=0):
@@ -214,7 +243,9 @@ def rfactor(schedule, tensor, axis, factor_axis=0):
     before:  C[i] = sum(A[i, k], k)       with k split into k.outer, k.inner
     after:   C.rf[k.inner, i] = sum(A[i, k.outer*f + k.inner], k.outer)   # k.inner: data-parallel
              C[i] = sum(C.rf[k.inner.v, i], k.inner.v)
-    ``factor_axis`` places the new axis among the output axes (0: first, -1: last).
+    ``factor_axis`` places the new axis among the output axes (0: first, -1: last). A
+    multi-value reduction (argmax) gives a multi-output rf stage, and a list of its tensors;
+    ``init=`` stays with the final reduction (the partial ones start from the identity).
     """
     stage = _computed_stage(schedule, tensor, "rfactor")
     if not isinstance(stage.body, E.Reduce):
@@ -238,7 +269,7 @@ def rfactor(schedule, tensor, axis, factor_axis=0):
     leaf_vars = {axis: rf_axis.var}
     leaf_vars.update({old: new.var for old, new in zip([iv for iv in red_leaves if iv is not axis], others)})
     values, guards = leaf_values(red_rels, leaf_vars)
-    mapping = {root.var: values[root] for root in red.axes}
+    mapping = {root.var: reduce_axis_value(root, values[root]) for root in red.axes}
     mapping.update({old.var: new.var for old, new in zip(op.axis, data_axes)})
     source = E.substitute(red.source, mapping)
     conds = [g for g, _ in guards] + ([E.substitute(red.condition, mapping)] if red.condition is not None else [])
@@ -247,16 +278,21 @@ def rfactor(schedule, tensor, axis, factor_axis=0):
         cond = c if cond is None else E.And(cond, c)
     if others:
         rf_body = E.Reduce(red.combiner, source, tuple(others), cond)
+    elif cond is None:
+        rf_body = source
     else:
-        rf_body = source if cond is None else E.Select(cond, source, red.identity())
+        picked = tuple(E.Select(cond, v, i) for v, i in zip(E.values_of(source), E.values_of(red.identity())))
+        rf_body = picked[0] if len(picked) == 1 else E.ValueTuple(picked)
     rf_axes = data_axes[:factor_axis] + (rf_axis,) + data_axes[factor_axis:]
     rf_op = ComputeOp(f"{stage.name}.rf", rf_axes, rf_body, op.dtype)
-    rf = rf_op.output(0)
 
     k_rf = IterVar(E.Var(axis.name + ".v"), Range(0, axis.extent), IterKind.REDUCE)
     read_idx = [iv.var for iv in op.axis]
     read_idx.insert(factor_axis, k_rf.var)
-    stage.body = E.Reduce(red.combiner, E.TensorRead(rf, tuple(read_idx)), (k_rf,))
+    partials = tuple(E.TensorRead(rf, tuple(read_idx)) for rf in rf_op.outputs)
+    # the partial results start from the identity; the user's init= starts the final reduction
+    stage.body = E.Reduce(red.combiner, partials[0] if len(partials) == 1 else E.ValueTuple(partials), (k_rf,),
+                          None, red.init)
     keep = set(op.axis)
     data_rels = []
     for r in stage.relations:
@@ -270,4 +306,4 @@ def rfactor(schedule, tensor, axis, factor_axis=0):
     stage.iter_kinds = {iv: k for iv, k in stage.iter_kinds.items() if iv in keep}
     schedule._insert_stage(rf_op, schedule.stages.index(stage))
     schedule._record(stage, "rfactor", {"axis": stage.name_of(axis), "factor_axis": factor_axis})
-    return rf
+    return rf_op.output(0) if rf_op.num_outputs == 1 else list(rf_op.outputs)

@@ -46,12 +46,12 @@ class Schedule:
     def __init__(self, outputs):
         if not isinstance(outputs, (list, tuple)):
             outputs = [outputs]
-        ops = [_as_op(o) for o in outputs]
+        ops = list(dict.fromkeys(_as_op(o) for o in outputs))   # [T0, T1] of one op: one output op
         for op in ops:
             if isinstance(op, PlaceholderOp):
                 raise ScheduleError("create_schedule", op.name, "a placeholder is not computed, so it has no schedule",
                                     "schedule the te.compute tensors that read it")
-        self.outputs = [op.output(0) for op in ops]
+        self.outputs = [t for op in ops for t in op.outputs]
         self.ops = post_order_ops(ops)
         self.declared_ops = tuple(self.ops)     # the user's ops, before rewrites add stages
         self.stages = [Stage(op, self) for op in self.ops if not isinstance(op, PlaceholderOp)]
@@ -106,12 +106,14 @@ class Schedule:
 
     def cache_write(self, tensor, scope, layout=None):
         """Compute ``tensor`` into a ``scope`` buffer (its axes permuted by ``layout``, when
-        given), then copy out; returns the new tensor."""
+        given), then copy out; returns the new tensor. For a multi-output op pass all its
+        outputs, ``s.cache_write([T0, T1], "local")``, and get a list back (TVM's form)."""
         from .rewrites import cache_write
         return cache_write(self, tensor, scope, layout)
 
     def rfactor(self, tensor, axis, factor_axis=0):
-        """Make reduction loop ``axis`` a data-parallel axis of a new stage; returns its tensor."""
+        """Make reduction loop ``axis`` a data-parallel axis of a new stage; returns its tensor
+        (a list of them for a multi-value reduction such as argmax)."""
         from .rewrites import rfactor
         return rfactor(self, tensor, axis, factor_axis)
 
@@ -121,9 +123,14 @@ class Schedule:
         return im2col(self, conv)
 
     def tensor_by_name(self, name):
+        """The tensor a trace names: a stage's (``T.v1``: output 1 of multi-output stage ``T``)."""
         staged = [st.op for st in self.stages if st.name == name]
         if len(staged) == 1:
             return staged[0].output(0)
+        stem, _, j = name.rpartition(".v")
+        multi = [st.op for st in self.stages if st.name == stem and st.op.num_outputs > 1]
+        if j.isdigit() and len(multi) == 1 and int(j) < multi[0].num_outputs:
+            return multi[0].output(int(j))
         found = [op for op in self.ops if op.name == name]
         if len(found) != 1:
             raise ScheduleError("replay", name, f"{'no' if not found else 'several'} tensors have this name",
@@ -257,12 +264,17 @@ REPLAYABLE = {
     "cache_read": lambda st, a: st.schedule.cache_read(st.schedule.tensor_by_name(a["tensor"]), a["scope"],
                                                        [st.schedule.stage_by_name(r) for r in a["readers"]],
                                                        a.get("layout"), a.get("block")),
-    "cache_write": lambda st, a: st.schedule.cache_write(st.op.output(0), a["scope"], a.get("layout")),
+    "cache_write": lambda st, a: st.schedule.cache_write(_all_outputs(st.op), a["scope"], a.get("layout")),
     "rfactor": lambda st, a: st.schedule.rfactor(st.op.output(0), a["axis"], a.get("factor_axis", 0)),
     "im2col": lambda st, a: st.schedule.im2col(st.op.output(0)),
     "compute_at": lambda st, a: st.compute_at(st.schedule.stage_by_name(a["parent"]),
                                               Schedule._axis(st.schedule.stage_by_name(a["parent"]), a["axis"])),
 }
+
+
+def _all_outputs(op):
+    """What cache_write takes for ``op``: its tensor, or the list of a multi-output op's."""
+    return op.output(0) if op.num_outputs == 1 else list(op.outputs)
 
 
 def _thread_axis(tag):

@@ -370,6 +370,10 @@ class Stage:
         if self.reduce_axes:
             self._fail("compute_inline", "a reduction cannot be inlined into its consumers",
                        "keep it as its own stage (compute_root), or compute_at a consumer loop")
+        if self.op.num_outputs > 1:
+            self._fail("compute_inline", f"the op has {self.op.num_outputs} outputs, computed together; inlining "
+                       "would compute them once per read (TVM does not inline multi-output ops either)",
+                       "keep it as its own stage, or compute_at a consumer loop")
         if self.relations or self.iter_kinds:
             self._fail("compute_inline", "the stage already has split/fuse/annotations that inlining would drop",
                        "call compute_inline on a fresh stage")

@@ -12,11 +12,12 @@ import inspect
 from typing import Sequence
 
 from ..errors import LoopcError
-from .expr import (MATH_FUNCS, And, Call, Const, Expr, ExprOp, Max, Min, Or, Reduce,
-                   Select, Var, as_expr, check_dtype, is_float, walk, _as_bool, _unify, _pair)
-from .bitwise import (bitwise_and, bitwise_not, bitwise_or, bitwise_xor, max_value, min_value,  # noqa: F401
-                      popcount, shift_left, shift_right)
-from .tensor import THREAD_TAGS, ComputeOp, IterKind, IterVar, PlaceholderOp, Range, Tensor
+from .expr import (MATH_FUNCS, Add, And, Call, Const, Expr, ExprOp, Max, Min, Or,
+                   Select, Var, as_expr, check_dtype, is_float, _as_bool, _unify, _pair)
+from .bitwise import (bitwise_and, bitwise_not, bitwise_or, bitwise_xor, popcount, shift_left,  # noqa: F401
+                      shift_right)
+from .reduction import comm_reducer, compute_body, declaring, loop_dependent_axis, make_reduce, max_value, min_value
+from .tensor import THREAD_TAGS, ComputeOp, IterKind, IterVar, PlaceholderOp, Range, Tensor, TensorList
 from .extern import call_extern, call_packed, extern     # TVM's te.extern family
 from .scan import scan                                     # TVM's te.scan
 
@@ -25,7 +26,7 @@ __all__ = [
     "const", "var", "exp", "log", "sqrt", "tanh", "sigmoid", "abs", "floor", "thread_axis",
     "exp2", "log2", "log10", "ceil", "trunc", "round", "power", "fmod", "erf", "isnan", "isinf",
     "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "shift_left", "shift_right", "popcount",
-    "min_value", "max_value",
+    "min_value", "max_value", "comm_reducer",
     "create_schedule", "Tensor", "IterVar", "Expr", "Var", "scan", "extern", "call_packed", "call_extern",
 ]
 
@@ -77,8 +78,10 @@ def _range(dom, what) -> Range:
 
 
 def reduce_axis(dom, name: str = "rv") -> IterVar:
-    """A reduction axis over ``range(dom[0], dom[1])``."""
-    return IterVar(Var(name), _range(dom, f"reduce_axis {name}"), IterKind.REDUCE)
+    """A reduction axis over ``range(dom[0], dom[1])``; inside a compute's lambda the bounds may
+    read its axes (``te.reduce_axis((0, i + 1))``, see ``reduction.loop_dependent_axis``)."""
+    bounded = loop_dependent_axis(dom, name)
+    return bounded if bounded is not None else IterVar(Var(name), _range(dom, f"reduce_axis {name}"), IterKind.REDUCE)
 
 
 def thread_axis(tag="", name: str = "", dom=None) -> IterVar:
@@ -105,44 +108,37 @@ def _param_names(fcompute, n):
     return names
 
 
-def compute(shape, fcompute, name: str = "compute", tag: str = "", attrs=None) -> Tensor:
-    """``out[i, j, ...] = fcompute(i, j, ...)``; the lambda's parameter names name the loops."""
+def compute(shape, fcompute, name: str = "compute", tag: str = "", attrs=None):
+    """``out[i, j, ...] = fcompute(i, j, ...)``; the lambda's parameter names name the loops.
+
+    A lambda that returns a tuple gives one op with several outputs (TVM's multi-output
+    compute): a list of tensors, each of ``shape`` with its own dtype and buffer, one stage.
+
+        S, D = te.compute((n,), lambda i: (A[i] + B[i], A[i] - B[i]), name="SD")   # S.op is D.op
+    """
     shape = _shape(shape, f"compute {name}")
     axis = tuple(IterVar(Var(n), Range(0, ext)) for n, ext in zip(_param_names(fcompute, len(shape)), shape))
-    body = as_expr(fcompute(*axis))
-    for node in walk(body):
-        if isinstance(node, Reduce) and node is not body:
-            raise LoopcError(
-                f"compute {name}: a reduction (te.sum/max/min over an axis) must be the whole body; "
-                "compute the reduction in its own te.compute and use its result in another")
-    if isinstance(body, Reduce):
-        for iv in body.axes:
-            if not isinstance(iv, IterVar) or iv.kind is not IterKind.REDUCE:
-                raise LoopcError(f"compute {name}: reduce over {iv!r}, which is not a te.reduce_axis")
-    return ComputeOp(name, axis, body, body.dtype, tag, attrs).output(0)
-
-
-def _reduce_axes(axis):
-    axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
-    if not axes or not builtins.all(isinstance(a, IterVar) and a.kind is IterKind.REDUCE for a in axes):
-        return None
-    return tuple(axes)
+    with declaring(axis) as scope:
+        result = fcompute(*axis)
+    body = compute_body(result, name, scope)
+    op = ComputeOp(name, axis, body, body.dtype, tag, attrs)
+    return op.output(0) if op.num_outputs == 1 else TensorList(op.outputs)
 
 
 def _make_reducer(combiner):
-    def reducer(expr, axis=None, where=None):
+    def reducer(expr, axis=None, where=None, init=None):
         if axis is None:
             raise LoopcError(f"te.{combiner} needs axis=<a te.reduce_axis or a list of them>")
-        axes = _reduce_axes(axis)
-        if axes is None:
-            raise LoopcError(f"te.{combiner}: axis must be a te.reduce_axis or a list of them, got {axis!r}")
-        cond = None if where is None else _as_bool(where)
-        return Reduce(combiner, as_expr(expr), axes, cond)
+        if isinstance(axis, (ExprOp, int, float)) and not isinstance(axis, IterVar):
+            return _DIRECT[combiner](*_unify(*_pair(expr, axis)))     # TVM: te.sum(a, b) is a + b
+        return make_reduce(combiner, expr, axis, where, init)
     reducer.__name__ = combiner
-    reducer.__doc__ = f"``{combiner}`` of ``expr`` over reduce axis/axes ``axis`` (optionally only ``where`` holds)."
+    reducer.__doc__ = (f"``{combiner}`` of ``expr`` over reduce axis/axes ``axis`` (optionally only where ``where`` "
+                       f"holds), starting from ``init`` (at the output point, e.g. ``C_in[i, j]``) when given.")
     return reducer
 
 
+_DIRECT = {"sum": Add, "max": Max, "min": Min}
 sum = _make_reducer("sum")  # noqa: A001 - TVM's names
 _max_reduce = _make_reducer("max")
 _min_reduce = _make_reducer("min")
@@ -153,19 +149,19 @@ def _is_reduce_arg(x):
         isinstance(x, (list, tuple)) and x and builtins.all(isinstance(a, IterVar) for a in x))
 
 
-def max(a, b=None, axis=None, where=None):  # noqa: A001
+def max(a, b=None, axis=None, where=None, init=None):  # noqa: A001
     """``te.max(expr, axis=k)`` reduces; ``te.max(a, b)`` is elementwise."""
     if axis is not None or _is_reduce_arg(b):
-        return _max_reduce(a, axis if axis is not None else b, where)
+        return _max_reduce(a, axis if axis is not None else b, where, init)
     if b is None:
         raise LoopcError("te.max(a) needs axis= (a reduction) or a second operand (elementwise)")
     return Max(*_unify(*_pair(a, b)))
 
 
-def min(a, b=None, axis=None, where=None):  # noqa: A001
+def min(a, b=None, axis=None, where=None, init=None):  # noqa: A001
     """``te.min(expr, axis=k)`` reduces; ``te.min(a, b)`` is elementwise."""
     if axis is not None or _is_reduce_arg(b):
-        return _min_reduce(a, axis if axis is not None else b, where)
+        return _min_reduce(a, axis if axis is not None else b, where, init)
     if b is None:
         raise LoopcError("te.min(a) needs axis= (a reduction) or a second operand (elementwise)")
     return Min(*_unify(*_pair(a, b)))

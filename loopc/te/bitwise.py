@@ -1,10 +1,9 @@
-"""TVM's integer intrinsics by their ``tvm.tir`` names (re-exported by ``te``), and the dtype
-limits ``te.min_value`` / ``te.max_value``:
+"""TVM's integer intrinsics by their ``tvm.tir`` names (re-exported by ``te``):
 
     te.bitwise_and(a, b)   == a & b        te.shift_left(a, n)  == a << n
     te.bitwise_or(a, b)    == a | b        te.shift_right(a, n) == a >> n   (logical for uint)
     te.bitwise_xor(a, b)   == a ^ b        te.popcount(a)       -> set bits of a, a's dtype
-    te.bitwise_not(a)      == ~a           te.max_value("int8") -> Const(127, 'int8')
+    te.bitwise_not(a)      == ~a
 
 On booleans ``& | ^ ~`` stay logical; on floats they are a LoopcError. Operands are promoted
 like arithmetic (``loopc.te.expr.promote``); a Python int takes the other operand's dtype.
@@ -55,13 +54,3 @@ def popcount(x):
     return E.Call("popcount", (e,), e.dtype)
 
 
-def min_value(dtype: str) -> E.Const:
-    """The lowest value of ``dtype`` as a constant (floats: -inf, as TVM)."""
-    dtype = E.check_dtype(dtype)
-    return E.Const(E.min_value(dtype), dtype)
-
-
-def max_value(dtype: str) -> E.Const:
-    """The highest value of ``dtype`` as a constant (floats: +inf, as TVM)."""
-    dtype = E.check_dtype(dtype)
-    return E.Const(E.max_value(dtype), dtype)

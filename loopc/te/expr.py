@@ -60,12 +60,14 @@ def wrap_int(value: int, dtype: str) -> int:
 
 
 def min_value(dtype: str):
-    """The lowest value of ``dtype`` (floats: -inf), TVM's ``te.min_value`` as a number."""
+    """The lowest value of ``dtype`` (floats: -inf): the identity of a max reduction
+    (``te.min_value`` is the finite one)."""
     return -math.inf if is_float(dtype) else (False if dtype == "bool" else int_range(dtype)[0])
 
 
 def max_value(dtype: str):
-    """The highest value of ``dtype`` (floats: +inf), TVM's ``te.max_value`` as a number."""
+    """The highest value of ``dtype`` (floats: +inf): the identity of a min reduction
+    (``te.max_value`` is the finite one)."""
     return math.inf if is_float(dtype) else (True if dtype == "bool" else int_range(dtype)[1])
 
 
@@ -453,22 +455,66 @@ REDUCERS = {
 
 
 @dataclass(frozen=True, eq=False, repr=False)
+class ValueTuple(Expr):
+    """Several values computed together at one point: the body of a multi-output compute (one
+    value per output), or the sources / init of a multi-value reduction (argmax's index and
+    value). Never reaches the loop IR: lowering stores each value on its own."""
+    values: Tuple[Expr, ...]
+
+    @property
+    def dtype(self):
+        """The first value's dtype (see ``dtypes`` for all of them)."""
+        return self.values[0].dtype
+
+    @property
+    def dtypes(self):
+        return tuple(v.dtype for v in self.values)
+
+
+def values_of(e: Expr) -> Tuple[Expr, ...]:
+    """The values of a ValueTuple, or ``(e,)`` for a single value."""
+    return e.values if isinstance(e, ValueTuple) else (e,)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
 class Reduce(Expr):
-    """A reduction ``combiner`` of ``source`` over ``axes`` (IterVars); top of a compute body."""
-    combiner: str
+    """A reduction ``combiner`` of ``source`` over ``axes`` (IterVars); top of a compute body.
+
+    ``combiner`` is "sum", "max", "min" or a user's reducer (``te.comm_reducer``: an object with
+    ``identity(dtypes)`` and ``combine(acc_values, new_values)``). A multi-value reducer's
+    ``source`` (and ``init``) is a ValueTuple. The accumulator starts from ``init`` when given
+    (it may read tensors at the output point), else from the combiner's identity."""
+    combiner: Any
     source: Expr
     axes: Tuple[Any, ...]
     condition: Expr | None = None
+    init: Expr | None = None
 
     @property
     def dtype(self):
         return self.source.dtype
 
-    def identity(self) -> Const:
-        return Const(REDUCERS[self.combiner][1](self.dtype), self.dtype)
+    @property
+    def num_values(self) -> int:
+        return len(values_of(self.source))
+
+    def identity(self) -> Expr:
+        """The combiner's identity: a Const, or a ValueTuple of them for a multi-value reducer."""
+        if isinstance(self.combiner, str):
+            return Const(REDUCERS[self.combiner][1](self.dtype), self.dtype)
+        ids = self.combiner.identity(tuple(v.dtype for v in values_of(self.source)))
+        return ids[0] if len(ids) == 1 else ValueTuple(ids)
+
+    def start(self) -> Expr:
+        """What the accumulator holds before the first update: ``init``, else the identity."""
+        return self.identity() if self.init is None else self.init
 
     def combine(self, acc: Expr, value: Expr) -> Expr:
-        return REDUCERS[self.combiner][0](acc, value)
+        """``acc`` combined with ``value``; ValueTuples in and out for a multi-value reducer."""
+        if isinstance(self.combiner, str):
+            return REDUCERS[self.combiner][0](acc, value)
+        out = self.combiner.combine(values_of(acc), values_of(value))
+        return out[0] if len(out) == 1 else ValueTuple(tuple(out))
 
 
 def children(e: Expr) -> Tuple[Expr, ...]:
@@ -488,7 +534,9 @@ def children(e: Expr) -> Tuple[Expr, ...]:
     if isinstance(e, Load):
         return (e.index,)
     if isinstance(e, Reduce):
-        return (e.source,) if e.condition is None else (e.source, e.condition)
+        return (e.source,) + tuple(x for x in (e.condition, e.init) if x is not None)
+    if isinstance(e, ValueTuple):
+        return e.values
     return getattr(e, "operands", ())      # a node declared elsewhere (loopc.te.extern) lists its own
 
 
@@ -513,7 +561,11 @@ def rebuild(e: Expr, new_children) -> Expr:
     if isinstance(e, Load):
         return Load(e.buffer, c[0])
     if isinstance(e, Reduce):
-        return Reduce(e.combiner, c[0], e.axes, c[1] if len(c) > 1 else None)
+        rest = iter(c[1:])
+        condition = None if e.condition is None else next(rest)
+        return Reduce(e.combiner, c[0], e.axes, condition, None if e.init is None else next(rest))
+    if isinstance(e, ValueTuple):
+        return ValueTuple(tuple(c))
     if hasattr(e, "with_operands"):
         return e.with_operands(tuple(c))
     raise TypeError(type(e))  # pragma: no cover
@@ -562,7 +614,9 @@ def expr_equal(a: Expr, b: Expr) -> bool:
         return False
     if isinstance(a, Load) and a.buffer is not b.buffer:
         return False
-    if isinstance(a, Reduce) and (a.combiner != b.combiner or a.axes != b.axes):
+    if isinstance(a, Reduce) and (a.combiner != b.combiner or a.axes != b.axes
+                                  or (a.condition is None) != (b.condition is None)
+                                  or (a.init is None) != (b.init is None)):
         return False
     ca, cb = children(a), children(b)
     return len(ca) == len(cb) and all(expr_equal(x, y) for x, y in zip(ca, cb))

@@ -107,7 +107,7 @@ class ExternOp(Operation):
         self.tag, self.attrs = tag, dict(attrs or {})
         self.root_iter_vars = ()
         self.body = None
-        self._output = Tensor(self)
+        self._outputs = (Tensor(self),)
 
     @property
     def input_tensors(self):

@@ -41,7 +41,7 @@ class ScanOp(Operation):
         self.root_iter_vars = (self.scan_axis,)
         self.body = None
         self.body_ops = ()          # the computes between the state and the update (set by scan())
-        self._output = Tensor(self)
+        self._outputs = (Tensor(self),)
 
     @property
     def init_rows(self) -> int:

@@ -14,6 +14,7 @@ def _inlinable(stage) -> bool:
     """A root compute stage, not an output, with no reduction or schedule steps, that no extern
     stage reads (an extern reads whole buffers)."""
     return (isinstance(stage.op, ComputeOp) and not isinstance(stage.body, Reduce) and not stage.is_output
+            and stage.op.num_outputs == 1
             and stage.attach is AttachKind.ROOT and not stage.relations and not stage.iter_kinds
             and not any(getattr(r.op, "opaque", None) for r in stage.schedule.readers_of(stage)))
 

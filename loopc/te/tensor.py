@@ -6,7 +6,7 @@ from enum import Enum
 from typing import Tuple
 
 from ..errors import LoopcError
-from .expr import Expr, ExprOp, Reduce, TensorRead, Var, as_expr, bits, is_int, walk
+from .expr import Expr, ExprOp, Reduce, TensorRead, Var, as_expr, bits, is_int, values_of, walk
 
 
 #: the GPU indices a loop can be bound to (``te.thread_axis``)
@@ -51,13 +51,27 @@ class IterVar(ExprOp):
 
 
 class Operation:
-    """Base of PlaceholderOp and ComputeOp; an op produces one output tensor."""
+    """Base of PlaceholderOp and ComputeOp; an op produces ``num_outputs`` tensors (one, except
+    a compute whose lambda returns several values)."""
     name: str
 
+    @property
+    def num_outputs(self) -> int:
+        return len(self._outputs)
+
+    @property
+    def dtypes(self) -> Tuple[str, ...]:
+        return tuple(t.dtype for t in self._outputs)
+
     def output(self, index: int = 0) -> "Tensor":
-        if index != 0:
-            raise LoopcError(f"operation {self.name} has one output")
-        return self._output
+        if not (isinstance(index, int) and -self.num_outputs <= index < self.num_outputs):
+            raise LoopcError(f"operation {self.name} has {self.num_outputs} output"
+                             f"{'s' if self.num_outputs > 1 else ''}; output({index!r}) is none of them")
+        return self._outputs[index]
+
+    @property
+    def outputs(self) -> Tuple["Tensor", ...]:
+        return tuple(self._outputs)
 
     @property
     def input_tensors(self) -> Tuple["Tensor", ...]:
@@ -69,25 +83,33 @@ class PlaceholderOp(Operation):
         self.name = name
         self.shape = shape
         self.dtype = dtype
-        self._output = Tensor(self)
+        self._outputs = (Tensor(self),)
 
     def __repr__(self):
         return f"placeholder({self.name}, shape={self.shape}, dtype={self.dtype})"
 
 
 class ComputeOp(Operation):
-    """``out[axis] = body`` where body may be a top-level Reduce over ``reduce_axis``."""
+    """``out[axis] = body`` where body may be a top-level Reduce over ``reduce_axis``.
+
+    A multi-output op (TVM's ``te.compute`` whose lambda returns a tuple) has a ValueTuple body,
+    or a Reduce whose source is a ValueTuple (a multi-value reducer such as argmax): output
+    ``j`` is value ``j``, each a tensor of the op's shape with its own dtype and buffer."""
 
     def __init__(self, name, axis, body: Expr, dtype: str, tag: str = "", attrs=None):
         self.name = name
         self.axis: Tuple[IterVar, ...] = tuple(axis)
         self.body = body
-        self.dtype = dtype
         self.shape = tuple(iv.dom.extent for iv in self.axis)
         self.reduce_axis: Tuple[IterVar, ...] = tuple(body.axes) if isinstance(body, Reduce) else ()
         self.tag = tag
         self.attrs = dict(attrs or {})
-        self._output = Tensor(self)
+        values = values_of(body.source if isinstance(body, Reduce) else body)
+        if len(values) == 1:
+            self._outputs = (Tensor(self, 0, dtype),)
+        else:
+            self._outputs = tuple(Tensor(self, j, v.dtype) for j, v in enumerate(values))
+        self.dtype = self._outputs[0].dtype
 
     @property
     def input_tensors(self):
@@ -102,14 +124,17 @@ class ComputeOp(Operation):
 
 
 class Tensor:
-    """The output of an operation; ``T[i, j]`` reads it inside a compute body."""
+    """Output ``value_index`` of an operation; ``T[i, j]`` reads it inside a compute body. The
+    outputs of a multi-output op are named ``name.v0``, ``name.v1`` ... (TVM's names)."""
 
-    def __init__(self, op: Operation):
+    def __init__(self, op: Operation, value_index: int = 0, dtype: str | None = None):
         self.op = op
+        self.value_index = value_index
+        self._dtype = dtype
 
     @property
     def name(self):
-        return self.op.name
+        return self.op.name if self.op.num_outputs == 1 else f"{self.op.name}.v{self.value_index}"
 
     @property
     def shape(self):
@@ -117,7 +142,7 @@ class Tensor:
 
     @property
     def dtype(self):
-        return self.op.dtype
+        return self.op.dtype if self._dtype is None else self._dtype
 
     @property
     def ndim(self):
@@ -150,6 +175,18 @@ class Tensor:
         return f"Tensor({self.name}, shape={self.shape}, dtype={self.dtype})"
 
     __hash__ = object.__hash__
+
+
+class TensorList(list):
+    """The outputs of a multi-output ``te.compute``: a list, as TVM returns; indexing the list
+    with an axis (instead of one of its tensors) is a LoopcError that says so."""
+
+    def __getitem__(self, index):
+        if isinstance(index, (int, slice)) and not isinstance(index, bool):
+            return super().__getitem__(index)
+        names = ", ".join(t.name for t in self)
+        raise LoopcError(f"this is the list of the {len(self)} outputs ({names}) of a multi-output te.compute, "
+                         f"indexed with {index!r}; unpack it (T0, T1 = te.compute(...)) and index one tensor")
 
 
 class TensorSlice(ExprOp):
