@@ -120,7 +120,7 @@ class NestBuilder:
     def __init__(self, schedule, buffer_map):
         self.schedule = schedule
         self.buffer_map = buffer_map
-        self.inlined = {st.op: st for st in schedule.stages if st.attach is AttachKind.INLINE}
+        self.inlined = {st.origin_op: st for st in schedule.stages if st.attach is AttachKind.INLINE}
         self.attached = {}
         for st in schedule.stages:
             if st.attach is AttachKind.SCOPE:
@@ -134,6 +134,12 @@ class NestBuilder:
                     raise LoweringError(f"stage '{st.name}' is computed inside vectorized loop '{leaf.name}' of "
                                         f"'{parent.name}'; attach it to an enclosing loop")
                 readers = schedule.readers_of(st)
+                if readers != [parent] and schedule.reads_through(parent, st):
+                    between = ", ".join(r.name for r in readers if r is not parent)
+                    raise LoweringError(
+                        f"stage '{st.name}' is computed at loop '{leaf.name}' of '{parent.name}', which reads it "
+                        f"through {between}; call s[{between.split(', ')[0]}].compute_inline() so that the reads "
+                        f"move into '{parent.name}', or compute_at '{st.name}' a loop of {between}")
                 if readers != [parent]:
                     now = ", ".join(r.name for r in readers) or "no stage"
                     raise LoweringError(
@@ -160,7 +166,7 @@ class NestBuilder:
         enclosing loops bound to threadIdx.* to their ranges: a "shared" producer is computed
         for the whole thread block, so its region spans them."""
         threads = threads or {}
-        op = stage.op
+        op = stage.origin_op
         leaves = stage.leaf_iter_vars
         root_ext = {iv: iv.extent for iv in stage.root_iter_vars}
         if region is not None:
@@ -193,24 +199,26 @@ class NestBuilder:
             items = []
             for producer in producers:
                 span = {**inner, **here} if producer.scope == "shared" else inner
-                preg = infer_region(producer.op, _reads_of(body, producer.op), span)
-                body = self._shift_reads(body, producer.op, preg)
-                buf = Buffer(producer.name, preg.extents, producer.op.dtype, producer.scope)
-                self.buffer_map[producer.op] = buf
+                preg = infer_region(producer.origin_op, _reads_of(body, producer.origin_op), span)
+                body = self._shift_reads(body, producer.origin_op, preg)
+                buf = Buffer(producer.name, preg.extents, producer.origin_op.dtype, producer.scope)
+                self.buffer_map[producer.origin_op] = buf
                 items.append((buf, self.stage_nest(producer, preg, here)))
             attach[leaf] = items
 
         tensor = op.output(0)
         kinds, bindings = stage.iter_kinds, stage.bindings
+        predicate = self._store_predicate(stage, values, root_map)
         if not isinstance(body, E.Reduce):
-            store = TensorStore(tensor, store_idx, body)
+            store = _only_where(predicate, TensorStore(tensor, store_idx, body))
             return make_nest(leaves, extents, kinds, bindings, store, [g for g, _ in guards], attach)
 
         red = body
         update = TensorStore(tensor, store_idx, red.combine(E.TensorRead(tensor, store_idx), red.source))
         if red.condition is not None:
             update = IfThenElse(red.condition, update)
-        init = TensorStore(tensor, store_idx, red.identity())
+        update = _only_where(predicate, update)
+        init = _only_where(predicate, TensorStore(tensor, store_idx, red.identity()))
         p = next(n for n, iv in enumerate(leaves) if iv.kind is IterKind.REDUCE)
         outer_vars = {iv.var for iv in leaves[:p]}
         outer = [g for g, _ in guards if E.free_vars(g) <= outer_vars]
@@ -219,6 +227,26 @@ class NestBuilder:
         init_nest = make_nest(init_leaves, extents, kinds, bindings, init, [g for g, r in inner_guards if not r])
         update_nest = make_nest(leaves[p:], extents, kinds, bindings, update, [g for g, _ in inner_guards], attach)
         return make_nest(leaves[:p], extents, kinds, bindings, seq(init_nest, update_nest), outer, attach)
+
+    @staticmethod
+    def _store_predicate(stage, values, root_map):
+        """``set_store_predicate``'s condition in the nest's variables: thread axes become the
+        loops bound to them, split or fused axes their values, root axes their global index."""
+        pred = stage.store_predicate
+        if pred is None:
+            return None
+        mapping = {t.var: leaf.var for leaf, t in stage.bindings.items()}
+        mapping.update({iv.var: values[iv] for iv in stage.all_iter_vars
+                        if iv in values and iv not in stage.leaf_iter_vars})
+        mapping.update(root_map)
+        pred = E.substitute(pred, mapping)
+        known = {iv.var for iv in stage.leaf_iter_vars}
+        stray = [v.name for v in E.free_vars(pred) if v not in known]
+        if stray:
+            raise LoweringError(f"the store predicate of stage '{stage.name}' uses {', '.join(stray)}, which is "
+                                "no loop of the stage (a thread axis no longer bound?); bind it again or "
+                                "set_store_predicate over the current loops")
+        return pred
 
     @staticmethod
     def _shift_reads(body, op, region):
@@ -232,6 +260,10 @@ class NestBuilder:
                 return E.TensorRead(n.tensor, idx)
             return None
         return E.transform(body, fn)
+
+
+def _only_where(predicate, stmt):
+    return stmt if predicate is None else IfThenElse(predicate, stmt)
 
 
 def _check_args(schedule, args):
@@ -270,9 +302,9 @@ def schedule_to_loops(schedule, args, name: str) -> LoweredFunc:
     for st in schedule.stages:
         if st.attach is not AttachKind.ROOT:
             continue
-        if st.op not in buffer_map:
-            buf = Buffer(st.name, st.op.shape, st.op.dtype, st.scope)
-            buffer_map[st.op] = buf
+        if st.origin_op not in buffer_map:
+            buf = Buffer(st.name, st.origin_op.shape, st.origin_op.dtype, st.scope)
+            buffer_map[st.origin_op] = buf
             allocs.append(buf)
         nests.append(builder.stage_nest(st))
     body = seq(*nests)

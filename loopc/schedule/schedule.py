@@ -56,7 +56,7 @@ class Schedule:
         self.stages = [Stage(op, self) for op in self.ops if isinstance(op, ComputeOp)]
         for st in self.stages:
             self._name_uniquely(st)
-        self._stage_of = {st.op: st for st in self.stages}
+        self._stage_of = {st.origin_op: st for st in self.stages}
         self.trace = []
 
     def _name_uniquely(self, stage) -> None:
@@ -93,7 +93,7 @@ class Schedule:
         self.stages.insert(index, st)
         self._name_uniquely(st)
         self._stage_of[op] = st
-        self.ops.insert(self.ops.index(self.stages[index + 1].op) if index + 1 < len(self.stages) else len(self.ops), op)
+        self.ops.insert(self.ops.index(self.stages[index + 1].origin_op) if index + 1 < len(self.stages) else len(self.ops), op)
         return st
 
     def cache_read(self, tensor, scope, readers, layout=None, block=None):
@@ -119,7 +119,7 @@ class Schedule:
         return im2col(self, conv)
 
     def tensor_by_name(self, name):
-        staged = [st.op for st in self.stages if st.name == name]
+        staged = [st.origin_op for st in self.stages if st.name == name]
         if len(staged) == 1:
             return staged[0].output(0)
         found = [op for op in self.ops if op.name == name]
@@ -131,13 +131,13 @@ class Schedule:
     def readers_of(self, stage) -> list:
         """The non-inlined stages whose (inlined) bodies read ``stage``'s tensor."""
         from .stage import AttachKind
-        inlined = {st.op: st for st in self.stages if st.attach is AttachKind.INLINE}
+        inlined = {st.origin_op: st for st in self.stages if st.attach is AttachKind.INLINE}
 
         def reads(body, seen=()):
             for node in walk(body):
                 if isinstance(node, TensorRead):
                     op = node.tensor.op
-                    if op is stage.op:
+                    if op is stage.origin_op:
                         return True
                     if op in inlined and op not in seen and reads(inlined[op].body, seen + (op,)):
                         return True
@@ -146,9 +146,25 @@ class Schedule:
         return [st for st in self.stages
                 if st is not stage and st.attach is not AttachKind.INLINE and reads(st.body)]
 
+    def reads_through(self, consumer, producer) -> bool:
+        """Whether ``consumer`` reads ``producer``'s tensor through other computed stages
+        (``C`` reads ``mid`` reads ``B``), whatever is inlined now."""
+        seen, frontier = set(), [consumer]
+        while frontier:
+            st = frontier.pop()
+            for node in walk(st.body):
+                if isinstance(node, TensorRead) and node.tensor.op in self._stage_of:
+                    src = self._stage_of[node.tensor.op]
+                    if src is producer and st is not consumer:
+                        return True
+                    if src not in seen and src is not producer:
+                        seen.add(src)
+                        frontier.append(src)
+        return False
+
     def _owner_of(self, iv):
         for st in self.stages:
-            if iv in st.all_iter_vars:
+            if iv in st.all_iter_vars or iv in st._aliases:
                 return st
         return None
 
@@ -258,9 +274,16 @@ REPLAYABLE = {
     "cache_write": lambda st, a: st.schedule.cache_write(st.op.output(0), a["scope"], a.get("layout")),
     "rfactor": lambda st, a: st.schedule.rfactor(st.op.output(0), a["axis"], a.get("factor_axis", 0)),
     "im2col": lambda st, a: st.schedule.im2col(st.op.output(0)),
+    "double_buffer": lambda st, a: st.double_buffer(),
+    "set_store_predicate": lambda st, a: st.set_store_predicate(_decode(st, a["predicate"])),
     "compute_at": lambda st, a: st.compute_at(st.schedule.stage_by_name(a["parent"]),
                                               Schedule._axis(st.schedule.stage_by_name(a["parent"]), a["axis"])),
 }
+
+
+def _decode(stage, data):
+    from .expr_json import decode
+    return decode(stage, data)
 
 
 def _thread_axis(tag):
