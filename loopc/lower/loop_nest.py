@@ -28,6 +28,7 @@ from ..schedule.stage import MAX_UNROLL_EXTENT, MAX_VECTOR_LANES, AttachKind
 from ..te import expr as E
 from ..te.tensor import IterKind, PlaceholderOp, Tensor
 from .bounds import check_reads_in_bounds
+from .cross_thread import bound_reduce_leaf, cross_thread_nest
 
 
 #: bound inference's interval of one index (now in loopc.arith; this name is kept for callers)
@@ -122,6 +123,7 @@ class NestBuilder:
         self.buffer_map = buffer_map
         self.inlined = {st.origin_op: st for st in schedule.stages if st.attach is AttachKind.INLINE}
         self.attached = {}
+        self.cross_thread_buffers = []   # shared buffers of cross-thread reductions (race-free by construction)
         for st in schedule.stages:
             if st.attach is AttachKind.SCOPE:
                 parent, leaf = st.attach_stage, st.attach_ivar
@@ -214,6 +216,11 @@ class NestBuilder:
             return make_nest(leaves, extents, kinds, bindings, store, [g for g, _ in guards], attach)
 
         red = body
+        if bound_reduce_leaf(stage) is not None:
+            nest, buffers = cross_thread_nest(stage, leaves, extents, make_nest, red, (tensor, store_idx), guards,
+                                              attach, predicate, self.buffer_map)
+            self.cross_thread_buffers.extend(buffers)
+            return nest
         update = TensorStore(tensor, store_idx, red.combine(E.TensorRead(tensor, store_idx), red.source))
         if red.condition is not None:
             update = IfThenElse(red.condition, update)
@@ -310,4 +317,5 @@ def schedule_to_loops(schedule, args, name: str) -> LoweredFunc:
     body = seq(*nests)
     for buf in reversed(allocs):
         body = Allocate(buf, body)
-    return LoweredFunc(name, params, body, {"buffer_map": buffer_map})
+    return LoweredFunc(name, params, body, {"buffer_map": buffer_map,
+                                            "cross_thread_buffers": tuple(builder.cross_thread_buffers)})
