@@ -124,6 +124,7 @@ class NestBuilder:
         self.inlined = {st.origin_op: st for st in schedule.stages if st.attach is AttachKind.INLINE}
         self.attached = {}
         self.cross_thread_buffers = []   # shared buffers of cross-thread reductions (race-free by construction)
+        self._regions = {}   # op -> Region of the stages computed at the loop being built (siblings read them)
         for st in schedule.stages:
             if st.attach is AttachKind.SCOPE:
                 parent, leaf = st.attach_stage, st.attach_ivar
@@ -135,21 +136,31 @@ class NestBuilder:
                 if parent.iter_kinds.get(leaf) is ForKind.VECTORIZED:
                     raise LoweringError(f"stage '{st.name}' is computed inside vectorized loop '{leaf.name}' of "
                                         f"'{parent.name}'; attach it to an enclosing loop")
-                readers = schedule.readers_of(st)
-                if readers != [parent] and schedule.reads_through(parent, st):
-                    between = ", ".join(r.name for r in readers if r is not parent)
-                    raise LoweringError(
-                        f"stage '{st.name}' is computed at loop '{leaf.name}' of '{parent.name}', which reads it "
-                        f"through {between}; call s[{between.split(', ')[0]}].compute_inline() so that the reads "
-                        f"move into '{parent.name}', or compute_at '{st.name}' a loop of {between}")
-                if readers != [parent]:
-                    now = ", ".join(r.name for r in readers) or "no stage"
-                    raise LoweringError(
-                        f"stage '{st.name}' is computed at loop '{leaf.name}' of '{parent.name}', but {now} "
-                        f"read{'s' if len(readers) == 1 else ''} it now (a later cache_read, cache_write or rfactor "
-                        f"moved the reads); call s[{st.name}].compute_at(...) again with a loop of "
-                        f"{readers[0].name if len(readers) == 1 else 'its one reader'}, or compute_root() it")
                 self.attached.setdefault(parent, {}).setdefault(leaf, []).append(st)
+        for parent, at_leaf in self.attached.items():
+            for leaf, siblings in at_leaf.items():
+                for st in siblings:
+                    self._check_readers(st, parent, leaf, siblings)
+
+    def _check_readers(self, st, parent, leaf, siblings):
+        """Only ``parent`` (or stages computed at the same loop, a create_group) may read ``st``."""
+        schedule = self.schedule
+        readers = [r for r in schedule.readers_of(st) if r not in siblings]
+        if parent not in readers and any(r in siblings for r in schedule.readers_of(st)):
+            readers.append(parent)   # read by a sibling computed before the parent's body
+        if readers != [parent] and schedule.reads_through(parent, st):
+            between = ", ".join(r.name for r in readers if r is not parent)
+            raise LoweringError(
+                f"stage '{st.name}' is computed at loop '{leaf.name}' of '{parent.name}', which reads it "
+                f"through {between}; call s[{between.split(', ')[0]}].compute_inline() so that the reads "
+                f"move into '{parent.name}', or compute_at '{st.name}' a loop of {between}")
+        if readers != [parent]:
+            now = ", ".join(r.name for r in readers) or "no stage"
+            raise LoweringError(
+                f"stage '{st.name}' is computed at loop '{leaf.name}' of '{parent.name}', but {now} "
+                f"read{'s' if len(readers) == 1 else ''} it now (a later cache_read, cache_write or rfactor "
+                f"moved the reads); call s[{st.name}].compute_at(...) again with a loop of "
+                f"{readers[0].name if len(readers) == 1 else 'its one reader'}, or compute_root() it")
 
     def body_of(self, stage):
         """The stage's expression with inlined stages substituted."""
@@ -190,6 +201,8 @@ class NestBuilder:
         root_map = {iv.var: g for iv, g in zip(op.axis, global_idx)}
         root_map.update({iv.var: values[iv] for iv in stage.reduce_axes})
         body = E.substitute(self.body_of(stage), root_map)
+        for producer_op, region in self._regions.items():   # siblings computed at the same loop
+            body = self._shift_reads(body, producer_op, region)
 
         attach = {}
         for leaf, producers in self.attached.get(stage, {}).items():
@@ -198,15 +211,7 @@ class NestBuilder:
             here = dict(threads)
             here.update({iv.var: (0, extents[iv] - 1) for iv in leaves[:pos + 1]
                          if iv in stage.bindings and stage.bindings[iv].thread_tag.startswith("threadIdx")})
-            items = []
-            for producer in producers:
-                span = {**inner, **here} if producer.scope == "shared" else inner
-                preg = infer_region(producer.origin_op, _reads_of(body, producer.origin_op), span)
-                body = self._shift_reads(body, producer.origin_op, preg)
-                buf = Buffer(producer.name, preg.extents, producer.origin_op.dtype, producer.scope)
-                self.buffer_map[producer.origin_op] = buf
-                items.append((buf, self.stage_nest(producer, preg, here)))
-            attach[leaf] = items
+            body, attach[leaf] = self._place_producers(producers, body, inner, here)
 
         tensor = op.output(0)
         kinds, bindings = stage.iter_kinds, stage.bindings
@@ -234,6 +239,48 @@ class NestBuilder:
         init_nest = make_nest(init_leaves, extents, kinds, bindings, init, [g for g, r in inner_guards if not r])
         update_nest = make_nest(leaves[p:], extents, kinds, bindings, update, [g for g, _ in inner_guards], attach)
         return make_nest(leaves[:p], extents, kinds, bindings, seq(init_nest, update_nest), outer, attach)
+
+    def _place_producers(self, producers, body, inner, here):
+        """The stages computed at one loop, producers first: each over the region that the
+        consumer's ``body`` and the siblings computed after it read (bound inference, the
+        siblings' regions first). Returns (body with reads shifted into the regions, [(buffer, nest)])."""
+        order = sorted(producers, key=self.schedule.stages.index)
+        regions = {}
+        for producer in reversed(order):
+            op = producer.origin_op
+            reads = _reads_of(body, op)
+            ranges = dict({**inner, **here} if producer.scope == "shared" else inner)
+            for sibling, region in regions.items():
+                more, rng = self._sibling_reads(sibling, region, op)
+                reads += more
+                ranges.update(rng)
+            regions[producer] = infer_region(op, reads, ranges)
+        for producer in order:
+            body = self._shift_reads(body, producer.origin_op, regions[producer])
+        saved = self._regions
+        self._regions = {**saved, **{p.origin_op: regions[p] for p in order}}
+        items = []
+        try:
+            for producer in order:
+                region = regions[producer]
+                buf = Buffer(producer.name, region.extents, producer.origin_op.dtype, producer.scope)
+                self.buffer_map[producer.origin_op] = buf
+                self._regions = {k: v for k, v in self._regions.items() if k is not producer.origin_op}
+                items.append((buf, self.stage_nest(producer, region, here)))
+                self._regions[producer.origin_op] = region
+        finally:
+            self._regions = saved
+        return body, items
+
+    def _sibling_reads(self, sibling, region, op):
+        """The reads of ``op`` in ``sibling``'s body while it computes ``region``, and the
+        ranges of the variables they use."""
+        fresh = [E.Var(f"{iv.name}.r") for iv in sibling.origin_op.axis]
+        mapping = {iv.var: (v if full else off + v)
+                   for iv, off, v, full in zip(sibling.origin_op.axis, region.offsets, fresh, region.full)}
+        ranges = {v: (0, ext - 1) for v, ext in zip(fresh, region.extents)}
+        ranges.update({iv.var: (0, iv.extent - 1) for iv in sibling.reduce_axes})
+        return _reads_of(E.substitute(self.body_of(sibling), mapping), op), ranges
 
     @staticmethod
     def _store_predicate(stage, values, root_map):

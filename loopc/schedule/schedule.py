@@ -57,6 +57,7 @@ class Schedule:
         for st in self.stages:
             self._name_uniquely(st)
         self._stage_of = {st.origin_op: st for st in self.stages}
+        self.groups = []           # create_group's groups, in creation order (traces name them by index)
         self.trace = []
 
     def _name_uniquely(self, stage) -> None:
@@ -71,6 +72,9 @@ class Schedule:
             stage._unique_name = name
 
     def __getitem__(self, x) -> Stage:
+        from .group import Group
+        if isinstance(x, (Stage, Group)) and x.schedule is self:
+            return x                      # TVM: s[group] (and s[stage]) is that stage
         op = _as_op(x)
         if op in self._stage_of:
             return self._stage_of[op]
@@ -112,6 +116,12 @@ class Schedule:
         """Make reduction loop ``axis`` a data-parallel axis of a new stage; returns its tensor."""
         from .rewrites import rfactor
         return rfactor(self, tensor, axis, factor_axis)
+
+    def create_group(self, outputs, inputs, include_inputs=False):
+        """TVM's group of the stages between ``inputs`` and ``outputs``, which
+        ``s[group].compute_at(...)`` attaches together (see ``loopc.schedule.group``)."""
+        from .group import create_group
+        return create_group(self, outputs, inputs, include_inputs)
 
     def im2col(self, conv):
         """Rewrite a convolution stage into a patch-matrix stage and a GEMM; returns (col, out)."""
@@ -255,7 +265,7 @@ def _parse_trace(trace) -> list:
     return trace
 
 
-NAMES_AXES_OF_OTHER_STAGE = ("compute_at", "cache_read", "cache_write")
+NAMES_AXES_OF_OTHER_STAGE = ("compute_at", "cache_read", "cache_write", "group_compute_at")
 
 REPLAYABLE = {
     "split": lambda st, a: st.split(a["axis"], factor=a.get("factor"), nparts=a.get("nparts")),
@@ -276,6 +286,12 @@ REPLAYABLE = {
     "im2col": lambda st, a: st.schedule.im2col(st.op.output(0)),
     "double_buffer": lambda st, a: st.double_buffer(),
     "set_store_predicate": lambda st, a: st.set_store_predicate(_decode(st, a["predicate"])),
+    "create_group": lambda st, a: st.schedule.create_group([st.schedule.tensor_by_name(n) for n in a["outputs"]],
+                                                           [st.schedule.tensor_by_name(n) for n in a["inputs"]],
+                                                           a.get("include_inputs", False)),
+    "group_compute_at": lambda st, a: st.schedule.groups[a["group"]].compute_at(
+        st.schedule.stage_by_name(a["parent"]), Schedule._axis(st.schedule.stage_by_name(a["parent"]), a["axis"])),
+    "group_compute_root": lambda st, a: st.schedule.groups[a["group"]].compute_root(),
     "compute_at": lambda st, a: st.compute_at(st.schedule.stage_by_name(a["parent"]),
                                               Schedule._axis(st.schedule.stage_by_name(a["parent"]), a["axis"])),
 }
