@@ -290,6 +290,8 @@ def test_rfactor_rewrites_the_stage_op_and_keeps_the_user_handles():
     with pytest.raises(ScheduleError, match="belongs to stage 'C.rf'"):
         s[C].split(ko, factor=2)
     np.testing.assert_allclose(run_llvm(s, [A, B, C], a, b), a @ b, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(run_interp(s, [A, B, C], a, b), a @ b, rtol=1e-5, atol=1e-5)
+    replayed(s, [A, B, C])
 
 
 # --------------------------------------------------------------------------- cross-thread reduction

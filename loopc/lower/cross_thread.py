@@ -23,7 +23,7 @@ slots passes the last one through.
 from __future__ import annotations
 
 from ..errors import LoweringError
-from ..ir.stmt import Buffer, For, ForKind, TensorStore, seq
+from ..ir.stmt import Buffer, For, ForKind, IfThenElse, TensorStore, seq
 from ..te import expr as E
 from ..te.tensor import IterKind, PlaceholderOp
 
@@ -98,7 +98,6 @@ def cross_thread_nest(stage, leaves, extents, make_nest, red, store, guards, att
     acc_t, acc_i = slot(0, tx.var)
     update = TensorStore(acc_t, acc_i, red.combine(E.TensorRead(acc_t, acc_i), red.source))
     if red.condition is not None:
-        from ..ir.stmt import IfThenElse
         update = IfThenElse(red.condition, update)
     others = [iv for iv in leaves[p:] if iv is not tx]
     body = seq(TensorStore(acc_t, acc_i, red.identity()), make_nest(others, extents, kinds, bindings, update,
@@ -121,7 +120,6 @@ def cross_thread_nest(stage, leaves, extents, make_nest, red, store, guards, att
     tensor, index = store
     final = TensorStore(tensor, index, E.TensorRead(*slot(src, E.Const(0))))
     if predicate is not None:
-        from ..ir.stmt import IfThenElse
         final = IfThenElse(E.substitute(predicate, {tx.var: E.Const(0)}), final)
     parts.append(final)
 

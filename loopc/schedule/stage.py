@@ -397,6 +397,10 @@ class Stage:
         after:   for i.outer in range(N/4):
                    for b in range(5): B_local[b] = A[i.outer*4 + b] * 2     # 4 + 1 halo
                    for i.inner in range(4): C[..] = B_local[i.inner] + B_local[i.inner + 1]
+
+        As in TVM, ``parent`` may read this stage through stages between them that are inlined
+        before lowering (``s[B].compute_at(s[C], ax)`` then ``s[mid].compute_inline()``): the
+        order of the two calls does not matter; lowering checks that they are inlined by then.
         """
         if not isinstance(parent, Stage):
             self._fail("compute_at", f"the first argument must be a stage such as s[C], got {parent!r}",
@@ -451,6 +455,10 @@ class Stage:
         before:  for i.outer in range(64): for i.inner in range(256): body
         after:   for i.outer in thread_binding(64, "blockIdx.x"):
                    for i.inner in thread_binding(256, "threadIdx.x"): body
+
+        A reduction loop may be bound to ``threadIdx.*`` (TVM's cross-thread reduction): the
+        threads' partial results are combined by a tree in shared memory and thread 0 stores
+        the result (``loopc.lower.cross_thread``). Binding it to ``blockIdx.*`` is an error.
         """
         self._check_attached_ok("bind")
         leaf = self._leaf("bind", iv)
