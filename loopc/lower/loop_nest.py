@@ -257,7 +257,7 @@ class NestBuilder:
             regions[producer] = infer_region(op, reads, ranges)
         for producer in order:
             body = self._shift_reads(body, producer.origin_op, regions[producer])
-        saved = self._regions
+        saved = self._regions      # inside the siblings' nests, their reads of each other shift too
         self._regions = {**saved, **{p.origin_op: regions[p] for p in order}}
         items = []
         try:
@@ -265,9 +265,7 @@ class NestBuilder:
                 region = regions[producer]
                 buf = Buffer(producer.name, region.extents, producer.origin_op.dtype, producer.scope)
                 self.buffer_map[producer.origin_op] = buf
-                self._regions = {k: v for k, v in self._regions.items() if k is not producer.origin_op}
                 items.append((buf, self.stage_nest(producer, region, here)))
-                self._regions[producer.origin_op] = region
         finally:
             self._regions = saved
         return body, items
