@@ -379,6 +379,32 @@ def test_cross_thread_reduction_in_the_interpreter(n):
         loopc.build(s, [A, B])                     # on the CPU a bound loop is an error, as before
 
 
+def random_cross_thread(seed):
+    """A seeded shape, thread count and combiner (sum/max/min): (A, B, schedule, a, numpy's answer)."""
+    rng = np.random.default_rng(100 + seed)
+    n, m, threads, rows = (int(x) for x in (rng.integers(1, 7), rng.integers(1, 41), rng.integers(1, 10),
+                                            rng.integers(1, 4)))
+    name = ["sum", "max", "min"][seed % 3]
+    A = te.placeholder((n, m), name="A")
+    k = te.reduce_axis((0, m), name="k")
+    B = te.compute((n,), lambda i: getattr(te, name)(A[i, k] * 1.5, axis=k), name="B")
+    s = te.create_schedule(B.op)
+    ko, ki = s[B].split(k, factor=threads)
+    io, ii = s[B].split(B.op.axis[0], factor=rows)
+    s[B].reorder(io, ii, ki, ko)
+    s[B].bind(io, te.thread_axis("blockIdx.x"))
+    s[B].bind(ii, te.thread_axis("threadIdx.y"))
+    s[B].bind(ki, te.thread_axis("threadIdx.x"))
+    a, = operands(seed, (n, m))
+    return A, B, s, a, getattr(np, name)(a * 1.5, axis=1), f"{name} n={n} m={m} threads={threads} rows={rows}"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cross_thread_reduction_random_shapes(seed):
+    A, B, s, a, want, what = random_cross_thread(seed)
+    np.testing.assert_allclose(run_interp(s, [A, B], a), want, rtol=1e-5, atol=1e-5, err_msg=what)
+
+
 def case_cross_thread_reduction_in_the_cuda_simulator():
     from numba import config
     assert config.ENABLE_CUDASIM
@@ -390,6 +416,11 @@ def case_cross_thread_reduction_in_the_cuda_simulator():
         out = np.full(want.shape, np.nan, "float32")
         f(a, out)
         np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5, err_msg=CROSS_THREAD[n][0])
+    for seed in range(6):
+        A, B, s, a, want, what = random_cross_thread(seed)
+        out = np.full(want.shape, np.nan, "float32")
+        loopc.build(s, [A, B], target="cuda")(a, out)
+        np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5, err_msg=what)
     # double_buffer on a shared tile: the same (single-buffered) kernel, the right numbers
     X, Y = _stencil()
     s = te.create_schedule(Y.op)
