@@ -90,7 +90,7 @@ class Group:
                          "compute_inline", "pragma", "set_scope", "double_buffer", "set_store_predicate"):
             def unsupported(*args, **kwargs):
                 self._fail(primitive, "a group has no loops of its own in loopc (it moves its members "
-                           "together)", "call it on a member: s[T].%s(...)" % primitive)
+                           "together)", f"call it on a member: s[T].{primitive}(...)")
             return unsupported
         raise AttributeError(primitive)
 
