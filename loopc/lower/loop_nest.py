@@ -149,11 +149,12 @@ class NestBuilder:
         if parent not in readers and any(r in siblings for r in schedule.readers_of(st)):
             readers.append(parent)   # read by a sibling computed before the parent's body
         if readers != [parent] and schedule.reads_through(parent, st):
-            between = ", ".join(r.name for r in readers if r is not parent)
+            between = [r.name for r in readers if r is not parent]
             raise LoweringError(
-                f"stage '{st.name}' is computed at loop '{leaf.name}' of '{parent.name}', which reads it "
-                f"through {between}; call s[{between.split(', ')[0]}].compute_inline() so that the reads "
-                f"move into '{parent.name}', or compute_at '{st.name}' a loop of {between}")
+                f"stage '{st.name}' is computed at loop '{leaf.name}' of '{parent.name}', but {', '.join(between)} "
+                f"read{'s' if len(between) == 1 else ''} it now, and '{parent.name}' only through them; call "
+                f"s[{between[0]}].compute_inline() so that the reads move into '{parent.name}' (the order of "
+                f"compute_at and compute_inline does not matter), or compute_at '{st.name}' a loop of {between[0]}")
         if readers != [parent]:
             now = ", ".join(r.name for r in readers) or "no stage"
             raise LoweringError(
