@@ -101,6 +101,28 @@ def test_store_predicate_skips_stores(seed):
     assert "set_store_predicate" in s.trace_json()
 
 
+def test_store_predicate_in_vector_lanes_and_unrolled_reductions():
+    A = te.placeholder((5, 13), name="A")
+    C = te.compute((5, 13), lambda i, j: A[i, j] * 2.0, name="C")
+    s = te.create_schedule(C.op)
+    _, ji = s[C].split(C.op.axis[1], factor=8)
+    s[C].vectorize(ji)                                      # masked vector stores
+    s[C].parallel(C.op.axis[0])
+    s[C].set_store_predicate((C.op.axis[1] % 3).equal(1))
+    a, = operands(8, (5, 13))
+    check_both(s, [A, C], [a], np.where(np.arange(13) % 3 == 1, a * 2, -1), fill=-1.0)
+    k = te.reduce_axis((0, 5), name="k")
+    B = te.compute((7,), lambda i: te.sum(C[i % 5, k] + A[i % 5, k + 8], axis=k), name="B")
+    s = te.create_schedule(B.op)
+    s[C].compute_inline()
+    s[B].set_store_predicate(B.op.axis[0] > 2)             # init and update both skipped
+    _, ii = s[B].split(B.op.axis[0], factor=2)
+    s[B].unroll(ii)
+    rows = a[np.arange(7) % 5]
+    want = np.where(np.arange(7) > 2, (rows[:, :5] * 2 + rows[:, 8:]).sum(1), -1)
+    check_both(s, [A, B], [a], want, fill=-1.0)
+
+
 def test_store_predicate_errors():
     A, B, C = matmul(4, 4, 4)
     s = te.create_schedule(C.op)
