@@ -154,7 +154,7 @@ def retarget_trace(trace, stage):
     names = trace.get("names") if isinstance(trace, dict) else None
     if not isinstance(names, list) or not names or not isinstance(trace.get("steps"), list):
         return trace
-    ours = [op.name for op in post_order_ops([stage.op])]
+    ours = [op.name for op in post_order_ops([stage.origin_op])]
     if len(ours) != len(names):
         return trace
     mapping = {a: b for a, b in zip(names, ours) if isinstance(a, str) and a != b}

@@ -108,7 +108,7 @@ def prepare(s, outs, kind):
 
     def helpers():
         return [st for st in list(s.stages) if isinstance(st.op, ComputeOp) and st.attach is AttachKind.ROOT
-                and st.op not in output_ops]
+                and st.origin_op not in output_ops]
     for stage in helpers():
         if stage.op.tag in INLINED_TAGS:
             stage.compute_inline()

@@ -312,11 +312,16 @@ def test_compute_at_lists_attachment_points_for_a_non_reader():
     A = te.placeholder((10,), name="A")
     B = te.compute((10,), lambda i: A[i] + 1.0, name="B")
     C = te.compute((10,), lambda i: B[i] * 2.0, name="C")
-    E = te.compute((10,), lambda i: C[i] * 3.0, name="E")
+    F = te.compute((10,), lambda i: A[i] * 5.0, name="F")
+    E = te.compute((10,), lambda i: C[i] * 3.0 + F[i], name="E")
     s = te.create_schedule(E.op)
     with pytest.raises(loopc.ScheduleError) as err:
-        s[B].compute_at(s[E], E.op.axis[0])
+        s[B].compute_at(s[F], F.op.axis[0])
     assert "Legal attachment points: s[C] at one of [i]" in str(err.value)
+    # E reads B only through C: accepted (as in TVM); lowering wants C inlined by then
+    s[B].compute_at(s[E], E.op.axis[0])
+    with pytest.raises(loopc.LoweringError, match=r"C reads it now.*call s\[C\].compute_inline\(\)"):
+        loopc.lower(s, [A, E])
 
 
 def test_compute_at_cycle_rejected():
@@ -360,8 +365,9 @@ def test_cache_and_rfactor_errors():
     with pytest.raises(loopc.ScheduleError, match="does not read"):
         s.cache_read(C, "local", [C])
     s[C].split(C.op.axis[0], factor=2)
-    with pytest.raises(loopc.ScheduleError, match="before split"):
-        s.cache_write(C, "local")
+    s[C].split(C.op.reduce_axis[0], factor=2)
+    with pytest.raises(loopc.ScheduleError, match="split the reduction on the stage cache_write returns"):
+        s.cache_write(C, "local")      # (a split data axis alone is relaid out, as in TVM)
     with pytest.raises(loopc.ScheduleError, match="data-parallel, not a reduction"):
         s.rfactor(C, s[C].leaf_iter_vars[0])
 
@@ -370,8 +376,8 @@ def test_bind_errors():
     A, B, C = matmul(8, 8, 8)
     s = te.create_schedule(C.op)
     i, j = C.op.axis
-    with pytest.raises(loopc.ScheduleError, match="reduction axis"):
-        s[C].bind(C.op.reduce_axis[0], te.thread_axis("threadIdx.x"))
+    with pytest.raises(loopc.ScheduleError, match="reduction axis"):   # (threadIdx: a cross-thread reduction)
+        s[C].bind(C.op.reduce_axis[0], te.thread_axis("blockIdx.y"))
     s[C].bind(i, te.thread_axis("blockIdx.x"))
     with pytest.raises(loopc.ScheduleError, match="already bound"):
         s[C].bind(j, te.thread_axis("blockIdx.x"))

@@ -121,11 +121,12 @@ def test_shared_memory_over_48k():
         loopc.build(s, [A, B, C], target="cuda")
 
 
-def test_binding_a_reduction_axis_is_refused_by_bind():
+def test_binding_a_reduction_axis_to_blocks_is_refused_by_bind():
+    """(to threadIdx it is a cross-thread reduction: tests/test_primitives_tvm.py)"""
     A, B, C = matmul_tensors(8, 8, 8)
     s = te.create_schedule(C.op)
     with pytest.raises(loopc.ScheduleError, match="(?s)reduction axis.*rfactor"):
-        s[C].bind(C.op.reduce_axis[0], te.thread_axis("threadIdx.x"))
+        s[C].bind(C.op.reduce_axis[0], te.thread_axis("blockIdx.x"))
 
 
 def test_parallel_loop_is_refused():

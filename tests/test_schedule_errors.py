@@ -185,9 +185,12 @@ def test_fuse_axes_in_inner_to_outer_order():
     expect(lambda: s[C].fuse(col, row), "fuse", "Cmat", "row", "col", match="adjacent")
 
 
-def test_fuse_needs_two_axes():
+def test_fuse_of_one_axis_is_that_axis():
+    """TVM: fusing one loop returns it (and fuse() with none adds a unit loop: test_primitives_tvm)."""
     s, A, B, C, row, col, kk = make_matmul()
-    expect(lambda: s[C].fuse(col), "fuse", "Cmat", match="at least two")
+    assert s[C].fuse(col) is col
+    assert [iv.name for iv in s[C].leaf_iter_vars] == ["row", "col", "kk"]
+    expect(lambda: s[C].fuse("col"), "fuse", "Cmat", match="expected an axis")
 
 
 def test_fuse_reduction_with_data_axis_is_refused():

@@ -97,7 +97,7 @@ class StageNest:
             self.attach_pos = pos
             outer = parent.loops[:pos + 1]
             self.read_in_parent = next((n for n in E.walk(stage.attach_stage.body)
-                                        if isinstance(n, E.TensorRead) and n.tensor.op is stage.op), None)
+                                        if isinstance(n, E.TensorRead) and n.tensor.op is stage.origin_op), None)
             if self.read_in_parent is not None:
                 pspans = parent.root_spans(set(range(pos + 1, len(parent.loops))))
                 for d, iv in enumerate(stage.op.axis):

@@ -33,6 +33,7 @@ from .bounds import check_reads_in_bounds
 from .extern import extern_stmt
 from .scan import check_scans, scan_nest, scan_step_ranges
 from .stores import reduce_init, reduce_update, value_stores
+from .cross_thread import bound_reduce_leaf, cross_thread_nest
 
 
 #: bound inference's interval of one index (now in loopc.arith; this name is kept for callers)
@@ -128,8 +129,10 @@ class NestBuilder:
     def __init__(self, schedule, buffer_map):
         self.schedule = schedule
         self.buffer_map = buffer_map
-        self.inlined = {st.op: st for st in schedule.stages if st.attach is AttachKind.INLINE}
+        self.inlined = {st.origin_op: st for st in schedule.stages if st.attach is AttachKind.INLINE}
         self.attached = {}
+        self.cross_thread_buffers = []   # shared buffers of cross-thread reductions (race-free by construction)
+        self._regions = {}   # op -> Region of the stages computed at the loop being built (siblings read them)
         for st in schedule.stages:
             if st.attach is AttachKind.SCOPE:
                 parent, leaf = st.attach_stage, st.attach_ivar
@@ -141,15 +144,32 @@ class NestBuilder:
                 if parent.iter_kinds.get(leaf) is ForKind.VECTORIZED:
                     raise LoweringError(f"stage '{st.name}' is computed inside vectorized loop '{leaf.name}' of "
                                         f"'{parent.name}'; attach it to an enclosing loop")
-                readers = schedule.readers_of(st)
-                if readers != [parent]:
-                    now = ", ".join(r.name for r in readers) or "no stage"
-                    raise LoweringError(
-                        f"stage '{st.name}' is computed at loop '{leaf.name}' of '{parent.name}', but {now} "
-                        f"read{'s' if len(readers) == 1 else ''} it now (a later cache_read, cache_write or rfactor "
-                        f"moved the reads); call s[{st.name}].compute_at(...) again with a loop of "
-                        f"{readers[0].name if len(readers) == 1 else 'its one reader'}, or compute_root() it")
                 self.attached.setdefault(parent, {}).setdefault(leaf, []).append(st)
+        for parent, at_leaf in self.attached.items():
+            for leaf, siblings in at_leaf.items():
+                for st in siblings:
+                    self._check_readers(st, parent, leaf, siblings)
+
+    def _check_readers(self, st, parent, leaf, siblings):
+        """Only ``parent`` (or stages computed at the same loop, a create_group) may read ``st``."""
+        schedule = self.schedule
+        readers = [r for r in schedule.readers_of(st) if r not in siblings]
+        if parent not in readers and any(r in siblings for r in schedule.readers_of(st)):
+            readers.append(parent)   # read by a sibling computed before the parent's body
+        if readers != [parent] and schedule.reads_through(parent, st):
+            between = [r.name for r in readers if r is not parent]
+            raise LoweringError(
+                f"stage '{st.name}' is computed at loop '{leaf.name}' of '{parent.name}', but {', '.join(between)} "
+                f"read{'s' if len(between) == 1 else ''} it now, and '{parent.name}' only through them; call "
+                f"s[{between[0]}].compute_inline() so that the reads move into '{parent.name}' (the order of "
+                f"compute_at and compute_inline does not matter), or compute_at '{st.name}' a loop of {between[0]}")
+        if readers != [parent]:
+            now = ", ".join(r.name for r in readers) or "no stage"
+            raise LoweringError(
+                f"stage '{st.name}' is computed at loop '{leaf.name}' of '{parent.name}', but {now} "
+                f"read{'s' if len(readers) == 1 else ''} it now (a later cache_read, cache_write or rfactor "
+                f"moved the reads); call s[{st.name}].compute_at(...) again with a loop of "
+                f"{readers[0].name if len(readers) == 1 else 'its one reader'}, or compute_root() it")
 
     def body_of(self, stage):
         """The stage's expression with inlined stages substituted."""
@@ -168,7 +188,7 @@ class NestBuilder:
         enclosing loops bound to threadIdx.* to their ranges: a "shared" producer is computed
         for the whole thread block, so its region spans them."""
         threads = threads or {}
-        op = stage.op
+        op = stage.origin_op
         leaves = stage.leaf_iter_vars
         root_ext = {iv: iv.extent for iv in stage.root_iter_vars}
         if region is not None:
@@ -190,6 +210,8 @@ class NestBuilder:
         root_map = {iv.var: g for iv, g in zip(op.axis, global_idx)}
         root_map.update({iv.var: reduce_axis_value(iv, values[iv]) for iv in stage.reduce_axes})
         body = E.substitute(self.body_of(stage), root_map)
+        for producer_op, region in self._regions.items():   # siblings computed at the same loop
+            body = self._shift_reads(body, producer_op, region)
 
         attach = {}
         for leaf, producers in self.attached.get(stage, {}).items():
@@ -198,26 +220,26 @@ class NestBuilder:
             here = dict(threads)
             here.update({iv.var: (0, extents[iv] - 1) for iv in leaves[:pos + 1]
                          if iv in stage.bindings and stage.bindings[iv].thread_tag.startswith("threadIdx")})
-            items = []
-            for producer in producers:
-                span = {**inner, **here} if producer.scope == "shared" else inner
-                preg = infer_region(producer.op, _reads_of(body, producer.op), span)
-                body = self._shift_reads(body, producer.op, preg)
-                bufs = tuple(Buffer(buffer_name(producer, t), preg.extents, t.dtype, producer.scope)
-                             for t in producer.op.outputs)
-                self.buffer_map.update(zip(producer.op.outputs, bufs))
-                items.append((bufs, self.stage_nest(producer, preg, here)))
-            attach[leaf] = items
+            body, attach[leaf] = self._place_producers(producers, body, inner, here)
 
         tensors = op.outputs
         kinds, bindings = stage.iter_kinds, stage.bindings
+        predicate = self._store_predicate(stage, values, root_map)
         if not isinstance(body, E.Reduce):
-            store = value_stores(tensors, store_idx, body)
+            store = _only_where(predicate, value_stores(tensors, store_idx, body))
             return make_nest(leaves, extents, kinds, bindings, store, [g for g, _ in guards], attach)
 
         red = body
-        update = reduce_update(red, tensors, store_idx)
-        init = reduce_init(red, tensors, store_idx)
+        if bound_reduce_leaf(stage) is not None:
+            if len(tensors) > 1 or red.init is not None:
+                raise LoweringError(f"stage '{stage.name}': a reduction bound to GPU threads (a cross-thread "
+                                    "reduction) takes one value and no init=; reduce serially, or rfactor first")
+            nest, buffers = cross_thread_nest(stage, leaves, extents, make_nest, red, (tensors[0], store_idx), guards,
+                                              attach, predicate, self.buffer_map)
+            self.cross_thread_buffers.extend(buffers)
+            return nest
+        update = _only_where(predicate, reduce_update(red, tensors, store_idx))
+        init = _only_where(predicate, reduce_init(red, tensors, store_idx))
         p = next(n for n, iv in enumerate(leaves) if iv.kind is IterKind.REDUCE)
         if red.init is not None:
             _check_init_reads_computed(stage, red.init, leaves[p:], attach, self.buffer_map)
@@ -228,6 +250,67 @@ class NestBuilder:
         init_nest = make_nest(init_leaves, extents, kinds, bindings, init, [g for g, r in inner_guards if not r])
         update_nest = make_nest(leaves[p:], extents, kinds, bindings, update, [g for g, _ in inner_guards], attach)
         return make_nest(leaves[:p], extents, kinds, bindings, seq(init_nest, update_nest), outer, attach)
+
+    def _place_producers(self, producers, body, inner, here):
+        """The stages computed at one loop, producers first: each over the region that the
+        consumer's ``body`` and the siblings computed after it read (bound inference, the
+        siblings' regions first). Returns (body with reads shifted into the regions, [(buffer, nest)])."""
+        order = sorted(producers, key=self.schedule.stages.index)
+        regions = {}
+        for producer in reversed(order):
+            op = producer.origin_op
+            reads = _reads_of(body, op)
+            ranges = dict({**inner, **here} if producer.scope == "shared" else inner)
+            for sibling, region in regions.items():
+                more, rng = self._sibling_reads(sibling, region, op)
+                reads += more
+                ranges.update(rng)
+            regions[producer] = infer_region(op, reads, ranges)
+        for producer in order:
+            body = self._shift_reads(body, producer.origin_op, regions[producer])
+        saved = self._regions      # inside the siblings' nests, their reads of each other shift too
+        self._regions = {**saved, **{p.origin_op: regions[p] for p in order}}
+        items = []
+        try:
+            for producer in order:
+                region = regions[producer]
+                outputs = producer.origin_op.outputs
+                bufs = tuple(Buffer(buffer_name(producer, t), region.extents, t.dtype, producer.scope) for t in outputs)
+                self.buffer_map.update(zip(outputs, bufs))
+                items.append((bufs, self.stage_nest(producer, region, here)))
+        finally:
+            self._regions = saved
+        return body, items
+
+    def _sibling_reads(self, sibling, region, op):
+        """The reads of ``op`` in ``sibling``'s body while it computes ``region``, and the
+        ranges of the variables they use."""
+        fresh = [E.Var(f"{iv.name}.r") for iv in sibling.origin_op.axis]
+        mapping = {iv.var: (v if full else off + v)
+                   for iv, off, v, full in zip(sibling.origin_op.axis, region.offsets, fresh, region.full)}
+        ranges = {v: (0, ext - 1) for v, ext in zip(fresh, region.extents)}
+        ranges.update({iv.var: (0, iv.extent - 1) for iv in sibling.reduce_axes})
+        return _reads_of(E.substitute(self.body_of(sibling), mapping), op), ranges
+
+    @staticmethod
+    def _store_predicate(stage, values, root_map):
+        """``set_store_predicate``'s condition in the nest's variables: thread axes become the
+        loops bound to them, split or fused axes their values, root axes their global index."""
+        pred = stage.store_predicate
+        if pred is None:
+            return None
+        mapping = {t.var: leaf.var for leaf, t in stage.bindings.items()}
+        mapping.update({iv.var: values[iv] for iv in stage.all_iter_vars
+                        if iv in values and iv not in stage.leaf_iter_vars})
+        mapping.update(root_map)
+        pred = E.substitute(pred, mapping)
+        known = {iv.var for iv in stage.leaf_iter_vars}
+        stray = [v.name for v in E.free_vars(pred) if v not in known]
+        if stray:
+            raise LoweringError(f"the store predicate of stage '{stage.name}' uses {', '.join(stray)}, which is "
+                                "no loop of the stage (a thread axis no longer bound?); bind it again or "
+                                "set_store_predicate over the current loops")
+        return pred
 
     @staticmethod
     def _shift_reads(body, op, region):
@@ -259,6 +342,10 @@ def _check_init_reads_computed(stage, init, inner_leaves, attach, buffer_map):
                 raise LoweringError(f"'{hit[0]}' is computed inside loop '{leaf.name}' of '{stage.name}', but the "
                                     f"reduction's init= reads it before that loop runs; compute_at it at a loop "
                                     f"outside the reduction loops of '{stage.name}'")
+
+
+def _only_where(predicate, stmt):
+    return stmt if predicate is None else IfThenElse(predicate, stmt)
 
 
 def _check_args(schedule, args):
@@ -300,9 +387,9 @@ def schedule_to_loops(schedule, args, name: str) -> LoweredFunc:
     for st in schedule.stages:
         if st.attach is not AttachKind.ROOT:
             continue
-        for t in st.op.outputs:
+        for t in st.origin_op.outputs:
             if t not in buffer_map:
-                buf = Buffer(buffer_name(st, t), st.op.shape, t.dtype, st.scope)
+                buf = Buffer(buffer_name(st, t), st.origin_op.shape, t.dtype, st.scope)
                 buffer_map[t] = buf
                 allocs.append(buf)
         if isinstance(st.op, ScanOp):
@@ -314,4 +401,5 @@ def schedule_to_loops(schedule, args, name: str) -> LoweredFunc:
     body = seq(*nests)
     for buf in reversed(allocs):
         body = Allocate(buf, body)
-    return LoweredFunc(name, params, body, {"buffer_map": buffer_map, "scans": scans})
+    return LoweredFunc(name, params, body, {"buffer_map": buffer_map, "scans": scans,
+                                            "cross_thread_buffers": tuple(builder.cross_thread_buffers)})

@@ -1,4 +1,5 @@
 """Schedules: stages of compute ops, primitives that edit them, and replayable traces."""
+from .group import Group
 from .relations import Fuse, Split
 from .schedule import Schedule, post_order_ops
 from .stage import MAX_UNROLL_EXTENT, MAX_VECTOR_LANES, AttachKind, Stage
@@ -9,5 +10,5 @@ def create_schedule(ops) -> Schedule:
     return Schedule(ops)
 
 
-__all__ = ["Schedule", "Stage", "Split", "Fuse", "AttachKind", "create_schedule", "post_order_ops",
+__all__ = ["Schedule", "Stage", "Group", "Split", "Fuse", "AttachKind", "create_schedule", "post_order_ops",
            "MAX_UNROLL_EXTENT", "MAX_VECTOR_LANES"]

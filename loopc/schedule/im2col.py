@@ -93,7 +93,7 @@ def im2col(schedule, tensor):
         raise ScheduleError("im2col", stage.name, "the stage already has schedule steps",
                             "call s.im2col before scheduling the convolution")
     x_side, w_read, (c, r, s) = match_conv(stage)
-    op = stage.op
+    op = stage.origin_op
     N, K, P, Q = op.shape
     C, R, S = c.extent, r.extent, s.extent
     n_ax = IterVar(E.Var("n"), Range(0, N))

@@ -77,6 +77,21 @@ def reduce_axis_value(iv: IterVar, value):
     return value if isinstance(lo, int) and lo == 0 else value + lo
 
 
+def leaf_indices(relations, root_exprs: dict) -> dict:
+    """The forward direction of ``leaf_values``: given expressions for the root axes, the
+    expression of every axis derived from them (split: outer = parent // factor, inner =
+    parent % factor; fuse: fused = outer * extent(inner) + inner)."""
+    values = dict(root_exprs)
+    for rel in relations:
+        if isinstance(rel, Split):
+            parent = values[rel.parent]
+            values[rel.outer] = parent // rel.factor
+            values[rel.inner] = parent % rel.factor
+        else:
+            values[rel.fused] = values[rel.outer] * rel.inner.extent + values[rel.inner]
+    return values
+
+
 def descendants(relations, iv: IterVar) -> list:
     """Every axis derived from ``iv`` by later relations (iv excluded)."""
     out, frontier = [], {iv}

@@ -8,7 +8,7 @@ from __future__ import annotations
 from ..errors import ScheduleError
 from ..te import expr as E
 from ..te.tensor import ComputeOp, IterKind, IterVar, PlaceholderOp, Range, Tensor
-from .relations import Split, leaf_values, reduce_axis_value
+from .relations import Split, leaf_indices, leaf_values, reduce_axis_value
 from .stage import AttachKind, Stage
 
 SCOPES = ("global", "local", "shared")
@@ -192,29 +192,52 @@ def cache_write(schedule, tensor, scope, layout=None):
     before:  T.v0[i], T.v1[i] = argmax((idx[i, k], val[i, k]), k)
     after:   T.local.v0[i], T.local.v1[i] = argmax((idx[i, k], val[i, k]), k)
              T.v0[i], T.v1[i] = T.local.v0[i], T.local.v1[i]
+
+    After ``split``/``fuse``/``reorder`` of C's data-parallel loops (TVM's relayout): the
+    buffer has one axis per loop, in loop order, and C starts again from its own axes (its
+    splits and the annotations of split loops are spent, as in TVM):
+
+    s[C].split(i, factor=4):  C.local[i.outer.c, i.inner.c, j.c] = body(i.outer.c*4 + i.inner.c, j.c)
+                              C[i, j] = C.local[i // 4, i % 4, j]
     """
     as_list = isinstance(tensor, (list, tuple))
     stage = _computed_stage(schedule, _one_op_outputs(schedule, tensor), "cache_write")
     _check_scope("cache_write", stage.name, scope)
-    if stage.relations or stage.iter_kinds or stage.attach is not AttachKind.ROOT:
-        raise ScheduleError("cache_write", stage.name, "the stage already has schedule steps",
-                            "call cache_write before split/reorder/compute_at on this stage")
-    op = stage.op
-    perm = _permutation("cache_write", stage.name, layout, len(op.axis))
-    axes = _fresh_axes([op.shape[d] for d in perm], [op.axis[d].name for d in perm])
-    body = E.substitute(stage.body, {op.axis[src].var: axes[d].var for d, src in enumerate(perm)})
-    cache_op = ComputeOp(f"{stage.name}.{scope}", axes, body, op.dtype)
-    index = tuple(op.axis[src].var for src in perm)
-    copies = tuple(E.TensorRead(cache, index) for cache in cache_op.outputs)
-    reduce_axes = set(stage.reduce_axes)
+    op = stage.origin_op
+    data_leaves = [iv for iv in stage.leaf_iter_vars if iv.kind is not IterKind.REDUCE]
+    relayout = data_leaves != list(op.axis)
+    split_reduce = [iv.name for iv in stage.leaf_iter_vars if iv.kind is IterKind.REDUCE and iv not in stage.reduce_axes]
+    if split_reduce:
+        raise ScheduleError("cache_write", stage.name, f"reduction loop(s) {', '.join(split_reduce)} were split or "
+                            "fused; the cache stage computes the whole reduction", "split the reduction on the "
+                            "stage cache_write returns, not before it (TVM has the same rule)")
+    if relayout and layout is not None:
+        raise ScheduleError("cache_write", stage.name, "layout= and a split/reordered stage both choose the "
+                            "buffer's layout", "pass layout= on an unscheduled stage, or drop it")
+    if relayout and op.num_outputs > 1:
+        raise ScheduleError("cache_write", stage.name, "a multi-output stage was split or reordered",
+                            "call cache_write before split/reorder on a multi-output stage")
+    if relayout:
+        cache_op, read_idx = _relayout_cache(stage, scope, data_leaves)
+        perm = None
+    else:
+        perm = _permutation("cache_write", stage.name, layout, len(op.axis))
+        axes = _fresh_axes([op.shape[d] for d in perm], [op.axis[d].name for d in perm])
+        body = E.substitute(stage.body, {op.axis[src].var: axes[d].var for d, src in enumerate(perm)})
+        cache_op = ComputeOp(f"{stage.name}.{scope}", axes, body, op.dtype)
+        read_idx = tuple(op.axis[src].var for src in perm)
+    copies = tuple(E.TensorRead(cache, read_idx) for cache in cache_op.outputs)
     stage.body = copies[0] if len(copies) == 1 else E.ValueTuple(copies)
     stage.root_iter_vars = list(op.axis)
     stage.leaf_iter_vars = list(op.axis)
-    stage.all_iter_vars = [iv for iv in stage.all_iter_vars if iv not in reduce_axes]
+    stage.all_iter_vars = list(op.axis)
+    stage.relations = []
+    stage.iter_kinds = {iv: k for iv, k in stage.iter_kinds.items() if iv in op.axis}
+    stage.bindings = {iv: t for iv, t in stage.bindings.items() if iv in op.axis}
     new = schedule._insert_stage(cache_op, schedule.stages.index(stage))
     new.scope = scope
-    schedule._record(stage, "cache_write", {"scope": scope} if layout is None else {"scope": scope,
-                                                                                     "layout": list(perm)})
+    schedule._record(stage, "cache_write", {"scope": scope} if perm is None or layout is None
+                     else {"scope": scope, "layout": list(perm)})
     return list(cache_op.outputs) if as_list else cache_op.output(0)
 
 
@@ -235,6 +258,27 @@ def _one_op_outputs(schedule, tensor):
         raise ScheduleError("cache_write", op.name, f"the list must hold every output of one op, each once: got "
                             f"{', '.join(t.name for t in tensor)}", f"pass [{names}]")
     return tensor[0]
+
+
+def _relayout_cache(stage, scope, data_leaves):
+    """The cache op of a split/reordered stage (one axis per data loop) and the copy-out's
+    index into it."""
+    op = stage.origin_op
+    axes = _fresh_axes([iv.extent for iv in data_leaves], [stage.name_of(iv) + ".c" for iv in data_leaves])
+    values, guards = leaf_values(stage.relations, {old: new.var for old, new in zip(data_leaves, axes)})
+    body = E.substitute(stage.body, {iv.var: values[iv] for iv in op.axis})
+    cond = None
+    for g, _ in guards:
+        cond = g if cond is None else E.And(cond, g)
+    if cond is not None:     # the tail of a split that does not divide: never read, never computed
+        if isinstance(body, E.Reduce):
+            both = cond if body.condition is None else E.And(cond, body.condition)
+            body = E.Reduce(body.combiner, body.source, body.axes, both, body.init)
+        else:
+            body = E.Select(cond, body, E.Const(0, op.dtype))
+    cache_op = ComputeOp(f"{stage.name}.{scope}", axes, body, op.dtype)
+    index = leaf_indices(stage.relations, {iv: iv.var for iv in op.axis})
+    return cache_op, tuple(index.get(iv, E.Const(0)) for iv in data_leaves)
 
 
 def rfactor(schedule, tensor, axis, factor_axis=0):
@@ -260,7 +304,7 @@ def rfactor(schedule, tensor, axis, factor_axis=0):
                     "0 puts the new axis first, -1 last")
     factor_axis %= ndim + 1
     red = stage.body
-    op = stage.op
+    op = stage.origin_op
     red_leaves = [iv for iv in stage.leaf_iter_vars if iv.kind is IterKind.REDUCE]
     red_rels = [r for r in stage.relations if (r.parent if isinstance(r, Split) else r.outer).kind is IterKind.REDUCE]
     rf_axis = IterVar(E.Var(axis.name), Range(0, axis.extent))
@@ -300,10 +344,19 @@ def rfactor(schedule, tensor, axis, factor_axis=0):
             data_rels.append(r)
             keep |= {r.outer, r.inner} | ({r.parent} if isinstance(r, Split) else {r.fused})
     stage.relations = data_rels
-    stage.root_iter_vars = list(op.axis) + [k_rf]
+    units = [iv for iv in stage.root_iter_vars if iv not in op.axis and iv.kind is not IterKind.REDUCE]
+    keep |= set(units)
+    stage.root_iter_vars = list(op.axis) + units + [k_rf]
     stage.leaf_iter_vars = [iv for iv in stage.leaf_iter_vars if iv.kind is not IterKind.REDUCE] + [k_rf]
     stage.all_iter_vars = [iv for iv in stage.all_iter_vars if iv in keep] + [k_rf]
     stage.iter_kinds = {iv: k for iv, k in stage.iter_kinds.items() if iv in keep}
-    schedule._insert_stage(rf_op, schedule.stages.index(stage))
+    stage.bindings = {iv: t for iv, t in stage.bindings.items() if iv in keep}
+    # TVM: s[C].op is now the reduction over the new axis (its output is still C)
+    view = ComputeOp(op.name, op.axis, stage.body, op.dtype, op.tag, op.attrs)
+    view._outputs = op.outputs
+    stage._rewritten_op = view
+    rf_stage = schedule._insert_stage(rf_op, schedule.stages.index(stage))
+    # the reduction axes the user holds stay usable on the new stage (TVM keeps their variables)
+    rf_stage._aliases = {axis: rf_axis, **dict(zip([iv for iv in red_leaves if iv is not axis], others))}
     schedule._record(stage, "rfactor", {"axis": stage.name_of(axis), "factor_axis": factor_axis})
     return rf_op.output(0) if rf_op.num_outputs == 1 else list(rf_op.outputs)

@@ -57,7 +57,8 @@ class Schedule:
         self.stages = [Stage(op, self) for op in self.ops if not isinstance(op, PlaceholderOp)]
         for st in self.stages:
             self._name_uniquely(st)
-        self._stage_of = {st.op: st for st in self.stages}
+        self._stage_of = {st.origin_op: st for st in self.stages}
+        self.groups = []           # create_group's groups, in creation order (traces name them by index)
         self.trace = []
         attach_scans(self)
 
@@ -73,6 +74,9 @@ class Schedule:
             stage._unique_name = name
 
     def __getitem__(self, x) -> Stage:
+        from .group import Group
+        if isinstance(x, (Stage, Group)) and x.schedule is self:
+            return x                      # TVM: s[group] (and s[stage]) is that stage
         op = _as_op(x)
         if op in self._stage_of:
             return self._stage_of[op]
@@ -95,7 +99,7 @@ class Schedule:
         self.stages.insert(index, st)
         self._name_uniquely(st)
         self._stage_of[op] = st
-        self.ops.insert(self.ops.index(self.stages[index + 1].op) if index + 1 < len(self.stages) else len(self.ops), op)
+        self.ops.insert(self.ops.index(self.stages[index + 1].origin_op) if index + 1 < len(self.stages) else len(self.ops), op)
         return st
 
     def cache_read(self, tensor, scope, readers, layout=None, block=None):
@@ -117,6 +121,12 @@ class Schedule:
         from .rewrites import rfactor
         return rfactor(self, tensor, axis, factor_axis)
 
+    def create_group(self, outputs, inputs, include_inputs=False):
+        """TVM's group of the stages between ``inputs`` and ``outputs``, which
+        ``s[group].compute_at(...)`` attaches together (see ``loopc.schedule.group``)."""
+        from .group import create_group
+        return create_group(self, outputs, inputs, include_inputs)
+
     def im2col(self, conv):
         """Rewrite a convolution stage into a patch-matrix stage and a GEMM; returns (col, out)."""
         from .im2col import im2col
@@ -124,7 +134,7 @@ class Schedule:
 
     def tensor_by_name(self, name):
         """The tensor a trace names: a stage's (``T.v1``: output 1 of multi-output stage ``T``)."""
-        staged = [st.op for st in self.stages if st.name == name]
+        staged = [st.origin_op for st in self.stages if st.name == name]
         if len(staged) == 1:
             return staged[0].output(0)
         stem, _, j = name.rpartition(".v")
@@ -140,13 +150,13 @@ class Schedule:
     def readers_of(self, stage) -> list:
         """The non-inlined stages whose (inlined) bodies read ``stage``'s tensor."""
         from .stage import AttachKind
-        inlined = {st.op: st for st in self.stages if st.attach is AttachKind.INLINE}
+        inlined = {st.origin_op: st for st in self.stages if st.attach is AttachKind.INLINE}
 
         def reads(body, seen=()):
             for node in walk(body):
                 if isinstance(node, TensorRead):
                     op = node.tensor.op
-                    if op is stage.op:
+                    if op is stage.origin_op:
                         return True
                     if op in inlined and op not in seen and reads(inlined[op].body, seen + (op,)):
                         return True
@@ -155,9 +165,25 @@ class Schedule:
         return [st for st in self.stages
                 if st is not stage and st.attach is not AttachKind.INLINE and reads(st.body)]
 
+    def reads_through(self, consumer, producer) -> bool:
+        """Whether ``consumer`` reads ``producer``'s tensor through other computed stages
+        (``C`` reads ``mid`` reads ``B``), whatever is inlined now."""
+        seen, frontier = set(), [consumer]
+        while frontier:
+            st = frontier.pop()
+            for node in walk(st.body):
+                if isinstance(node, TensorRead) and node.tensor.op in self._stage_of:
+                    src = self._stage_of[node.tensor.op]
+                    if src is producer and st is not consumer:
+                        return True
+                    if src not in seen and src is not producer:
+                        seen.add(src)
+                        frontier.append(src)
+        return False
+
     def _owner_of(self, iv):
         for st in self.stages:
-            if iv in st.all_iter_vars:
+            if iv in st.all_iter_vars or iv in st._aliases:
                 return st
         return None
 
@@ -248,7 +274,7 @@ def _parse_trace(trace) -> list:
     return trace
 
 
-NAMES_AXES_OF_OTHER_STAGE = ("compute_at", "cache_read", "cache_write")
+NAMES_AXES_OF_OTHER_STAGE = ("compute_at", "cache_read", "cache_write", "group_compute_at")
 
 REPLAYABLE = {
     "split": lambda st, a: st.split(a["axis"], factor=a.get("factor"), nparts=a.get("nparts")),
@@ -267,6 +293,14 @@ REPLAYABLE = {
     "cache_write": lambda st, a: st.schedule.cache_write(_all_outputs(st.op), a["scope"], a.get("layout")),
     "rfactor": lambda st, a: st.schedule.rfactor(st.op.output(0), a["axis"], a.get("factor_axis", 0)),
     "im2col": lambda st, a: st.schedule.im2col(st.op.output(0)),
+    "double_buffer": lambda st, a: st.double_buffer(),
+    "set_store_predicate": lambda st, a: st.set_store_predicate(_decode(st, a["predicate"])),
+    "create_group": lambda st, a: st.schedule.create_group([st.schedule.tensor_by_name(n) for n in a["outputs"]],
+                                                           [st.schedule.tensor_by_name(n) for n in a["inputs"]],
+                                                           a.get("include_inputs", False)),
+    "group_compute_at": lambda st, a: st.schedule.groups[a["group"]].compute_at(
+        st.schedule.stage_by_name(a["parent"]), Schedule._axis(st.schedule.stage_by_name(a["parent"]), a["axis"])),
+    "group_compute_root": lambda st, a: st.schedule.groups[a["group"]].compute_root(),
     "compute_at": lambda st, a: st.compute_at(st.schedule.stage_by_name(a["parent"]),
                                               Schedule._axis(st.schedule.stage_by_name(a["parent"]), a["axis"])),
 }
@@ -275,6 +309,11 @@ REPLAYABLE = {
 def _all_outputs(op):
     """What cache_write takes for ``op``: its tensor, or the list of a multi-output op's."""
     return op.output(0) if op.num_outputs == 1 else list(op.outputs)
+
+
+def _decode(stage, data):
+    from .expr_json import decode
+    return decode(stage, data)
 
 
 def _thread_axis(tag):

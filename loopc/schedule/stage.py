@@ -36,7 +36,8 @@ class AttachKind(Enum):
 
 class Stage:
     def __init__(self, op: ComputeOp, schedule):
-        self.op = op
+        self.origin_op = op        # the op the user declared: the stage's identity (TVM's origin_op)
+        self._rewritten_op = None  # what ``op`` shows after rfactor (TVM: the replaced op)
         self.schedule = schedule
         self.body = op.body        # rewritten by cache_read / cache_write / rfactor / im2col
         self.scope = "global"      # memory scope of the stage's buffer (set by cache_read/cache_write)
@@ -52,6 +53,10 @@ class Stage:
         self.attach = AttachKind.ROOT
         self.attach_stage = None
         self.attach_ivar = None
+        self.store_predicate = None   # set_store_predicate: stores happen only where it holds
+        self.double_buffered = False  # double_buffer(): a recorded hint (see Stage.double_buffer)
+        self.group = None             # the Group (create_group) this stage belongs to, if any
+        self._aliases = {}            # IterVar the user may still pass -> this stage's axis (rfactor)
         self._names = {}           # IterVar -> name unique in this stage (what traces record)
         for iv in self.root_iter_vars:
             self.name_of(iv)
@@ -67,6 +72,13 @@ class Stage:
         return self._names[iv]
 
     @property
+    def op(self):
+        """The stage's op as TVM shows it: the declared op, or after ``s.rfactor`` the rewritten
+        reduction over the factored axis (``s[B].op.reduce_axis`` is the new axis; the declared
+        ``B.op`` keeps its own). Its output is the declared tensor, so ``s[B].op.output(0)`` is B."""
+        return self._rewritten_op or self.origin_op
+
+    @property
     def name(self) -> str:
         """The op's name, made unique in the schedule (a second "compute" is "compute_1"): what
         traces record and replay finds."""
@@ -78,7 +90,7 @@ class Stage:
 
     @property
     def is_output(self) -> bool:
-        return any(self.op is t.op for t in self.schedule.outputs)
+        return any(self.origin_op is t.op for t in self.schedule.outputs)
 
     def __repr__(self):
         return f"stage({self.name}, leaves=[{', '.join(iv.name for iv in self.leaf_iter_vars)}])"
@@ -96,6 +108,7 @@ class Stage:
         if not isinstance(iv, IterVar):
             self._fail(primitive, f"expected an axis (IterVar), got {iv!r}",
                        f"pass an axis such as s[{self.name}].op.axis[0] or one returned by split/fuse")
+        iv = self._aliases.get(iv, iv)
         if iv in self.sequential_axes:
             self._fail(primitive, f"axis '{iv.name}' {self.sequential_axes[iv]}",
                        f"schedule the other loops: {self._leaf_names()}")
@@ -206,8 +219,10 @@ class Stage:
         self._check_attached_ok("fuse")
         if len(axes) == 1 and isinstance(axes[0], (list, tuple)):
             axes = tuple(axes[0])
-        if len(axes) < 2:
-            self._fail("fuse", f"needs at least two axes, got {len(axes)}", "s[T].fuse(outer, inner)")
+        if not axes:
+            return self._unit_loop()
+        if len(axes) == 1:
+            return self._leaf("fuse", axes[0])    # TVM: fusing one loop is that loop
         ivs = [self._leaf("fuse", a) for a in axes]
         pos = [self.leaf_iter_vars.index(iv) for iv in ivs]
         if pos != list(range(pos[0], pos[0] + len(pos))):
@@ -230,6 +245,19 @@ class Stage:
         self.leaf_iter_vars[pos[0]:pos[-1] + 1] = [fused]
         self._record("fuse", axes=[self.name_of(iv) for iv in ivs])
         return fused
+
+    def _unit_loop(self) -> IterVar:
+        """TVM's ``s[T].fuse()`` with no axes: a new loop of extent 1, outermost (usable with
+        bind and compute_at).
+
+        before:  for i in range(N): body(i)
+        after:   for fused in range(1): for i in range(N): body(i)
+        """
+        iv = self._new_axis("fused", 1, IterKind.DATA_PAR)
+        self.root_iter_vars.append(iv)
+        self.leaf_iter_vars.insert(0, iv)
+        self._record("fuse", axes=[])
+        return iv
 
     def reorder(self, *axes):
         """Put the given loops in this order, in the positions they occupy now.
@@ -395,6 +423,10 @@ class Stage:
         after:   for i.outer in range(N/4):
                    for b in range(5): B_local[b] = A[i.outer*4 + b] * 2     # 4 + 1 halo
                    for i.inner in range(4): C[..] = B_local[i.inner] + B_local[i.inner + 1]
+
+        As in TVM, ``parent`` may read this stage through stages between them that are inlined
+        before lowering (``s[B].compute_at(s[C], ax)`` then ``s[mid].compute_inline()``): the
+        order of the two calls does not matter; lowering checks that they are inlined by then.
         """
         self._check_placement("compute_at")
         if not isinstance(parent, Stage):
@@ -411,12 +443,15 @@ class Stage:
             self._fail("compute_at", "an output stage must be computed at the root",
                        "attach the stages that feed the output instead")
         readers = self.schedule.readers_of(self)
-        if parent not in readers:
+        through = parent not in readers and self.schedule.reads_through(parent, self)
+        if parent not in readers and not through:
             points = "; ".join(f"s[{r.name}] at one of [{r._leaf_names()}]" for r in readers) or "none (nothing reads it)"
             self._fail("compute_at", f"stage '{parent.name}' does not read '{self.name}', so its loops cannot "
                        f"hold it. Legal attachment points: {points}",
                        "attach to a loop of a stage that reads this tensor, or use compute_root()")
-        others = [r for r in readers if r is not parent]
+        # read only through stages between them (TVM accepts it): lowering checks that they
+        # are inlined by then, so the order of compute_at and compute_inline does not matter
+        others = [r for r in readers if r is not parent] if not through else []
         if others:
             self._fail("compute_at", f"'{self.name}' is also read by {', '.join(r.name for r in others)}; a buffer "
                        f"computed inside a loop of '{parent.name}' would not be there for them",
@@ -447,15 +482,20 @@ class Stage:
         before:  for i.outer in range(64): for i.inner in range(256): body
         after:   for i.outer in thread_binding(64, "blockIdx.x"):
                    for i.inner in thread_binding(256, "threadIdx.x"): body
+
+        A reduction loop may be bound to ``threadIdx.*`` (TVM's cross-thread reduction): the
+        threads' partial results are combined by a tree in shared memory and thread 0 stores
+        the result (``loopc.lower.cross_thread``). Binding it to ``blockIdx.*`` is an error.
         """
         self._check_attached_ok("bind")
         leaf = self._leaf("bind", iv)
         if not isinstance(thread_axis, IterVar) or thread_axis.kind is not IterKind.THREAD:
             self._fail("bind", f"the second argument must be te.thread_axis(...), got {thread_axis!r}",
                        'pass te.thread_axis("blockIdx.x") or te.thread_axis("threadIdx.x")')
-        if leaf.kind is IterKind.REDUCE:
-            self._fail("bind", f"axis '{leaf.name}' is a reduction axis: threads would race on one output",
-                       "bind data-parallel axes only (rfactor the reduction first)")
+        if leaf.kind is IterKind.REDUCE and not thread_axis.thread_tag.startswith("threadIdx"):
+            self._fail("bind", f"axis '{leaf.name}' is a reduction axis: only the threads of one block can "
+                       f"combine their partial results, not {thread_axis.thread_tag}",
+                       "bind it to threadIdx.x/y/z (a cross-thread reduction), or rfactor it first")
         for other, t in self.bindings.items():
             if t.thread_tag == thread_axis.thread_tag and other is not leaf:
                 self._fail("bind", f"{thread_axis.thread_tag} is already bound to axis '{other.name}'",
@@ -472,3 +512,41 @@ class Stage:
         self._check_placement("compute_root")
         self.attach, self.attach_stage, self.attach_ivar = AttachKind.ROOT, None, None
         self._record("compute_root")
+
+    # ------------------------------------------------------------- TVM hints and guards
+
+    def double_buffer(self):
+        """TVM's ``s[S].double_buffer()`` on a "shared" stage computed at a loop: a hint that
+        the next iteration's tile may load while the current one is used (two buffers,
+        alternating). loopc records and replays it and checks where it applies; the CUDA code
+        it generates is the single-buffered one (a load, a barrier, the use), so results are
+        identical and only the overlap TVM hopes for is missing (a documented difference).
+
+        before:  for ko: S[...] = A[...]; sync; C += S[...]
+        after:   the same loops (loopc); TVM: S has two halves, iteration ko loads half (ko+1)%2
+        """
+        if self.scope != "shared":
+            self._fail("double_buffer", f"the stage's buffer is in {self.scope!r} memory; double buffering "
+                       "overlaps loads into shared memory", f"use s.cache_read(..., \"shared\", ...) or "
+                       f"s[{self.name}].set_scope(\"shared\") first")
+        if self.attach is not AttachKind.SCOPE:
+            self._fail("double_buffer", "the stage is not computed at a loop, so there is no next tile to "
+                       "load early", f"call s[{self.name}].compute_at(s[consumer], loop) first")
+        self.double_buffered = True
+        self._record("double_buffer")
+        return self
+
+    def set_store_predicate(self, predicate):
+        """Store the stage's values only where ``predicate`` holds (TVM uses it so that one
+        thread of several that computed the same value writes it). The predicate may use the
+        stage's axes, ``te.thread_axis`` variables bound in this stage, constants, arithmetic,
+        comparisons and and/or/not.
+
+        before:  for i: B[i] = f(i)
+        after:   for i: if pred(i): B[i] = f(i)
+        """
+        from .expr_json import check_predicate, encode
+        pred = check_predicate(self, predicate)
+        self.store_predicate = pred
+        self._record("set_store_predicate", predicate=encode(self, pred))
+        return self

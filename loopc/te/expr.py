@@ -131,6 +131,9 @@ class ExprOp:
     def __gt__(self, o): return _compare(LT, o, self)
     def __ge__(self, o): return _compare(LE, o, self)
     def __eq__(self, o): return _compare(EQ, self, o)
+    def equal(self, o):
+        """TVM's ``a.equal(b)``: the expression ``a == b`` (so is ``a == b`` itself in loopc)."""
+        return _compare(EQ, self, o)
     def __ne__(self, o): return _compare(NE, self, o)
     def __and__(self, o): return _bitwise(BitAnd, self, o)
     def __rand__(self, o): return _bitwise(BitAnd, o, self)

@@ -359,8 +359,9 @@ def plan_kernels(func: LoweredFunc, target: CUDATarget) -> Plan:
     globals_ = set(func.params) | set(intermediates)
     order = list(func.params) + list(intermediates)
     kernels = []
+    tree_buffers = set(func.attrs.get("cross_thread_buffers", ()))
     for n, s in enumerate(stmts):
-        kernels.append(_plan_kernel(n, s, globals_, order, target))
+        kernels.append(_plan_kernel(n, s, globals_, order, target, tree_buffers))
     return Plan(func, kernels, intermediates)
 
 
@@ -470,7 +471,7 @@ class _Launch(StmtVisitor):
         return super().visit_For(s)
 
 
-def _plan_kernel(n, body, globals_, order, target) -> Kernel:
+def _plan_kernel(n, body, globals_, order, target, tree_buffers=frozenset()) -> Kernel:
     accesses = collect_accesses(body)
     stage = _stage_name(accesses, globals_)
     where = f"kernel {n} (stage {stage})"
@@ -486,7 +487,7 @@ def _plan_kernel(n, body, globals_, order, target) -> Kernel:
     used = {a.buffer for a in accesses}
     args = tuple(b for b in order if b in used)
     kernel = Kernel(n, stage, body, launch, args)
-    _plan_arrays(kernel, accesses, globals_, where)
+    _plan_arrays(kernel, accesses, globals_, where, tree_buffers)
     _check_nested_bindings(kernel, accesses, where)
     check_kernel_limits(kernel, target, where)
     return kernel
@@ -510,7 +511,10 @@ def _own_alloc(acc):
     return next(n for n, f in enumerate(acc.stack) if isinstance(f, Allocate) and f.buffer is acc.buffer)
 
 
-def _plan_arrays(kernel, accesses, globals_, where):
+def _plan_arrays(kernel, accesses, globals_, where, tree_buffers=frozenset()):
+    """Where each buffer allocated in the kernel lives; ``tree_buffers`` (a cross-thread
+    reduction's slots, ``loopc.lower.cross_thread``) are shared by construction: each round's
+    threads write one buffer and read the other, so the race checks do not apply to them."""
     thread_tags_used = {t for t in kernel.launch if t in THREAD_TAGS}
     by_buffer = {}
     allocs = _Allocs()
@@ -540,7 +544,8 @@ def _plan_arrays(kernel, accesses, globals_, where):
                     "at the root (compute_root) so that it gets its own kernel")
         decl = ArrayDecl(buf, kind, buf.size)
         if kind == "shared":
-            _check_shared_race(buf, mine, where)
+            if buf not in tree_buffers:
+                _check_shared_race(buf, mine, where)
         else:
             extra = [tuple(f for f in acc.stack[_own_alloc(acc) + 1:] if is_thread_loop(f)) for acc in mine]
             if any(extra):

@@ -637,6 +637,9 @@ class ScheduleGen:
 
     def fuse(self, st):
         leaves = st.leaf_iter_vars
+        if self.r.random() < 0.08:       # TVM's fuse() with no axes: an outermost unit loop
+            self.attempt({"stage": st.name, "primitive": "fuse", "args": {"axes": []}})
+            return
         if len(leaves) < 2:
             return
         pairs = [n for n in range(len(leaves) - 1) if leaves[n].kind is leaves[n + 1].kind]
