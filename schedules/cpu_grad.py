@@ -12,7 +12,7 @@ from loopc.schedule import AttachKind
 from loopc.te.expr import Reduce
 
 from . import cpu
-from .cpu import PAR_MIN_WORK, _work
+from .cpu import MAX_UNROLLED_WINDOW, PAR_MIN_WORK, _work
 from .facts import cpu_facts
 from .registry import register
 
@@ -268,7 +268,7 @@ def conv2d_backward_data(cfg, s, stage, target):
 
 @register("max_pool2d_backward", "llvm")
 def max_pool2d_backward(cfg, s, stage, target):
-    """Parallel over (image, channel) planes.
+    """Parallel over (image, channel) planes (NCHW) or image rows (NHWC).
 
     Tiling windows (one stage): h and w split by the window, so that the declaration's
     ``h // kh`` and ``h % kh`` become loop variables and each unrolled copy compares with
@@ -278,26 +278,54 @@ def max_pool2d_backward(cfg, s, stage, target):
         for n.c (parallel): for h.outer: for h.inner (unrolled): for w.outer: for w.inner (unrolled):
           dX[n, c, h, w] = dY[n, c, h.outer, w.outer] * first_max(X[n, c, window], h.inner, w.inner)
 
-    Otherwise winmax and argmax are computed per plane, inside the plane loop (they stay in cache).
+    Otherwise (NCHW) winmax and argmax are computed per plane, inside the plane loop (they stay
+    in cache); in NHWC they are computed once, each parallel over images.
     """
     kh, kw = stage.op.attrs["kernel"]
-    n, c, h, w = stage.op.axis
-    nc = stage.fuse(n, c)
-    if not isinstance(stage.body, Reduce):        # the tiling form: one stage
-
+    if not isinstance(stage.body, Reduce):        # the tiling form: one stage (NCHW)
+        n, c, h, w = stage.op.axis
+        nc = stage.fuse(n, c)
         ho, hi = stage.split(h, factor=kh)
         wo, wi = stage.split(w, factor=kw)
         stage.reorder(nc, ho, hi, wo, wi)
         stage.unroll(hi)
         stage.unroll(wi)
-    else:
-        am_t = stage.op.input_tensors[0]          # the gradient's sum reads argmax first
-        mx_t = am_t.op.input_tensors[-1]          # argmax reads (X, winmax)
-        am, mx = s[am_t], s[mx_t]
+        if _work(stage) >= PAR_MIN_WORK:
+            stage.parallel(nc)
+        return
+    am_t = stage.op.input_tensors[0]              # the gradient's sum reads argmax first
+    mx_t = am_t.op.input_tensors[-1]              # argmax reads (X, winmax)
+    am, mx = s[am_t], s[mx_t]
+    if stage.op.attrs.get("layout", "NCHW") == "NCHW":
+        n, c, h, w = stage.op.axis
+        nc = stage.fuse(n, c)
         am.compute_at(stage, nc)
         mx.compute_at(am, am.op.axis[1])
+        if _work(stage) >= PAR_MIN_WORK:
+            stage.parallel(nc)
+        return
+    for st in (mx, am, stage):
+        _pool_grad_rows(st)
+
+
+def _pool_grad_rows(stage):
+    """A pooling gradient stage in a non-NCHW layout: the taps unrolled when few, the two
+    outer loops fused and parallel when the work is worth it."""
+    window = 1
+    for ax in stage.reduce_axes:
+        window *= ax.extent
+    if window <= MAX_UNROLLED_WINDOW:
+        for ax in stage.reduce_axes:
+            stage.unroll(ax)
     if _work(stage) >= PAR_MIN_WORK:
-        stage.parallel(nc)
+        stage.parallel(stage.fuse(*stage.op.axis[:2]))
+
+
+@register("avg_pool2d_backward", "llvm")
+def avg_pool2d_backward(cfg, s, stage, target):
+    """The gather of each input position's windows: taps unrolled when few, parallel over
+    (image, channel) planes (NCHW) or (image, row) (NHWC)."""
+    _pool_grad_rows(stage)
 
 
 # --------------------------------------------------------------------------- loss
