@@ -376,3 +376,21 @@ def test_pooling_on_the_cuda_target():
     from test_cuda_sim import run_in_simulator
     proc = run_in_simulator("case_pooling_on_cuda", module="test_topi_options", timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("pool_type", ["max", "avg"])
+def test_vectorized_and_parallel_templates(layout, pool_type):
+    """Shapes that take the templates' vector and parallel paths: 19 channels (a vector of
+    channels with a tail, NHWC), 9 output columns without padding (a vector of columns, NCHW),
+    and enough outputs to run in parallel; with and without padding and ceil_mode."""
+    rng = np.random.default_rng(90)
+    x = rand(rng, (2, 19, 33, 31))
+    perm = (0, 2, 3, 1) if layout == "NHWC" else None
+    xl = to_layout(x, perm)
+    X = te.placeholder(xl.shape, name="X")
+    for kernel, stride, pad, ceil in ((3, 1, 1, False), (3, 3, 0, False), (2, 2, 1, True)):
+        g = dict(kernel=kernel, stride=stride, padding=pad, dilation=1, ceil_mode=ceil, count_include_pad=False)
+        want = to_layout(torch_pool(x, 2, pool_type, g).numpy(), perm)
+        np.testing.assert_allclose(run([X], loopc_pool(X, 2, pool_type, g, layout), [xl]), want, **TOL,
+                                   err_msg=str(g))
