@@ -42,7 +42,8 @@ __all__ = ["matmul", "dense", "conv2d_nchw", "max_pool2d", "avg_pool2d", "relu",
            "schedule", "workload", "workload_key", "testing", "NoTunedRecordWarning",
            # backward ops (grad.py) and optimizer updates (optim.py)
            "conv2d_backward_data", "conv2d_backward_weight", "dense_backward_data", "dense_backward_weight",
-           "bias_backward", "max_pool2d_backward", "avg_pool2d_backward", "pool_grad", "relu_backward", "nll_loss", "nll_loss_backward",
+           "bias_backward", "max_pool2d_backward", "avg_pool2d_backward", "pool_grad", "relu_backward", "nll_loss",
+           "nll_loss_backward",
            "log_softmax_backward", "sgd_momentum", "adadelta"]
 
 

@@ -191,7 +191,8 @@ def windows(op, layout, shape, kernel, stride, dilation, padding, ceil_mode=Fals
     wins = tuple(Window(*args, bool(ceil_mode)) for args in zip(sizes, kernel, stride, dilation, before, after))
     if any(w.out <= 0 for w in wins):
         raise LoopcError(f"{op}: the {'x'.join(map(str, extents))} window does not fit the "
-                         f"{'x'.join(map(str, sizes))} input with padding {padding!r}; pad more or use a smaller kernel")
+                         f"{'x'.join(map(str, sizes))} input with padding {padding!r}; "
+                         f"pad more or use a smaller kernel")
     return wins
 
 

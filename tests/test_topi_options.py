@@ -155,6 +155,32 @@ def test_pool2d_same_and_valid_padding():
     np.testing.assert_allclose(run([X], valid, [x]), F.avg_pool2d(torch.from_numpy(x), 3, 2).numpy(), **TOL)
 
 
+@pytest.mark.parametrize("count_include_pad", [True, False])
+def test_dilated_average_pooling_vs_a_torch_convolution(count_include_pad):
+    """Average pooling with dilation (TOPI has it, PyTorch's avg_pool does not): the window
+    sums are a depthwise convolution by a dilated all-ones kernel, the divisors the same
+    convolution of a mask of the (padded) input; ceil_mode's extra windows padded further."""
+    rng = np.random.default_rng(7)
+    x = rand(rng, (2, 3, 13, 10))
+    (kh, kw), (sh, sw), (dh, dw), (top, left, bottom, right) = (3, 2), (2, 3), (2, 3), (2, 1, 1, 2)
+    X = te.placeholder(x.shape, name="X")
+    Y = S.pool2d(X, (kh, kw), (sh, sw), (dh, dw), (top, left, bottom, right), "avg", True, "NCHW", count_include_pad)
+    P, Q = Y.shape[2:]
+    extra_h = max(0, (P - 1) * sh + (kh - 1) * dh + 1 - (13 + top + bottom))   # ceil mode's last window
+    extra_w = max(0, (Q - 1) * sw + (kw - 1) * dw + 1 - (10 + left + right))
+    t = torch.from_numpy(x)
+    inside = F.pad(torch.ones_like(t), (left, right + extra_w, top, bottom + extra_h))
+    padded = F.pad(F.pad(torch.ones_like(t), (left, right, top, bottom), value=1.0), (0, extra_w, 0, extra_h))
+    ones = torch.ones(3, 1, kh, kw)
+
+    def window_sum(a):
+        return F.conv2d(a, ones, stride=(sh, sw), dilation=(dh, dw), groups=3)
+    total = window_sum(F.pad(t, (left, right + extra_w, top, bottom + extra_h)))
+    want = (total / window_sum(padded if count_include_pad else inside)).numpy()
+    assert want.shape == tuple(Y.shape)
+    np.testing.assert_allclose(run([X], Y, [x]), want, **TOL)
+
+
 # --------------------------------------------------------------------------- adaptive pooling
 
 
@@ -261,6 +287,13 @@ def test_new_ops_in_the_interpreter():
     dY = te.placeholder(dy.shape, name="dY")
     dX = S.avg_pool2d_backward(dY, X, 2, 2, 1, ceil_mode=True, count_include_pad=False)
     np.testing.assert_allclose(run([dY], dX, [dy], interp=True), want, **TOL)
+    xn = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    dy, want = torch_grad(x, 4, lambda t: F.max_pool2d(t, 3, 1, 1, dilation=2))
+    dyn = np.ascontiguousarray(dy.transpose(0, 2, 3, 1))
+    Xn, dY = te.placeholder(xn.shape, name="Xn"), te.placeholder(dyn.shape, name="dY")
+    dX = S.max_pool2d_backward(dY, Xn, 3, 1, 1, dilation=2, layout="NHWC")
+    got = run([dY, Xn], dX, [dyn, xn], interp=True)
+    np.testing.assert_allclose(got, want.transpose(0, 2, 3, 1), **TOL)
 
 
 # --------------------------------------------------------------------------- conv2d padding
