@@ -470,12 +470,14 @@ def pool(cfg, s, stage, target):
     """Parallel over the outer planes; the window loops innermost, unrolled when small. Channels
     first (NCHW): under a vector of output columns when no tap needs a bounds test; channels
     last (NHWC): under a vector of channels (contiguous, one bounds test per tap for all
-    lanes). An average's window sums (its ``pool_sum`` input) first, scheduled alike."""
+    lanes). An average's window sums (its ``pool_sum`` input) are computed plane by plane
+    (NCHW) or pixel by pixel (NHWC) inside the division's loop, while they are in cache."""
     vec = cpu_facts(target).vec
+    outer = _pool_loops(stage, vec)
     for t in stage.op.input_tensors:
         if getattr(t.op, "tag", "") == "pool_sum" and s[t].attach is AttachKind.ROOT:
-            _pool_loops(s[t], vec)
-    _pool_loops(stage, vec)
+            _pool_loops(s[t], vec, parallel=False)
+            s[t].compute_at(stage, outer)
 
 
 def _channels_last(stage):
@@ -489,7 +491,8 @@ def _unguarded(attrs):
     return not any(attrs.get("padding", ())) and not attrs.get("ceil_mode") and "output_size" not in attrs
 
 
-def _pool_loops(stage, vec):
+def _pool_loops(stage, vec, parallel=True):
+    """Schedules one pooling stage; returns its outermost loop (the planes, fused)."""
     axes = list(stage.op.axis)
     window = 1
     for ax in stage.reduce_axes:
@@ -508,8 +511,10 @@ def _pool_loops(stage, vec):
         if window <= MAX_UNROLLED_WINDOW and q.extent <= 2 * vec and _unguarded(stage.op.attrs):
             stage.vectorize(q)    # a row of outputs at once: branch-free max, strided loads
         outer = axes[:2]           # (n, c)
-    if _work(stage) >= PAR_MIN_WORK:
-        stage.parallel(stage.fuse(*outer))
+    fused = stage.fuse(*outer)
+    if parallel and _work(stage) >= PAR_MIN_WORK:
+        stage.parallel(fused)
+    return fused
 
 
 @register(("softmax", "log_softmax"), "llvm")
