@@ -186,6 +186,7 @@ def test_dilated_average_pooling_vs_a_torch_convolution(count_include_pad):
 
 @pytest.mark.parametrize("nd,shape,output_size", [
     (1, (2, 3, 13), 5), (2, (2, 3, 11, 7), (4, 3)), (2, (1, 2, 9, 9), (3, None)), (2, (1, 2, 5, 3), (7, 4)),
+    (2, (1, 2, 9, 7), (3, 3)),                     # one axis divides evenly, the other not
     (3, (1, 2, 7, 5, 6), (3, 2, 4)),
 ])
 @pytest.mark.parametrize("pool_type", ["avg", "max"])
