@@ -6,9 +6,15 @@ loopc's PyTorch-style ``max_pool2d`` / ``avg_pool2d``), one declaration for ever
 
 Windows are described by :mod:`schedules.windows` (padding specs, ceil mode, tap counts).
 A max pool is one reduction; an average pool is a window sum (a stage tagged "pool_sum") and
-the division by the window's tap count. Tags: "max_pool2d" / "avg_pool2d" for 2-D NCHW (the
-tags the templates and tuned records know), otherwise "<type>_pool<n>d"; adaptive pools are
-tagged "adaptive_pool"; ``attrs`` hold the geometry (options only when not the default).
+the division by the window's tap count. Tags: "<type>_pool<n>d" ("max_pool2d", "avg_pool1d"
+...) in every layout, "adaptive_pool" for the adaptive ones; ``attrs`` hold the geometry, with
+the options (dilation, ceil_mode, count_include_pad, layout) only when not the default, so that
+a default 2-D NCHW pool keeps the workload key its tuned records have.
+
+Deliberate differences from TOPI: ``stride`` defaults to the kernel; ceil mode drops a last
+window that would start in the trailing padding (PyTorch's rule); a side padded by more than
+half the (dilated) window is an error (PyTorch's rule; TOPI accepts it); padding also takes
+"SAME" / "VALID" (as Relay's pooling does).
 """
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ POOL_TYPES = ("max", "avg")
 
 
 def check_pool_type(pool_type, op):
+    """``pool_type`` when it is "max" or "avg"; a LoopcError naming ``op`` otherwise."""
     if pool_type not in POOL_TYPES:
         raise LoopcError(f"{op}: unknown pool_type {pool_type!r}; use 'max' or 'avg'")
     return pool_type
@@ -137,7 +144,7 @@ def pool3d(data, kernel, stride=None, dilation=1, padding=0, pool_type="max", ce
 
 def max_pool2d(X, kernel, stride=None, padding=0, dilation=1, ceil_mode=False, layout="NCHW", name="max_pool2d"):
     """Max over each kernel window (stride defaults to the kernel, as in PyTorch); the options
-    of :func:`pool2d`."""
+    of :func:`pool2d`, in PyTorch's argument order (loopc's name; TOPI has only ``pool2d``)."""
     return _pool(X, kernel, stride, dilation, padding, "max", ceil_mode, layout, True, 2, "max_pool2d", name)
 
 
@@ -209,8 +216,9 @@ def _adaptive(data, output_size, pool_type, layout, nd, op, name):
 
 
 def adaptive_pool(data, output_size, pool_type="avg", layout="NCHW", name="adaptive_pool"):
-    """TOPI's ``adaptive_pool``: the windows that split H and W into ``output_size`` (an int,
-    a pair, None keeps an axis) nearly equal, overlapping parts:
+    """TOPI's ``adaptive_pool`` (``pool_type`` defaults to "avg"; TOPI requires it): the windows
+    that split H and W into ``output_size`` (an int, a pair, None keeps an axis) nearly equal,
+    overlapping parts:
 
         Y[n, c, p, q] = max/mean of X[n, c, floor(p*H/P) : ceil((p+1)*H/P), floor(q*W/Q) : ceil((q+1)*W/Q)]
     """
