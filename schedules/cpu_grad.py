@@ -297,15 +297,44 @@ def max_pool2d_backward(cfg, s, stage, target):
     mx_t = am_t.op.input_tensors[-1]              # argmax reads (X, winmax)
     am, mx = s[am_t], s[mx_t]
     if stage.op.attrs.get("layout", "NCHW") == "NCHW":
-        n, c, h, w = stage.op.axis
-        nc = stage.fuse(n, c)
+        nc = _strided_gather(stage)
         am.compute_at(stage, nc)
         mx.compute_at(am, am.op.axis[1])
-        if _work(stage) >= PAR_MIN_WORK:
-            stage.parallel(nc)
         return
     for st in (mx, am, stage):
         _pool_grad_rows(st)
+
+
+#: a pooling gradient's (stride phase x taps) unrolled up to this many copies
+MAX_UNROLLED_GATHER = 64
+
+
+def _strided_gather(stage):
+    """An NCHW pooling gradient, parallel over (image, channel) planes, with h and w split by
+    the stride: unrolled over the inner phase and the taps, each copy's ``(h + top - r) % sh``
+    is a constant, so the test of which window holds a position folds away::
+
+        for n.c (parallel): for h.outer: for h.inner (unrolled sh): for w.outer: for w.inner (unrolled sw):
+          for r, s (unrolled): dX[n, c, h, w] += dY[n, c, p(h.inner, r), q(w.inner, s)] ...
+
+    Returns the plane loop."""
+    n, c, h, w = stage.op.axis
+    nc = stage.fuse(n, c)
+    sh, sw = stage.op.attrs["stride"]
+    window = 1
+    for ax in stage.reduce_axes:
+        window *= ax.extent
+    if window * sh * sw <= MAX_UNROLLED_GATHER:
+        inner = []
+        for ax, st in ((h, sh), (w, sw)):
+            if st > 1 and ax.extent >= st:
+                _, ai = stage.split(ax, factor=st)
+                inner.append(ai)
+        for ax in inner + list(stage.reduce_axes):
+            stage.unroll(ax)
+    if _work(stage) >= PAR_MIN_WORK:
+        stage.parallel(nc)
+    return nc
 
 
 def _pool_grad_rows(stage):
@@ -323,9 +352,12 @@ def _pool_grad_rows(stage):
 
 @register("avg_pool2d_backward", "llvm")
 def avg_pool2d_backward(cfg, s, stage, target):
-    """The gather of each input position's windows: taps unrolled when few, parallel over
-    (image, channel) planes (NCHW) or (image, row) (NHWC)."""
-    _pool_grad_rows(stage)
+    """The gather of each input position's windows: parallel over (image, channel) planes,
+    split by the stride (:func:`_strided_gather`, NCHW) or over (image, row) (NHWC)."""
+    if stage.op.attrs.get("layout", "NCHW") == "NCHW":
+        _strided_gather(stage)
+    else:
+        _pool_grad_rows(stage)
 
 
 # --------------------------------------------------------------------------- loss
