@@ -296,68 +296,84 @@ def max_pool2d_backward(cfg, s, stage, target):
     am_t = stage.op.input_tensors[0]              # the gradient's sum reads argmax first
     mx_t = am_t.op.input_tensors[-1]              # argmax reads (X, winmax)
     am, mx = s[am_t], s[mx_t]
-    if stage.op.attrs.get("layout", "NCHW") == "NCHW":
-        nc = _strided_gather(stage)
-        am.compute_at(stage, nc)
+    vec = cpu_facts(target).vec
+    plane = _strided_gather(stage, vec)
+    if not _channels_last(stage):
+        am.compute_at(stage, plane)
         mx.compute_at(am, am.op.axis[1])
         return
-    for st in (mx, am, stage):
-        _pool_grad_rows(st)
+    for st in (mx, am):                           # NHWC: each once, vectors of channels
+        _pool_grad_rows(st, vec)
 
 
 #: a pooling gradient's (stride phase x taps) unrolled up to this many copies
 MAX_UNROLLED_GATHER = 64
 
 
-def _strided_gather(stage):
-    """An NCHW pooling gradient, parallel over (image, channel) planes, with h and w split by
-    the stride: unrolled over the inner phase and the taps, each copy's ``(h + top - r) % sh``
-    is a constant, so the test of which window holds a position folds away::
+def _channels_last(stage):
+    return stage.op.attrs.get("layout", "NCHW").endswith("C")
+
+
+def _window(stage):
+    n = 1
+    for ax in stage.reduce_axes:
+        n *= ax.extent
+    return n
+
+
+def _strided_gather(stage, vec):
+    """A pooling gradient (the gather), with h and w split by the stride: unrolled over the
+    inner phase and the taps, each copy's ``(h + top - r) % sh`` is a constant, so the test of
+    which window holds a position folds away. NCHW, parallel over planes::
 
         for n.c (parallel): for h.outer: for h.inner (unrolled sh): for w.outer: for w.inner (unrolled sw):
           for r, s (unrolled): dX[n, c, h, w] += dY[n, c, p(h.inner, r), q(w.inner, s)] ...
 
-    Returns the plane loop."""
-    n, c, h, w = stage.op.axis
-    nc = stage.fuse(n, c)
+    NHWC: parallel over (n, h.outer), channels in vector lanes innermost. Returns the
+    parallel (plane) loop."""
+    n, a1, a2, a3 = stage.op.axis
+    last = _channels_last(stage)
+    h, w = (a1, a2) if last else (a2, a3)
+    plane = None if last else stage.fuse(n, a1)
     sh, sw = stage.op.attrs["stride"]
-    window = 1
-    for ax in stage.reduce_axes:
-        window *= ax.extent
-    if window * sh * sw <= MAX_UNROLLED_GATHER:
+    if last and a3.extent >= 4:
+        _, ci = stage.split(a3, factor=min(vec, a3.extent))
+        stage.vectorize(ci)
+    if _window(stage) * sh * sw <= MAX_UNROLLED_GATHER:
         inner = []
         for ax, st in ((h, sh), (w, sw)):
             if st > 1 and ax.extent >= st:
-                _, ai = stage.split(ax, factor=st)
+                ho, ai = stage.split(ax, factor=st)
                 inner.append(ai)
+                if last and ax is h:
+                    h = ho
         for ax in inner + list(stage.reduce_axes):
             stage.unroll(ax)
+    if last:
+        plane = stage.fuse(n, h)
     if _work(stage) >= PAR_MIN_WORK:
-        stage.parallel(nc)
-    return nc
+        stage.parallel(plane)
+    return plane
 
 
-def _pool_grad_rows(stage):
-    """A pooling gradient stage in a non-NCHW layout: the taps unrolled when few, the two
-    outer loops fused and parallel when the work is worth it."""
-    window = 1
-    for ax in stage.reduce_axes:
-        window *= ax.extent
-    if window <= MAX_UNROLLED_WINDOW:
+def _pool_grad_rows(stage, vec):
+    """A pooling gradient's helper in NHWC (window maxima, first maxima): channels in vector
+    lanes, the taps unrolled when few, (image, row) fused and parallel when worth it."""
+    if _window(stage) <= MAX_UNROLLED_WINDOW:
         for ax in stage.reduce_axes:
             stage.unroll(ax)
+    c = stage.op.axis[-1]
+    if c.extent >= 4:
+        _, ci = stage.split(c, factor=min(vec, c.extent))
+        stage.vectorize(ci)
     if _work(stage) >= PAR_MIN_WORK:
         stage.parallel(stage.fuse(*stage.op.axis[:2]))
 
 
 @register("avg_pool2d_backward", "llvm")
 def avg_pool2d_backward(cfg, s, stage, target):
-    """The gather of each input position's windows: parallel over (image, channel) planes,
-    split by the stride (:func:`_strided_gather`, NCHW) or over (image, row) (NHWC)."""
-    if stage.op.attrs.get("layout", "NCHW") == "NCHW":
-        _strided_gather(stage)
-    else:
-        _pool_grad_rows(stage)
+    """The gather of each input position's windows (:func:`_strided_gather`)."""
+    _strided_gather(stage, cpu_facts(target).vec)
 
 
 # --------------------------------------------------------------------------- loss
