@@ -295,6 +295,11 @@ def test_new_ops_in_the_interpreter():
     dX = S.max_pool2d_backward(dY, Xn, 3, 1, 1, dilation=2, layout="NHWC")
     got = run([dY, Xn], dX, [dyn, xn], interp=True)
     np.testing.assert_allclose(got, want.transpose(0, 2, 3, 1), **TOL)
+    w = rand(rng, (3, 2, 3, 2))
+    Wt = te.placeholder(w.shape, name="W")
+    want = F.conv2d(F.pad(torch.from_numpy(x), (0, 1, 1, 2)), torch.from_numpy(w), stride=2).numpy()
+    got = run([X, Wt], S.conv2d_nchw(X, Wt, 2, (1, 0, 2, 1)), [x, w], interp=True)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
 # --------------------------------------------------------------------------- conv2d padding
