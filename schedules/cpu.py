@@ -468,9 +468,9 @@ POOL_TAGS = tuple(f"{t}_pool{n}d" for t in ("max", "avg") for n in (1, 2, 3)) + 
 @register(POOL_TAGS, "llvm")
 def pool(cfg, s, stage, target):
     """Parallel over the outer planes; the window loops innermost, unrolled when small. Channels
-    first (NCHW): under a vector of output columns when no tap needs a bounds test; channels
-    last (NHWC): under a vector of channels (contiguous, one bounds test per tap for all
-    lanes). An average's window sums (its ``pool_sum`` input) are computed plane by plane
+    first (NCHW): under a vector of output columns (strided loads, masked per lane where a tap
+    may fall in the padding); channels last (NHWC): under a vector of channels (contiguous, one
+    bounds test per tap for all lanes). An average's window sums (its ``pool_sum`` input) are computed plane by plane
     (NCHW) or pixel by pixel (NHWC) inside the division's loop, while they are in cache."""
     vec = cpu_facts(target).vec
     outer = _pool_loops(stage, vec)
@@ -483,12 +483,6 @@ def pool(cfg, s, stage, target):
 def _channels_last(stage):
     layout = stage.op.attrs.get("layout", "")
     return layout.endswith("C")
-
-
-def _unguarded(attrs):
-    """Whether no window of a pool reads outside its input (no padding, ceil mode or uneven
-    adaptive windows)."""
-    return not any(attrs.get("padding", ())) and not attrs.get("ceil_mode") and "output_size" not in attrs
 
 
 def _pool_loops(stage, vec, parallel=True):
@@ -508,8 +502,8 @@ def _pool_loops(stage, vec, parallel=True):
         outer = axes[:-1]
     else:
         q = axes[-1]
-        if window <= MAX_UNROLLED_WINDOW and q.extent <= 2 * vec and _unguarded(stage.op.attrs):
-            stage.vectorize(q)    # a row of outputs at once: branch-free max, strided loads
+        if window <= MAX_UNROLLED_WINDOW and q.extent <= 2 * vec:
+            stage.vectorize(q)    # a row of outputs at once: branch-free max, strided (masked) loads
         outer = axes[:2]           # (n, c)
     fused = stage.fuse(*outer)
     if parallel and _work(stage) >= PAR_MIN_WORK:
