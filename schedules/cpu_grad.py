@@ -278,8 +278,9 @@ def max_pool2d_backward(cfg, s, stage, target):
         for n.c (parallel): for h.outer: for h.inner (unrolled): for w.outer: for w.inner (unrolled):
           dX[n, c, h, w] = dY[n, c, h.outer, w.outer] * first_max(X[n, c, window], h.inner, w.inner)
 
-    Otherwise (NCHW) winmax and argmax are computed per plane, inside the plane loop (they stay
-    in cache); in NHWC they are computed once, each parallel over images.
+    Otherwise the gather is :func:`_strided_gather`; in NCHW winmax and argmax are computed per
+    plane, inside the plane loop (they stay in cache), each under a vector of output columns
+    like the forward pool; in NHWC they are computed once, under vectors of channels.
     """
     kh, kw = stage.op.attrs["kernel"]
     if not isinstance(stage.body, Reduce):        # the tiling form: one stage (NCHW)
@@ -301,6 +302,13 @@ def max_pool2d_backward(cfg, s, stage, target):
     if not _channels_last(stage):
         am.compute_at(stage, plane)
         mx.compute_at(am, am.op.axis[1])
+        for st in (mx, am):                       # like the forward pool: a vector of columns
+            q = st.op.axis[-1]
+            if _window(st) <= MAX_UNROLLED_WINDOW:
+                for ax in st.reduce_axes:
+                    st.unroll(ax)
+                if q.extent <= 2 * vec:
+                    st.vectorize(q)
         return
     for st in (mx, am):                           # NHWC: each once, vectors of channels
         _pool_grad_rows(st, vec)
