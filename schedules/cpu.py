@@ -461,30 +461,54 @@ def _patch_panels(stage, col_stage, pqo, per_image, Q, RS, S_):
 # --------------------------------------------------------------------------- pooling and softmax
 
 
-@register(("max_pool2d", "avg_pool2d"), "llvm")
+#: the tags of the pooling computes (``pooling.py``), all scheduled by :func:`pool`
+POOL_TAGS = tuple(f"{t}_pool{n}d" for t in ("max", "avg") for n in (1, 2, 3)) + ("adaptive_pool",)
+
+
+@register(POOL_TAGS, "llvm")
 def pool(cfg, s, stage, target):
-    """Parallel over images x channels; the window loops innermost, unrolled when small, under
-    a vector of output columns. avg_pool2d's window sums (its ``pool_sum`` input) first."""
+    """Parallel over the outer planes; the window loops innermost, unrolled when small. Channels
+    first (NCHW): under a vector of output columns (strided loads, masked per lane where a tap
+    may fall in the padding); channels last (NHWC): under a vector of channels (contiguous, one
+    bounds test per tap for all lanes). An average's window sums (its ``pool_sum`` input) are computed plane by plane
+    (NCHW) or pixel by pixel (NHWC) inside the division's loop, while they are in cache."""
     vec = cpu_facts(target).vec
+    outer = _pool_loops(stage, vec)
     for t in stage.op.input_tensors:
         if getattr(t.op, "tag", "") == "pool_sum" and s[t].attach is AttachKind.ROOT:
-            _pool_loops(s[t], 2 * vec)
-    _pool_loops(stage, 2 * vec)
+            _pool_loops(s[t], vec, parallel=False)
+            s[t].compute_at(stage, outer)
 
 
-def _pool_loops(stage, max_vector):
-    n, c, p, q = stage.op.axis
+def _channels_last(stage):
+    layout = stage.op.attrs.get("layout", "")
+    return layout.endswith("C")
+
+
+def _pool_loops(stage, vec, parallel=True):
+    """Schedules one pooling stage; returns its outermost loop (the planes, fused)."""
+    axes = list(stage.op.axis)
     window = 1
     for ax in stage.reduce_axes:
         window *= ax.extent
     if window <= MAX_UNROLLED_WINDOW:
-        # straight-line window, under a vector of output columns
-        for ax in stage.reduce_axes:
+        for ax in stage.reduce_axes:       # straight-line window
             stage.unroll(ax)
-        if q.extent <= max_vector and tuple(stage.op.attrs.get("padding", (0, 0))) == (0, 0):
-            stage.vectorize(q)    # a row of outputs at once: branch-free max, strided loads
-    if _work(stage) >= PAR_MIN_WORK:
-        stage.parallel(stage.fuse(n, c))
+    if _channels_last(stage):
+        c = axes[-1]
+        if c.extent >= 4:
+            _, ci = stage.split(c, factor=min(vec, c.extent))
+            stage.vectorize(ci)
+        outer = axes[:-1]
+    else:
+        q = axes[-1]
+        if window <= MAX_UNROLLED_WINDOW and q.extent <= 2 * vec:
+            stage.vectorize(q)    # a row of outputs at once: branch-free max, strided (masked) loads
+        outer = axes[:2]           # (n, c)
+    fused = stage.fuse(*outer)
+    if parallel and _work(stage) >= PAR_MIN_WORK:
+        stage.parallel(fused)
+    return fused
 
 
 @register(("softmax", "log_softmax"), "llvm")

@@ -12,7 +12,7 @@ from loopc.schedule import AttachKind
 from loopc.te.expr import Reduce
 
 from . import cpu
-from .cpu import PAR_MIN_WORK, _work
+from .cpu import MAX_UNROLLED_WINDOW, PAR_MIN_WORK, _work
 from .facts import cpu_facts
 from .registry import register
 
@@ -268,7 +268,7 @@ def conv2d_backward_data(cfg, s, stage, target):
 
 @register("max_pool2d_backward", "llvm")
 def max_pool2d_backward(cfg, s, stage, target):
-    """Parallel over (image, channel) planes.
+    """Parallel over (image, channel) planes (NCHW) or image rows (NHWC).
 
     Tiling windows (one stage): h and w split by the window, so that the declaration's
     ``h // kh`` and ``h % kh`` become loop variables and each unrolled copy compares with
@@ -278,26 +278,110 @@ def max_pool2d_backward(cfg, s, stage, target):
         for n.c (parallel): for h.outer: for h.inner (unrolled): for w.outer: for w.inner (unrolled):
           dX[n, c, h, w] = dY[n, c, h.outer, w.outer] * first_max(X[n, c, window], h.inner, w.inner)
 
-    Otherwise winmax and argmax are computed per plane, inside the plane loop (they stay in cache).
+    Otherwise the gather is :func:`_strided_gather`; in NCHW winmax and argmax are computed per
+    plane, inside the plane loop (they stay in cache), each under a vector of output columns
+    like the forward pool; in NHWC they are computed once, under vectors of channels.
     """
     kh, kw = stage.op.attrs["kernel"]
-    n, c, h, w = stage.op.axis
-    nc = stage.fuse(n, c)
-    if not isinstance(stage.body, Reduce):        # the tiling form: one stage
-
+    if not isinstance(stage.body, Reduce):        # the tiling form: one stage (NCHW)
+        n, c, h, w = stage.op.axis
+        nc = stage.fuse(n, c)
         ho, hi = stage.split(h, factor=kh)
         wo, wi = stage.split(w, factor=kw)
         stage.reorder(nc, ho, hi, wo, wi)
         stage.unroll(hi)
         stage.unroll(wi)
-    else:
-        am_t = stage.op.input_tensors[0]          # the gradient's sum reads argmax first
-        mx_t = am_t.op.input_tensors[-1]          # argmax reads (X, winmax)
-        am, mx = s[am_t], s[mx_t]
-        am.compute_at(stage, nc)
+        if _work(stage) >= PAR_MIN_WORK:
+            stage.parallel(nc)
+        return
+    am_t = stage.op.input_tensors[0]              # the gradient's sum reads argmax first
+    mx_t = am_t.op.input_tensors[-1]              # argmax reads (X, winmax)
+    am, mx = s[am_t], s[mx_t]
+    vec = cpu_facts(target).vec
+    plane = _strided_gather(stage, vec)
+    if not _channels_last(stage):
+        am.compute_at(stage, plane)
         mx.compute_at(am, am.op.axis[1])
+        for st in (mx, am):                       # like the forward pool: a vector of columns
+            q = st.op.axis[-1]
+            if _window(st) <= MAX_UNROLLED_WINDOW:
+                for ax in st.reduce_axes:
+                    st.unroll(ax)
+                if q.extent <= 2 * vec:
+                    st.vectorize(q)
+        return
+    for st in (mx, am):                           # NHWC: each once, vectors of channels
+        _pool_grad_rows(st, vec)
+
+
+#: a pooling gradient's (stride phase x taps) unrolled up to this many copies
+MAX_UNROLLED_GATHER = 64
+
+
+def _channels_last(stage):
+    return stage.op.attrs.get("layout", "NCHW").endswith("C")
+
+
+def _window(stage):
+    n = 1
+    for ax in stage.reduce_axes:
+        n *= ax.extent
+    return n
+
+
+def _strided_gather(stage, vec):
+    """A pooling gradient (the gather), with h and w split by the stride: unrolled over the
+    inner phase and the taps, each copy's ``(h + top - r) % sh`` is a constant, so the test of
+    which window holds a position folds away. NCHW, parallel over planes::
+
+        for n.c (parallel): for h.outer: for h.inner (unrolled sh): for w.outer: for w.inner (unrolled sw):
+          for r, s (unrolled): dX[n, c, h, w] += dY[n, c, p(h.inner, r), q(w.inner, s)] ...
+
+    NHWC: parallel over (n, h.outer), channels in vector lanes innermost. Returns the
+    parallel (plane) loop."""
+    n, a1, a2, a3 = stage.op.axis
+    last = _channels_last(stage)
+    h, w = (a1, a2) if last else (a2, a3)
+    plane = None if last else stage.fuse(n, a1)
+    sh, sw = stage.op.attrs["stride"]
+    if last and a3.extent >= 4:
+        _, ci = stage.split(a3, factor=min(vec, a3.extent))
+        stage.vectorize(ci)
+    if _window(stage) * sh * sw <= MAX_UNROLLED_GATHER:
+        inner = []
+        for ax, st in ((h, sh), (w, sw)):
+            if st > 1 and ax.extent >= st:
+                ho, ai = stage.split(ax, factor=st)
+                inner.append(ai)
+                if last and ax is h:
+                    h = ho
+        for ax in inner + list(stage.reduce_axes):
+            stage.unroll(ax)
+    if last:
+        plane = stage.fuse(n, h)
     if _work(stage) >= PAR_MIN_WORK:
-        stage.parallel(nc)
+        stage.parallel(plane)
+    return plane
+
+
+def _pool_grad_rows(stage, vec):
+    """A pooling gradient's helper in NHWC (window maxima, first maxima): channels in vector
+    lanes, the taps unrolled when few, (image, row) fused and parallel when worth it."""
+    if _window(stage) <= MAX_UNROLLED_WINDOW:
+        for ax in stage.reduce_axes:
+            stage.unroll(ax)
+    c = stage.op.axis[-1]
+    if c.extent >= 4:
+        _, ci = stage.split(c, factor=min(vec, c.extent))
+        stage.vectorize(ci)
+    if _work(stage) >= PAR_MIN_WORK:
+        stage.parallel(stage.fuse(*stage.op.axis[:2]))
+
+
+@register("avg_pool2d_backward", "llvm")
+def avg_pool2d_backward(cfg, s, stage, target):
+    """The gather of each input position's windows (:func:`_strided_gather`)."""
+    _strided_gather(stage, cpu_facts(target).vec)
 
 
 # --------------------------------------------------------------------------- loss

@@ -11,9 +11,9 @@ input of which stage reads it, the order listed here), never by name:
 conv2d_backward_data          dX reads ``col`` (GEMM, W^T @ dY per image): col2im sum
 conv2d_backward_weight        dW (a transposed copy) reads ``acc`` (dW as c, r, s, k);
                               acc reads (``pad`` or X, ``dyT``: dY as n, p, q, k)
-max_pool2d_backward           tiling 2-D windows: one branch-free stage (no reduction);
-                              otherwise the routing sum reads ``argmax`` first, and
-                              argmax reads (X, ``winmax``)
+max_pool2d_backward           (``pooling_grad.py``, re-exported here) tiling 2-D windows:
+                              one branch-free stage (no reduction); otherwise the routing
+                              sum reads ``argmax`` first, and argmax reads (X, ``winmax``)
 log_softmax_backward          the elementwise result reads ``dsum`` (the row sum) last
 ============================  ==========================================================
 
@@ -26,7 +26,8 @@ import math
 from loopc import te
 from loopc.errors import LoopcError
 
-from .ops import _check_rank, _pair, conv_geometry, conv_out, pad_nchw
+from .ops import _check_rank, conv_geometry, pad_nchw
+from .pooling_grad import max_pool2d_backward  # noqa: F401  (re-exported: loopc.torch reads it here)
 
 
 #: conv2d_backward_data pads each row of its GEMM output to a multiple of this many floats
@@ -189,93 +190,7 @@ def bias_backward(dY, axis=1, name="bias_backward"):
     return te.compute((dY.shape[axis],), body, name=name, tag="bias_backward", attrs={"axis": axis})
 
 
-# --------------------------------------------------------------------------- pooling and relu
-
-
-def max_pool2d_backward(dY, X, kernel, stride=None, padding=0, name="max_pool2d_backward"):
-    """dX of ``Y = max_pool2d(X, kernel, stride, padding)``: each window's gradient goes to its
-    maximum; on ties, to the first maximum in window order (row by row), like PyTorch.
-
-    Tiling windows (stride == kernel, no padding, at most 16 taps; LeNet's 2x2 pools), one stage
-    that compares each position with its window-mates, branch-free:
-
-        dX[n, c, h, w] = dY[n, c, h // kh, w // kw] * (X[n, c, h, w] is the window's first maximum)
-
-    (a product, not a select, so that the loop vectorizes: a non-finite dY also reaches the
-    window's other positions as NaN). Otherwise, three stages:
-
-        winmax[n, c, p, q] = max over the window of X (padding excluded)
-        argmax[n, c, p, q] = min over the window of (r*kw + s where X == winmax, else kh*kw)
-        dX[n, c, h, w]     = sum over the windows (p, q) holding (h, w) at offset (r, s) of
-                             dY[n, c, p, q] if argmax[n, c, p, q] == r*kw + s
-    """
-    op = "max_pool2d_backward"
-    _check_rank(X, 4, op, "N, C, H, W")
-    _check_rank(dY, 4, op, "N, C, P, Q")
-    kh, kw = _pair(kernel, "kernel")
-    sh, sw = _pair(kernel if stride is None else stride, "stride")
-    ph, pw = _pair(padding, "padding")
-    N, C, H, W = X.shape
-    if ph * 2 > kh or pw * 2 > kw:
-        raise LoopcError(f"{op}: padding {(ph, pw)} must be at most half the kernel {(kh, kw)}")
-    P, Q = conv_out(H, kh, sh, ph), conv_out(W, kw, sw, pw)
-    if P <= 0 or Q <= 0:
-        raise LoopcError(f"{op}: the {kh}x{kw} window does not fit the {H}x{W} input")
-    _check_shape(dY, (N, C, P, Q), op, f"the max_pool2d output of X{X.shape}")
-    attrs = {"kernel": (kh, kw), "stride": (sh, sw), "padding": (ph, pw)}
-
-    if (sh, sw) == (kh, kw) and ph == pw == 0 and kh * kw <= 16:
-        def route(n, c, h, w):
-            p, q = h // kh, w // kw
-            j = (h % kh) * kw + w % kw              # this position's offset in its window
-            x = X[n, c, h, w]
-            hit = None
-            for r in range(kh):
-                for s in range(kw):
-                    i = r * kw + s
-                    mate = X[n, c, p * kh + r, q * kw + s]
-                    # beat every earlier mate, tie or beat every later one
-                    cond = ((j <= i) | (x > mate)) & ((j >= i) | (x >= mate))
-                    hit = cond if hit is None else hit & cond
-            grad = dY[n, c, p, q] * hit.astype(dY.dtype)
-            inside = ([p < P] if H % kh else []) + ([q < Q] if W % kw else [])
-            return te.if_then_else(te.all(*inside), grad, 0.0) if inside else grad
-        return te.compute((N, C, H, W), route, name=name, tag="max_pool2d_backward", attrs=attrs)
-
-    r = te.reduce_axis((0, kh), name="r")
-    s = te.reduce_axis((0, kw), name="s")
-
-    def inside(h, w):
-        conds = ([h >= 0, h < H] if ph else []) + ([w >= 0, w < W] if pw else [])
-        return te.all(*conds) if conds else None
-
-    def winmax_body(n, c, p, q):
-        h, w = p * sh + r - ph, q * sw + s - pw
-        cond = inside(h, w)
-        x = X[n, c, h, w] if cond is None else te.if_then_else(cond, X[n, c, h, w], -math.inf)
-        return te.max(x, axis=[r, s])
-    mx = te.compute((N, C, P, Q), winmax_body, name=name + "_winmax")
-
-    r2 = te.reduce_axis((0, kh), name="r")
-    s2 = te.reduce_axis((0, kw), name="s")
-
-    def argmax_body(n, c, p, q):
-        h, w = p * sh + r2 - ph, q * sw + s2 - pw
-        first = te.if_then_else(X[n, c, h, w] == mx[n, c, p, q], r2 * kw + s2, kh * kw)
-        cond = inside(h, w)
-        return te.min(first if cond is None else te.if_then_else(cond, first, kh * kw), axis=[r2, s2])
-    am = te.compute((N, C, P, Q), argmax_body, name=name + "_argmax")
-
-    r3 = te.reduce_axis((0, kh), name="r")
-    s3 = te.reduce_axis((0, kw), name="s")
-
-    def gather(n, c, h, w):
-        hp, wp = h + ph - r3, w + pw - s3
-        p, q = hp // sh, wp // sw
-        hit = te.if_then_else(am[n, c, p, q] == r3 * kw + s3, dY[n, c, p, q], 0.0)
-        ok = te.all(hp >= 0, hp % sh == 0, p < P, wp >= 0, wp % sw == 0, q < Q)
-        return te.sum(te.if_then_else(ok, hit, 0.0), axis=[r3, s3])
-    return te.compute((N, C, H, W), gather, name=name, tag="max_pool2d_backward", attrs=attrs)
+# --------------------------------------------------------------------------- relu
 
 
 def relu_backward(dY, X, name="relu_backward"):

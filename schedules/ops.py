@@ -5,10 +5,11 @@ Each returns the output tensor; the op carries a ``tag`` and ``attrs`` that
 """
 from __future__ import annotations
 
-import math
-
 from loopc import te
 from loopc.errors import LoopcError
+
+from .pooling import avg_pool2d, max_pool2d  # noqa: F401  (re-exported: the library's 2-D pools)
+from .windows import conv_out, resolve_padding
 
 
 def _pair(v, what):
@@ -17,12 +18,6 @@ def _pair(v, what):
     if isinstance(v, (tuple, list)) and len(v) == 2 and all(isinstance(x, int) for x in v):
         return tuple(v)
     raise LoopcError(f"{what} must be an int or a pair of ints, got {v!r}")
-
-
-def conv_out(size, kernel, stride=1, pad=0, dilation=1) -> int:
-    """Output length of a window op (convolution, pooling) along one axis: the windows of
-    ``kernel`` taps ``dilation`` apart, ``stride`` apart, over ``size`` padded by ``pad`` each side."""
-    return (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
 
 
 def conv_geometry(op, image, kernel, stride, padding, dilation):
@@ -38,19 +33,15 @@ def conv_geometry(op, image, kernel, stride, padding, dilation):
     return (sh, sw), (ph, pw), (dh, dw), (P, Q)
 
 
-def padding4(padding, op="conv2d_nchw"):
+def padding4(padding, op="conv2d_nchw", window=None):
     """``(top, left, bottom, right)`` of a padding given as an int, a pair ``(ph, pw)`` (both
-    sides alike) or TVM's four ``(top, left, bottom, right)``; LoopcError otherwise."""
-    if isinstance(padding, (tuple, list)) and len(padding) == 4:
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in padding):
-            raise LoopcError(f"{op}: padding {padding!r} must hold ints")
-        pads = tuple(padding)
-    else:
-        ph, pw = _pair(padding, "padding (an int, (ph, pw) or (top, left, bottom, right))")
-        pads = (ph, pw, ph, pw)
-    if min(pads) < 0:
-        raise LoopcError(f"{op}: padding {padding!r} is negative; pad with zeros >= 0 on each side")
-    return pads
+    sides alike), TVM's four ``(top, left, bottom, right)``, or "SAME"/"VALID" for a
+    ``window`` (the dilated kernel's (height, width); TOPI's rule, see
+    ``windows.resolve_padding``); LoopcError otherwise."""
+    if isinstance(padding, str) and window is None:
+        raise LoopcError(f"{op}: padding {padding!r} needs the kernel size; give ints here")
+    (top, left), (bottom, right) = resolve_padding(padding, window or (1, 1), op)
+    return top, left, bottom, right
 
 
 def pad_nchw(X, ph, pw, name, bottom=None, right=None):
@@ -103,7 +94,9 @@ def dense(X, W, bias=None, name="dense"):
 def conv2d_nchw(X, W, stride=1, padding=0, dilation=1, groups=1, name="conv2d"):
     """Y[n, k, p, q] = sum_{c, r, s} Xpad[n, g*C/groups + c, p*sh + r*dh, q*sw + s*dw] * W[k, c, r, s]
     with g = k // (K/groups) the group of output channel k (PyTorch's conv2d; W is
-    (K, C/groups, R, S)). ``padding``: an int, (ph, pw), or (top, left, bottom, right).
+    (K, C/groups, R, S)). ``padding``: an int, (ph, pw), (top, left, bottom, right), or TOPI's
+    "SAME" (the dilated kernel - 1 rows and columns, the odd one on top / left: at stride 1 Y
+    keeps X's size) / "VALID" (none).
 
     The op's tag names the case its templates schedule: "conv2d_nchw" (groups=1),
     "depthwise_conv2d_nchw" (one input channel per group: groups=C, K a multiple of C — a
@@ -120,8 +113,8 @@ def conv2d_nchw(X, W, stride=1, padding=0, dilation=1, groups=1, name="conv2d"):
     if Cg != C // groups:
         raise LoopcError(f"conv2d_nchw: X has {C} channels, so W{W.shape} needs {C // groups} channels per "
                          f"filter (C/groups with groups={groups}), not {Cg}")
-    pt, pl, pb, pr = padding4(padding)
     (sh, sw), (dh, dw) = _pair(stride, "stride"), _pair(dilation, "dilation")
+    pt, pl, pb, pr = padding4(padding, "conv2d_nchw", ((R - 1) * dh + 1, (S - 1) * dw + 1))
     P, Q = conv_out(H + pt + pb, R, sh, 0, dh), conv_out(Wd + pl + pr, S, sw, 0, dw)
     if P <= 0 or Q <= 0:
         raise LoopcError(f"conv2d_nchw: the {R}x{S} filter does not fit the {H}x{Wd} input with this padding")
@@ -145,42 +138,6 @@ def conv2d_nchw(X, W, stride=1, padding=0, dilation=1, groups=1, name="conv2d"):
                       lambda n, k, p, q: te.sum(Xp[n, channel(k, c), p * sh + r * dh, q * sw + s * dw]
                                                 * W[k, 0 if c is None else c, r, s], axis=axes),
                       name=name, tag=tag, attrs=attrs)
-
-
-def _pool(X, kernel, stride, padding, kind, name):
-    _check_rank(X, 4, kind, "N, C, H, W")
-    kh, kw = _pair(kernel, "kernel")
-    sh, sw = _pair(kernel if stride is None else stride, "stride")
-    ph, pw = _pair(padding, "padding")
-    N, C, H, W = X.shape
-    P, Q = conv_out(H, kh, sh, ph), conv_out(W, kw, sw, pw)
-    r = te.reduce_axis((0, kh), name="r")
-    s = te.reduce_axis((0, kw), name="s")
-    attrs = {"kernel": (kh, kw), "stride": (sh, sw), "padding": (ph, pw)}
-
-    def window(n, c, p, q, fill):
-        h, w = p * sh + r - ph, q * sw + s - pw
-        if ph or pw:
-            return te.if_then_else(te.all(h >= 0, h < H, w >= 0, w < W), X[n, c, h, w], fill)
-        return X[n, c, h, w]
-
-    if kind == "max_pool2d":
-        return te.compute((N, C, P, Q), lambda n, c, p, q: te.max(window(n, c, p, q, -math.inf), axis=[r, s]),
-                          name=name, tag=kind, attrs=attrs)
-    total = te.compute((N, C, P, Q), lambda n, c, p, q: te.sum(window(n, c, p, q, 0.0), axis=[r, s]),
-                       name=name + "_sum", tag="pool_sum", attrs=attrs)
-    return te.compute((N, C, P, Q), lambda n, c, p, q: total[n, c, p, q] * (1.0 / (kh * kw)),
-                      name=name, tag=kind, attrs=attrs)
-
-
-def max_pool2d(X, kernel, stride=None, padding=0, name="max_pool2d"):
-    """Max over each kernel window (stride defaults to the kernel, as in PyTorch)."""
-    return _pool(X, kernel, stride, padding, "max_pool2d", name)
-
-
-def avg_pool2d(X, kernel, stride=None, padding=0, name="avg_pool2d"):
-    """Mean over each window, padding counted (PyTorch's count_include_pad=True)."""
-    return _pool(X, kernel, stride, padding, "avg_pool2d", name)
 
 
 def relu(X, name="relu"):

@@ -1,9 +1,13 @@
 """Plain numpy references, one per operator (float64 inside, cast to the input dtype)."""
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from .ops import conv_out, padding4
+from .pooling import adaptive_bounds
+from .windows import parse_layout, windows
 
 
 def _pair(v):
@@ -24,10 +28,10 @@ def dense(x, w, bias=None):
 def conv2d_nchw(x, w, stride=1, padding=0, dilation=1, groups=1):
     """PyTorch's conv2d (``padding``: an int, (ph, pw) or (top, left, bottom, right))."""
     sh, sw = _pair(stride)
-    pt, pl, pb, pr = padding4(padding)
     dh, dw = _pair(dilation)
     N, C, H, W = x.shape
     K, Cg, R, S = w.shape
+    pt, pl, pb, pr = padding4(padding, "conv2d_nchw", ((R - 1) * dh + 1, (S - 1) * dw + 1))
     P, Q = conv_out(H + pt + pb, R, sh, 0, dh), conv_out(W + pl + pr, S, sw, 0, dw)
     xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
     Kg = K // groups
@@ -42,23 +46,96 @@ def conv2d_nchw(x, w, stride=1, padding=0, dilation=1, groups=1):
     return y.astype(x.dtype)
 
 
-def _windows(x, kernel, stride, padding, fill):
-    kh, kw = _pair(kernel)
-    sh, sw = _pair(kernel if stride is None else stride)
-    ph, pw = _pair(padding)
-    N, C, H, W = x.shape
-    P, Q = conv_out(H, kh, sh, ph), conv_out(W, kw, sw, pw)
-    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
-    return np.stack([xp[:, :, r: r + sh * (P - 1) + 1: sh, s: s + sw * (Q - 1) + 1: sw]
-                     for r in range(kh) for s in range(kw)])
+def _pool_taps(x, kernel, stride, dilation, padding, pool_type, ceil_mode, layout):
+    """Pooling's windows in numpy: ``(order, wins, xp, taps)`` with ``x`` transposed to
+    N, C, spatial (``order``) and padded (``xp``, with room for ceil mode's last window), and
+    per tap ``(slice of xp, values, in the input?, in the padded input?)``."""
+    nd = x.ndim - 2
+    lay = parse_layout(layout or "NC" + "DHW"[-nd:], nd, "pool")
+    wins = windows("pool", lay, x.shape, kernel, stride, dilation, padding, ceil_mode)
+    order = (lay.batch, lay.channel) + lay.spatial
+    xt = x.astype(np.float64).transpose(order)
+    grow = [(w.before, max(w.after, (w.out - 1) * w.stride + w.extent - w.size - w.before)) for w in wins]
+    spec = ((0, 0), (0, 0)) + tuple(grow)
+    xp = np.pad(xt, spec, constant_values=-np.inf if pool_type == "max" else 0.0)
+    inside = np.pad(np.ones(xt.shape), spec)
+    padded = np.zeros(xp.shape)
+    padded[(slice(None), slice(None)) + tuple(slice(0, w.before + w.size + w.after) for w in wins)] = 1.0
+    taps = []
+    for tap in itertools.product(*[range(w.kernel) for w in wins]):
+        sl = (slice(None), slice(None)) + tuple(slice(r * w.dilation, r * w.dilation + w.stride * (w.out - 1) + 1,
+                                                      w.stride) for r, w in zip(tap, wins))
+        taps.append((sl, xp[sl], inside[sl], padded[sl]))
+    return order, wins, xp, taps
 
 
-def max_pool2d(x, kernel, stride=None, padding=0):
-    return _windows(x, kernel, stride, padding, -np.inf).max(axis=0).astype(x.dtype)
+def _divisor(taps, count_include_pad):
+    return np.maximum(sum(t[3] if count_include_pad else t[2] for t in taps), 1)
 
 
-def avg_pool2d(x, kernel, stride=None, padding=0):
-    return _windows(x, kernel, stride, padding, 0.0).mean(axis=0).astype(x.dtype)
+def pool(x, kernel, stride=None, dilation=1, padding=0, pool_type="max", ceil_mode=False, layout=None,
+         count_include_pad=True):
+    """Any-rank pooling (pool1d / pool2d / pool3d) in ``layout`` (default NCW / NCHW / NCDHW)."""
+    order, _, _, taps = _pool_taps(x, kernel, stride, dilation, padding, pool_type, ceil_mode, layout)
+    vals = [t[1] for t in taps]
+    y = np.max(vals, axis=0) if pool_type == "max" else np.sum(vals, axis=0) / _divisor(taps, count_include_pad)
+    return y.transpose(np.argsort(order)).astype(x.dtype)
+
+
+def pool_grad(dy, x, kernel, stride=None, padding=0, pool_type="max", ceil_mode=False, count_include_pad=True,
+              layout=None, dilation=1):
+    """dX of :func:`pool`: each window's gradient to its first maximum (row-major tap order,
+    like PyTorch) or spread over the taps it divided by."""
+    order, wins, xp, taps = _pool_taps(x, kernel, stride, dilation, padding, pool_type, ceil_mode, layout)
+    g = dy.astype(np.float64).transpose(order)
+    first = np.argmax([t[1] for t in taps], axis=0) if pool_type == "max" else None
+    per_tap = None if pool_type == "max" else g / _divisor(taps, count_include_pad)
+    dxp = np.zeros(xp.shape)
+    for i, (sl, _, _, _) in enumerate(taps):
+        dxp[sl] += np.where(first == i, g, 0.0) if pool_type == "max" else per_tap
+    dx = dxp[(slice(None), slice(None)) + tuple(slice(w.before, w.before + w.size) for w in wins)]
+    return dx.transpose(np.argsort(order)).astype(dy.dtype)
+
+
+def pool1d(x, kernel, stride=None, dilation=1, padding=0, pool_type="max", ceil_mode=False, layout="NCW",
+           count_include_pad=True):
+    return pool(x, kernel, stride, dilation, padding, pool_type, ceil_mode, layout, count_include_pad)
+
+
+def pool2d(x, kernel, stride=None, dilation=1, padding=0, pool_type="max", ceil_mode=False, layout="NCHW",
+           count_include_pad=True):
+    return pool(x, kernel, stride, dilation, padding, pool_type, ceil_mode, layout, count_include_pad)
+
+
+def pool3d(x, kernel, stride=None, dilation=1, padding=0, pool_type="max", ceil_mode=False, layout="NCDHW",
+           count_include_pad=True):
+    return pool(x, kernel, stride, dilation, padding, pool_type, ceil_mode, layout, count_include_pad)
+
+
+def max_pool2d(x, kernel, stride=None, padding=0, dilation=1, ceil_mode=False, layout="NCHW"):
+    return pool(x, kernel, stride, dilation, padding, "max", ceil_mode, layout)
+
+
+def avg_pool2d(x, kernel, stride=None, padding=0, ceil_mode=False, count_include_pad=True, dilation=1,
+               layout="NCHW"):
+    return pool(x, kernel, stride, dilation, padding, "avg", ceil_mode, layout, count_include_pad)
+
+
+def adaptive_pool(x, output_size, pool_type="avg", layout=None):
+    """Any-rank adaptive pooling, one window at a time."""
+    nd = x.ndim - 2
+    lay = parse_layout(layout or "NC" + "DHW"[-nd:], nd, "adaptive_pool")
+    order = (lay.batch, lay.channel) + lay.spatial
+    xt = x.astype(np.float64).transpose(order)
+    sizes = xt.shape[2:]
+    output_size = (output_size,) * nd if output_size is None or isinstance(output_size, int) else output_size
+    outs = tuple(n if o is None else o for o, n in zip(output_size, sizes))
+    y = np.zeros(xt.shape[:2] + outs)
+    for idx in itertools.product(*[range(o) for o in outs]):
+        bounds = [adaptive_bounds(i, n, o) for i, n, o in zip(idx, sizes, outs)]
+        win = xt[(slice(None), slice(None)) + tuple(slice(a, b) for a, b in bounds)].reshape(xt.shape[:2] + (-1,))
+        y[(slice(None), slice(None)) + idx] = win.max(axis=-1) if pool_type == "max" else win.mean(axis=-1)
+    return y.transpose(np.argsort(order)).astype(x.dtype)
 
 
 def relu(x):
@@ -130,20 +207,14 @@ def bias_backward(dy, axis=1):
     return dy.astype(np.float64).sum(axis=tuple(d for d in range(dy.ndim) if d != axis)).astype(dy.dtype)
 
 
-def max_pool2d_backward(dy, x, kernel, stride=None, padding=0):
+def max_pool2d_backward(dy, x, kernel, stride=None, padding=0, dilation=1, ceil_mode=False, layout="NCHW"):
     """Each window's gradient to its first maximum (row-major window order), like PyTorch."""
-    kh, kw = _pair(kernel)
-    sh, sw = _pair(kernel if stride is None else stride)
-    ph, pw = _pair(padding)
-    N, C, H, W = x.shape
-    P, Q = dy.shape[2], dy.shape[3]
-    win = _windows(x, kernel, stride, padding, -np.inf)          # (kh*kw, N, C, P, Q)
-    first = win.argmax(axis=0)                                   # the first maximum on ties
-    dxp = np.zeros((N, C, H + 2 * ph, W + 2 * pw))
-    n, c, p, q = np.indices((N, C, P, Q))
-    h, w = p * sh + first // kw, q * sw + first % kw
-    np.add.at(dxp, (n, c, h, w), dy.astype(np.float64))
-    return dxp[:, :, ph: ph + H, pw: pw + W].astype(dy.dtype)
+    return pool_grad(dy, x, kernel, stride, padding, "max", ceil_mode, True, layout, dilation)
+
+
+def avg_pool2d_backward(dy, x, kernel, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                        dilation=1, layout="NCHW"):
+    return pool_grad(dy, x, kernel, stride, padding, "avg", ceil_mode, count_include_pad, layout, dilation)
 
 
 def relu_backward(dy, x):
