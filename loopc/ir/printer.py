@@ -132,7 +132,8 @@ def display_names(body) -> dict:
 
 
 def format_func(f: LoweredFunc) -> str:
-    params = ", ".join(f"{b.name}: {b.dtype}[{', '.join(map(str, b.shape))}]" for b in f.params)
+    params = ", ".join([f"{b.name}: {b.dtype}[{', '.join(map(str, b.shape))}]" for b in f.params]
+                       + [f"{v.name}: {v.dtype}" for v in f.size_vars])
     lines = IRPrinter(display_names(f.body)).stmt(f.body, 1)
     return "\n".join([f"def {f.name}({params}):"] + lines) + "\n"
 

@@ -33,10 +33,14 @@ def flatten_buffers(func: LoweredFunc) -> LoweredFunc:
 
     def flat_index(buf, indices):
         idx = E.Const(0)          # a rank-0 tensor (a scalar) is element 0 of its buffer
-        wide = buf.size > INT32_MAX   # int32 index math would wrap: compute in int64
+        # int32 index math would wrap: compute in int64 (a symbolic buffer keeps its sizes'
+        # dtype; the runtime rejects an int32-sized call whose buffer would wrap)
+        wide = not buf.symbolic and buf.size > INT32_MAX
         for n, (i, stride) in enumerate(zip(indices, buf.strides)):
             if wide:
                 i, stride = i.astype("int64"), E.Const(stride, "int64")
+            elif not isinstance(stride, int) and stride.dtype != i.dtype:
+                i, stride = E._unify(i, stride)
             term = i * stride if not (isinstance(stride, int) and stride == 1) else i
             idx = term if n == 0 else idx + term
         return idx

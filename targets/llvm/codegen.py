@@ -31,7 +31,7 @@ from loopc.te import expr as E
 
 from .expressions import Expressions
 from .faults import FaultRecording
-from .lltypes import F32, F64, I32, PTR
+from .lltypes import F32, F64, I32, I64, PTR
 from .memory import MemoryAccess
 from .parallel import ParallelLoops
 from .vector import Ramp, VectorLanes, is_vec
@@ -83,12 +83,16 @@ class FunctionCodegen(Expressions, MemoryAccess, ParallelLoops, FaultRecording, 
 
     def emit(self):
         """The entry function returns 0, or the kind of the first fault (FAULT_*) the run met."""
-        fnty = ir.FunctionType(I32, [PTR] * len(self.func.params))
+        sizes = self.func.size_vars      # symbolic sizes: i64 values after the buffer pointers
+        fnty = ir.FunctionType(I32, [PTR] * len(self.func.params) + [I64] * len(sizes))
         fn = ir.Function(self.module, fnty, self.func.name)
         for arg, buf in zip(fn.args, self.func.params):
             arg.name = buf.name.replace(".", "_")
             arg.add_attribute("noalias")
             self.buffers[buf] = arg
+        for arg, var in zip(fn.args[len(self.func.params):], sizes):
+            arg.name = var.name.replace(".", "_")
+            self.env[var] = arg
         self.fn = fn
         self.builder = ir.IRBuilder(fn.append_basic_block("entry"))
         self.entry_block = fn.entry_basic_block

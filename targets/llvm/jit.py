@@ -52,12 +52,13 @@ def emit_object(llvm_ir: str, target: CPUTarget) -> bytes:
     return bytes(target.target_machine().emit_object(optimized_module(llvm_ir, target)))
 
 
-def entry_point(engine, name: str, nparams: int):
-    """The ctypes function ``name(ptr * nparams) -> int32 fault code`` of a finalised engine."""
+def entry_point(engine, name: str, nparams: int, nsizes: int = 0):
+    """The ctypes function ``name(ptr * nparams, int64 * nsizes) -> int32 fault code`` of a
+    finalised engine (``nsizes``: the symbolic sizes, after the buffers)."""
     addr = engine.get_function_address(name)
     if not addr:
         raise BuildError(f"the JIT produced no function named {name}")
-    return ctypes.CFUNCTYPE(ctypes.c_int32, *([ctypes.c_void_p] * nparams))(addr)
+    return ctypes.CFUNCTYPE(ctypes.c_int32, *([ctypes.c_void_p] * nparams + [ctypes.c_int64] * nsizes))(addr)
 
 
 def load_object(obj: bytes, name: str, nparams: int):
