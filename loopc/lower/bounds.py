@@ -76,9 +76,10 @@ def _is_symbolic(op, axes) -> bool:
     return any(isinstance(n, E.Var) and n not in loops for n in E.walk(op.body))
 
 
-#: the values a size variable may take in a symbolic proof: a te.size_var is at least 1; a
-#: plain te.var has no range (only a bound its terms cancel out of is proved)
-_SIZE_RANGE = (1, 2**31 - 1)
+#: the values a size variable may take in a symbolic proof: a te.size_var is at least 1 (and
+#: at most its dtype's largest value); a plain te.var has no range (only a bound its terms
+#: cancel out of is proved)
+_SIZE_RANGES = {"int32": (1, 2**31 - 1), "int64": (1, 2**63 - 1)}
 
 
 def _symbolic_reads_proved(op, axes) -> bool:
@@ -111,7 +112,7 @@ def _symbolic_reads_proved(op, axes) -> bool:
 
 def _nonnegative(e) -> bool:
     e = simplify_expr(e, {})
-    ranges = {v: _SIZE_RANGE for v in E.free_vars(e) if isinstance(v, E.SizeVar)}
+    ranges = {v: _SIZE_RANGES[v.dtype] for v in E.free_vars(e) if isinstance(v, E.SizeVar)}
     bound = bound_of(e, ranges)
     return bound is not None and bound[0] >= 0
 

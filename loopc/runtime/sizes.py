@@ -59,13 +59,9 @@ def bind_sizes(func, arrays, scalars=()) -> dict:
         if shape is None or len(shape) != len(buf.shape):
             continue        # check_arguments names the wrong type or rank
         num = shape[d] - evaluate(rest, values)
-        if num % coef or (isinstance(v, SizeVar) and num // coef < 1):
-            why = "no int value of it gives that" if num % coef else f"that needs {v.name} = {num // coef} < 1"
-            raise ArgumentError(
-                f"{func.name}() argument {i} ('{buf.name}') has {shape[d]} in dimension {d}, which must be "
-                f"{buf.shape[d]}; {why} ({v.name} is a te.size_var: at least 1)" if isinstance(v, SizeVar) and
-                not num % coef else f"{func.name}() argument {i} ('{buf.name}') has {shape[d]} in dimension {d}, "
-                f"which must be {buf.shape[d]}; {why}")
+        if num % coef:
+            raise ArgumentError(f"{func.name}() argument {i} ('{buf.name}') has {shape[d]} in dimension {d}, which "
+                                f"must be {buf.shape[d]}: no int value of {v.name} gives that")
         values[v], origin[v] = num // coef, f"argument {i} ('{buf.name}') dimension {d}"
     if len(values) < len(sig.size_vars):
         return values       # an argument of the wrong rank: check_arguments says which

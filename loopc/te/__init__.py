@@ -65,10 +65,8 @@ def placeholder(shape, dtype: str = "float32", name: str = "placeholder") -> Ten
 def var(name: str = "v", dtype: str = "int32") -> Var:
     """A free scalar variable: a symbolic size usable in shapes, reduce_axis ends and
     expressions. ``loopc.build(s, [A, B])`` binds it from the arrays' shapes at call time;
-    ``loopc.build(s, [A, B, n])`` takes it as an int argument too."""
-    if check_dtype(dtype) not in ("int32", "int64"):
-        raise LoopcError(f"te.var {name!r}: dtype must be int32 or int64 (a size), got {dtype!r}")
-    return Var(name, dtype)
+    ``loopc.build(s, [A, B, n])`` takes it as an int argument too (a size is int32 or int64)."""
+    return Var(name, check_dtype(dtype))
 
 
 def size_var(name: str = "n", dtype: str = "int32") -> SizeVar:
