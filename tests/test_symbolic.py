@@ -108,7 +108,9 @@ def test_lower_prints_the_sizes_in_extents_and_signature():
     s[C].split(C.op.axis[0], factor=4)
     text = str(loopc.lower(s, [A, B, C]))
     assert "def main(A: float32[n, 3], B: float32[n + 2, 3], C: float32[n, 3], n: int32):" in text
-    assert "range((n + 3) // 4)" in text and "< n:" in text        # ceildiv outer extent, tail guard
+    # the split's outer loop runs ceildiv(n, 4) times, as a guard-free main part and a guarded tail
+    assert "range(n // 4):" in text and "range(n // 4, (n + 3) // 4):" in text, text
+    assert text.count("if i.outer*4 + i.inner < n:") == 1, text
 
 
 def test_a_split_that_provably_divides_has_no_tail_guard():

@@ -75,10 +75,29 @@ def size_vars_of(x) -> list:
 
 
 def evaluate(x, values: dict) -> int:
-    """The int value of an extent under ``values`` (Var -> int); KeyError names a missing Var."""
+    """The int value of an extent under ``values`` (Var -> int); KeyError names a missing Var.
+    Direct (no simplification): the runtime evaluates shapes on every call."""
     if isinstance(x, int):
         return x
-    e = simplify_expr(E.substitute(E.as_expr(x), {v: E.Const(int(values[v]), v.dtype) for v in size_vars_of(x)}))
-    if not isinstance(e, E.Const):       # pragma: no cover - only Vars and integer math remain
-        raise ValueError(f"cannot evaluate {x}")
-    return int(e.value)
+    if isinstance(x, E.Const):
+        return int(x.value)
+    if isinstance(x, E.Var):
+        return int(values[x])
+    op = _INT_OPS.get(type(x))
+    if op is not None:
+        return op(evaluate(x.a, values), evaluate(x.b, values))
+    if isinstance(x, E.Cast) and E.is_int(x.dtype):
+        return evaluate(x.value, values)
+    raise ValueError(f"cannot evaluate the size expression {x}")
+
+
+def _floordiv(a, b):
+    return 0 if b == 0 else a // b        # loopc's convention: x // 0 == 0
+
+
+def _floormod(a, b):
+    return 0 if b == 0 else a % b
+
+
+_INT_OPS = {E.Add: lambda a, b: a + b, E.Sub: lambda a, b: a - b, E.Mul: lambda a, b: a * b,
+            E.FloorDiv: _floordiv, E.FloorMod: _floormod, E.Min: min, E.Max: max}

@@ -6,6 +6,7 @@ on a ``Buffer`` with one flat row-major index.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, ClassVar, Tuple
@@ -46,8 +47,9 @@ class Buffer:
             acc = acc * s if isinstance(acc, int) and isinstance(s, int) else _mul(acc, s)
         return tuple(reversed(out))
 
-    @property
+    @functools.cached_property
     def symbolic(self) -> bool:
+        """Whether a dimension is a symbolic size (``te.var``), known only at call time."""
         return not all(isinstance(s, int) for s in self.shape)
 
     __hash__ = object.__hash__

@@ -37,21 +37,22 @@ def check_arguments(name, params, arrays, written=(), device_arg=None, sizes=Non
 
     Returns one ``(side, array)`` per argument: ``("host", ndarray)``, or, where ``device_arg``
     is given and accepts the object, ``("device", its description)``."""
-
     if len(arrays) != len(params):
         sig = ", ".join(_describe(b) for b in params)
         raise ArgumentError(f"{name}() takes {len(params)} arrays ({sig}) but was called with {len(arrays)}")
     checked = []
+    shapes = getattr(sizes, "shapes", None)     # a BoundSizes' shapes: no evaluation per call
     for pos, (buf, arr) in enumerate(zip(params, arrays)):
+        want = sizes if shapes is None else shapes[pos]
         where = f"{name}() argument {pos} ('{buf.name}')"
         if isinstance(arr, np.ndarray):
             _check_one(where, buf, "host", arr.dtype, arr.shape, arr.flags.c_contiguous, not arr.flags.writeable,
-                       buf in written, sizes)
+                       buf in written, want)
             checked.append(("host", arr))
             continue
         dev = _device(where, buf, arr, device_arg)
         _check_one(where, buf, "device", dev.dtype, dev.shape, dev.c_contiguous, dev.readonly, buf in written,
-                   sizes)
+                   want)
         checked.append(("device", dev))
     return checked
 
@@ -76,9 +77,12 @@ def _device(where, buf, arr, device_arg):
 
 
 def _expected_shape(buf, sizes):
-    """``buf``'s shape as ints (symbolic dimensions at ``sizes``), or as written when a size is unknown."""
+    """``buf``'s shape as ints (symbolic dimensions at ``sizes``, or ``sizes`` itself when it is
+    that shape already), or None when a size is unknown."""
     if not buf.symbolic:
         return tuple(buf.shape)
+    if isinstance(sizes, tuple):
+        return sizes
     from .sizes import concrete_shape
     try:
         return concrete_shape(buf, sizes or {})

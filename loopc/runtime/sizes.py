@@ -44,15 +44,39 @@ def split_call(func, args):
 
 
 def bind_sizes(func, arrays, scalars=()) -> dict:
-    """Var -> int for every size of ``func`` in this call (empty when nothing is symbolic)."""
+    """Var -> int for every size of ``func`` in this call (empty when nothing is symbolic);
+    a call with the shapes and sizes of a recent good one reuses its answer."""
     sig = func.sizes
     if sig is None:
         return {}
-    values, origin = {}, {}
     for (pos, v), x in zip(sig.scalars, scalars):
         if not isinstance(x, numbers.Integral) or isinstance(x, bool):
             raise ArgumentError(f"{func.name}() argument {pos} is the size '{v.name}': pass an int, "
                                 f"got {type(x).__name__}")
+    key = (tuple(_shape(arrays, i) for i in range(len(arrays))), tuple(int(x) for x in scalars))
+    cache = func.attrs.setdefault("bound_sizes", {})
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
+    values = _bind(func, sig, arrays, scalars)
+    if len(values) == len(sig.size_vars):
+        values = BoundSizes(values)
+        values.shapes = tuple(concrete_shape(b, values) for b in func.params)
+        if len(cache) >= _MAX_CHECKED:
+            cache.clear()
+        cache[key] = values
+    return values
+
+
+class BoundSizes(dict):
+    """Var -> int of one call, with ``shapes``: the shape each parameter must have."""
+    shapes: tuple = ()
+
+
+def _bind(func, sig, arrays, scalars) -> dict:
+    """The sizes of one call, every check on them done (ArgumentError otherwise)."""
+    values, origin = {}, {}
+    for (pos, v), x in zip(sig.scalars, scalars):
         values[v], origin[v] = int(x), f"argument {pos}"
     for v, i, d, coef, rest in sig.steps:
         buf, shape = func.params[i], _shape(arrays, i)
