@@ -269,13 +269,16 @@ def partition_symbolic(loop, size_vars):
         return loop
     guards = _GuardConjuncts()
     guards.visit(loop.body)
-    found = [(c, p) for c, p in ((c, _symbolic_split_point(loop, c, r, size_vars)) for c, r in guards.found)
-             if p is not None]
+    points_of = {}          # a guard object may sit in several places: drop it only if each one gives a point
+    for c, r in guards.found:
+        points_of.setdefault(id(c), []).append(_symbolic_split_point(loop, c, r, size_vars))
+    found = [(c, points_of[id(c)][0]) for c, _ in guards.found
+             if all(p is not None for p in points_of[id(c)])]
     if not found:
         return loop
     dropped = {id(c) for c, _ in found}
     points = []
-    for _, p in found:
+    for p in (p for c, _ in found for p in points_of[id(c)]):
         p = simplify_expr(p, {})
         if not any(E.expr_equal(p, q) for q in points):
             points.append(p)

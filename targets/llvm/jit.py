@@ -61,12 +61,12 @@ def entry_point(engine, name: str, nparams: int, nsizes: int = 0):
     return ctypes.CFUNCTYPE(ctypes.c_int32, *([ctypes.c_void_p] * nparams + [ctypes.c_int64] * nsizes))(addr)
 
 
-def load_object(obj: bytes, name: str, nparams: int):
+def load_object(obj: bytes, name: str, nparams: int, nsizes: int = 0):
     """JIT-load object code made by :func:`emit_object` on this machine; returns
-    (``call(*pointers) -> fault code``, the engine that must outlive it)."""
+    (``call(*pointers, *sizes) -> fault code``, the engine that must outlive it)."""
     init_llvm()
     threads.libgomp()   # GOMP_parallel must resolve
     engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), host().target_machine())
     engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
     engine.finalize_object()
-    return entry_point(engine, name, nparams), engine
+    return entry_point(engine, name, nparams, nsizes), engine
