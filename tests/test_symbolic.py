@@ -135,6 +135,20 @@ def test_one_llvm_function_receives_the_sizes():
     assert entry.endswith('i64 %"n", i64 %"m")'), entry
 
 
+def test_bind_and_time_evaluator_take_the_sizes_too():
+    n = te.var("n")
+    A = te.placeholder((n,), name="A")
+    C = te.compute((n,), lambda i: A[i] + 2.0, name="C")
+    s = te.create_schedule(C.op)
+    f = loopc.build(s, [A, n, C])                       # an explicit size between the arrays
+    a, c = np.arange(11, dtype="float32"), np.zeros(11, "float32")
+    assert f.bind([a, 11, c])() == 0
+    np.testing.assert_array_equal(c, a + 2)
+    assert f.time_evaluator(number=2, repeat=1)(a, 11, c).mean > 0
+    with pytest.raises(ArgumentError):
+        f.bind([a, 12, c])
+
+
 def test_parallel_over_a_large_symbolic_extent():
     n = te.size_var("n")
     A = te.placeholder((n,), name="A")
