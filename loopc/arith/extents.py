@@ -74,6 +74,13 @@ def size_vars_of(x) -> list:
     return out
 
 
+def size_range(v) -> tuple:
+    """(lo, hi) a size Var may take at run time: its dtype's range (the runtime checks that), at
+    least 1 for a ``te.size_var``."""
+    lo, hi = (-2**31, 2**31 - 1) if v.dtype == "int32" else (-2**63, 2**63 - 1)
+    return (1 if isinstance(v, E.SizeVar) else lo), hi
+
+
 def evaluate(x, values: dict) -> int:
     """The int value of an extent under ``values`` (Var -> int); KeyError names a missing Var.
     Direct (no simplification): the runtime evaluates shapes on every call."""

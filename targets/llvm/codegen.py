@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import llvmlite.ir as ir
 
+from loopc.arith import bound_of
+from loopc.arith.extents import size_range
 from loopc.errors import BuildError
 from loopc.ir.stmt import Allocate, For, ForKind, IfThenElse, LoweredFunc, SeqStmt, Store
 from loopc.te import expr as E
@@ -93,6 +95,7 @@ class FunctionCodegen(Expressions, MemoryAccess, ParallelLoops, FaultRecording, 
         for arg, var in zip(fn.args[len(self.func.params):], sizes):
             arg.name = var.name.replace(".", "_")
             self.env[var] = arg
+            self.ranges[var] = size_range(var)      # what the runtime lets through: index math proofs
         self.fn = fn
         self.builder = ir.IRBuilder(fn.append_basic_block("entry"))
         self.entry_block = fn.entry_basic_block
@@ -127,6 +130,9 @@ class FunctionCodegen(Expressions, MemoryAccess, ParallelLoops, FaultRecording, 
         saved = self.ranges.get(s.var)
         if isinstance(s.min, E.Const) and isinstance(s.extent, E.Const):
             self.ranges[s.var] = (s.min.value, s.min.value + s.extent.value - 1)
+        elif isinstance(s.min, E.Const) and (reach := bound_of(s.extent, self.ranges)) is not None:
+            # a symbolic extent: the loop stays below the largest value the sizes allow it
+            self.ranges[s.var] = (s.min.value, s.min.value + max(reach[1], 1) - 1)
         else:
             self.ranges.pop(s.var, None)
         self._fits = {}
