@@ -100,10 +100,14 @@ def to_python(func: LoweredFunc):
     return namespace[emitter.name(func, func.name)], src
 
 
-def run(func: LoweredFunc, *arrays):
-    """Run ``func`` on numpy arrays (outputs written in place), like a built Module."""
+def run(func: LoweredFunc, *args):
+    """Run ``func`` on numpy arrays (outputs written in place), like a built Module; symbolic
+    sizes listed in ``lower``'s args are ints among them, in their places."""
     from .runtime.args import check_arguments, written_buffers
-    check_arguments(func.name, func.params, arrays, written_buffers(func))
+    from .runtime.sizes import bind_sizes, size_values, split_call
+    arrays, scalars = split_call(func, args)
+    sizes = bind_sizes(func, arrays, scalars)
+    check_arguments(func.name, func.params, arrays, written_buffers(func), sizes=sizes)
     fn, _ = to_python(func)
     with np.errstate(all="ignore"):
-        fn(*[a.reshape(-1) for a in arrays])
+        fn(*[a.reshape(-1) for a in arrays], *size_values(func, sizes))

@@ -155,7 +155,8 @@ class PySourceEmitter(ExprEmitter):
             out.append(f"{pad}{self.name(s.buffer, s.buffer.name)}[{self.expr(s.index)}] = {self.expr(s.value)}")
         elif isinstance(s, Allocate):
             b = s.buffer
-            out.append(f"{pad}{self.name(b, b.name)} = _alloc({b.size}, {b.dtype!r})")
+            size = b.size if isinstance(b.size, int) else self.expr(b.size)
+            out.append(f"{pad}{self.name(b, b.name)} = _alloc({size}, {b.dtype!r})")
             self.stmt(s.body, indent, out)
         elif isinstance(s, Evaluate):
             out.append(pad + self.extern_call(s.value))
@@ -180,7 +181,7 @@ class PySourceEmitter(ExprEmitter):
         return f"_call_extern({call.name!r}, {call.dtype!r}, [{', '.join(args)}])"
 
     def function(self, func: LoweredFunc) -> str:
-        params = [self.name(b, b.name) for b in func.params]
+        params = [self.name(b, b.name) for b in func.params] + [self.name(v, v.name) for v in func.size_vars]
         out = [f"def {self.name(func, func.name)}({', '.join(params)}):"]
         self.stmt(func.body, 1, out)
         return "\n".join(out) + "\n"

@@ -95,7 +95,12 @@ class IRPrinter(ExprEmitter):
 
     def loop_header(self, s: For) -> str:
         ext, lo = self.expr(s.extent), self.expr(s.min)
-        rng = ext if (isinstance(s.min, E.Const) and s.min.value == 0) else f"{lo}, {lo} + {ext}"
+        if isinstance(s.min, E.Const) and s.min.value == 0:
+            rng = ext
+        elif isinstance(s.extent, E.Sub) and E.expr_equal(s.extent.b, s.min):    # a symbolic tail: range(a, b)
+            rng = f"{lo}, {self.expr(s.extent.a)}"
+        else:
+            rng = f"{lo}, {lo} + {ext}"
         var = self.names.get(s.var, s.var.name)
         if s.kind is ForKind.THREAD_BINDING:
             return f"for {var} in thread_binding({rng}, \"{s.thread_tag}\"):"
@@ -159,7 +164,8 @@ def display_names(body) -> dict:
 
 
 def format_func(f: LoweredFunc) -> str:
-    params = ", ".join(f"{b.name}: {b.dtype}[{', '.join(map(str, b.shape))}]" for b in f.params)
+    params = ", ".join([f"{b.name}: {b.dtype}[{', '.join(map(str, b.shape))}]" for b in f.params]
+                       + [f"{v.name}: {v.dtype}" for v in f.size_vars])
     lines = IRPrinter(display_names(f.body)).stmt(f.body, 1)
     return "\n".join([f"def {f.name}({params}):"] + lines) + "\n"
 

@@ -6,6 +6,7 @@ on a ``Buffer`` with one flat row-major index.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, ClassVar, Tuple
@@ -30,21 +31,33 @@ class Buffer:
     scope: str = "global"
 
     @property
-    def size(self) -> int:
+    def size(self):
+        """The element count: an int, or an integer Expr when the shape is symbolic."""
         n = 1
         for s in self.shape:
-            n *= s
+            n = n * s if isinstance(n, int) and isinstance(s, int) else _mul(n, s)
         return n
 
     @property
-    def strides(self) -> Tuple[int, ...]:
+    def strides(self):
+        """Row-major strides in elements (ints, or Exprs after a symbolic dimension)."""
         out, acc = [], 1
         for s in reversed(self.shape):
             out.append(acc)
-            acc *= s
+            acc = acc * s if isinstance(acc, int) and isinstance(s, int) else _mul(acc, s)
         return tuple(reversed(out))
 
+    @functools.cached_property
+    def symbolic(self) -> bool:
+        """Whether a dimension is a symbolic size (``te.var``), known only at call time."""
+        return not all(isinstance(s, int) for s in self.shape)
+
     __hash__ = object.__hash__
+
+
+def _mul(a, b):
+    from ..arith.extents import mul
+    return mul(a, b)
 
 
 class Stmt:
@@ -109,6 +122,13 @@ class LoweredFunc:
     params: Tuple[Buffer, ...]
     body: Stmt
     attrs: dict = field(default_factory=dict)
+    #: symbolic sizes (``loopc.lower.sizes.SizeSignature``): the Vars the kernel receives after
+    #: the buffers and how a call binds them; None when every shape is constant
+    sizes: Any = None
+
+    @property
+    def size_vars(self) -> Tuple[Var, ...]:
+        return () if self.sizes is None else self.sizes.size_vars
 
     #: renders the function as text; ``loopc.ir.printer`` installs its ``format_func`` here when
     #: it is imported (``import loopc.ir`` does), so that this module needs no printer

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..arith import bound_of, conjuncts, linear_form
+from ..arith import bound_of, conjuncts, linear_form, simplify_expr
 from ..errors import LoweringError
 from ..ir.printer import format_expr
 from ..te import expr as E
@@ -29,21 +29,99 @@ from ..te.tensor import ComputeOp
 MAX_POINTS = 1 << 20
 
 
-def check_reads_in_bounds(ops, ranges=None) -> None:
+def check_reads_in_bounds(ops, ranges=None, sizes=None) -> tuple:
     """LoweringError when a read in the body of one of ``ops`` can leave the tensor it reads.
     ``ranges`` (op -> {Var: (lo, hi)}) narrows axes an op runs over only in part (a scan's
-    update runs from the init's rows on)."""
+    update runs from the init's rows on).
+
+    Symbolic sizes (``te.var``): with ``sizes`` (Var -> int) every op is checked at those
+    values. Without, a read whose index is linear and unguarded is proved for all sizes by
+    symbolic interval arithmetic; the ops with a read it cannot prove are returned, to be
+    checked at call time for the actual sizes (never assumed in bounds)."""
+    deferred = []
     for op in ops:
         if not isinstance(op, ComputeOp):
             continue
-        domain = {iv.var: (iv.dom.min, iv.dom.min + iv.dom.extent - 1)
-                  for iv in tuple(op.axis) + tuple(op.reduce_axis)}
-        domain.update((ranges or {}).get(op, {}))
+        axes = tuple(op.axis) + tuple(op.reduce_axis)
+        if sizes is None and _is_symbolic(op, axes):
+            if not _symbolic_reads_proved(op, axes):
+                deferred.append(op)
+            continue
+        domain = {}
+        for iv in axes:
+            lo = _value(iv.dom.min, sizes)
+            domain[iv.var] = (lo, lo + _value(iv.dom.extent, sizes) - 1)
+        domain.update({v: (_value(lo, sizes), _value(hi, sizes)) for v, (lo, hi) in (ranges or {}).get(op, {}).items()})
+        if any(hi < lo for lo, hi in domain.values()):
+            continue        # no iteration at these sizes: nothing is read
         for read, conds in _guarded_reads(op.body, ()):
+            if sizes:
+                conds = tuple(_bind(c, sizes) for c in conds)
             for d, (index, size) in enumerate(zip(read.indices, read.tensor.shape)):
+                if sizes:
+                    index, size = _bind(index, sizes), _value(size, sizes)
                 where = _leaves(index, conds, domain, size)
                 if where is not None:
                     _fail(op, read, d, index, size, where)
+    return tuple(deferred)
+
+
+def _bind(e, sizes):
+    """``e`` with the symbolic sizes replaced by their values, folded."""
+    return simplify_expr(E.substitute(e, {v: E.Const(int(k), v.dtype) for v, k in sizes.items()}))
+
+
+def _value(extent, sizes) -> int:
+    """An extent (int or Expr of sizes) at ``sizes``."""
+    return extent if isinstance(extent, int) else int(_bind(E.as_expr(extent), sizes or {}).value)
+
+
+def _is_symbolic(op, axes) -> bool:
+    loops = {iv.var for iv in axes}
+    if any(not isinstance(iv.dom.extent, int) for iv in axes):
+        return True
+    for read, _ in _guarded_reads(op.body, ()):
+        if any(not isinstance(s, int) for s in read.tensor.shape):
+            return True
+    return any(isinstance(n, E.Var) and n not in loops for n in E.walk(op.body))
+
+
+#: the values a size variable may take in a symbolic proof: a te.size_var is at least 1 (and
+#: at most its dtype's largest value); a plain te.var has no range (only a bound its terms
+#: cancel out of is proved)
+_SIZE_RANGES = {"int32": (1, 2**31 - 1), "int64": (1, 2**63 - 1)}
+
+
+def _symbolic_reads_proved(op, axes) -> bool:
+    """Whether every read of ``op`` provably stays in its tensor for all sizes: unguarded,
+    linear in the loops, the bounds' slack a constant or bounded by the size_vars' ranges."""
+    spans = {iv.var: (E.as_expr(iv.dom.min), E.as_expr(iv.dom.min) + iv.dom.extent - 1) for iv in axes}
+    for read, conds in _guarded_reads(op.body, ()):
+        if conds:
+            return False
+        for index, size in zip(read.indices, read.tensor.shape):
+            if _data_dependent(index):
+                return False
+            terms, const = linear_form(index)
+            lo = hi = E.Const(const, index.dtype)
+            for t, c in terms.items():
+                if t in spans:                              # the loop runs min..min+extent-1 (when it runs)
+                    first, last = spans[t]
+                    lo, hi = (lo + first * c, hi + last * c) if c > 0 else (lo + last * c, hi + first * c)
+                elif E.free_vars(t) & spans.keys():
+                    return False
+                else:                                       # a term of size variables only
+                    lo, hi = lo + t * c, hi + t * c
+            if not (_nonnegative(lo) and _nonnegative(E.as_expr(size) - 1 - hi)):
+                return False
+    return True
+
+
+def _nonnegative(e) -> bool:
+    e = simplify_expr(e, {})
+    ranges = {v: _SIZE_RANGES[v.dtype] for v in E.free_vars(e) if isinstance(v, E.SizeVar)}
+    bound = bound_of(e, ranges)
+    return bound is not None and bound[0] >= 0
 
 
 def _guarded_reads(e, conds):

@@ -72,6 +72,9 @@ def cross_thread_nest(stage, leaves, extents, make_nest, red, store, guards, att
     tx = bound_reduce_leaf(stage)
     block_leaf, thread_leaves = _check_shape(stage, leaves, p, tx)
     tag, T = bindings[tx].thread_tag, extents[tx]
+    if not isinstance(T, int):
+        raise LoweringError(f"stage '{stage.name}': the reduction loop '{tx.name}' bound to {tag} has the symbolic "
+                            f"extent {T}; split it by a constant factor and bind the inner loop")
     rows = tuple(extents[iv] for iv in thread_leaves)
     row_idx = tuple(iv.var for iv in thread_leaves)
     dtype = red.dtype

@@ -17,10 +17,12 @@ buffer of that region's constant size; the consumer's reads are shifted into it.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Tuple
 
 from ..arith import conjoin, from_linear, index_interval
+from ..arith.extents import as_index_expr, is_symbolic
 from ..errors import LoweringError
 from ..ir.stmt import Allocate, Buffer, For, ForKind, IfThenElse, LoweredFunc, seq
 from ..schedule.relations import leaf_values, propagate_extents, reduce_axis_value
@@ -34,6 +36,7 @@ from .extern import extern_stmt
 from .scan import check_scans, scan_nest, scan_step_ranges
 from .stores import reduce_init, reduce_update, value_stores
 from .cross_thread import bound_reduce_leaf, cross_thread_nest
+from .sizes import plan_sizes, split_args
 
 
 #: bound inference's interval of one index (now in loopc.arith; this name is kept for callers)
@@ -43,7 +46,8 @@ _index_interval = index_interval
 @dataclass(frozen=True)
 class Region:
     """The part of a stage's output computed at an attach point: per data axis an offset
-    (an expression of the enclosing loops) and a constant extent."""
+    (an expression of the enclosing loops) and an extent: a constant, or the tensor's whole
+    symbolic extent where bound inference cannot give a constant one."""
     offsets: Tuple[E.Expr, ...]
     extents: Tuple[int, ...]
     full: Tuple[bool, ...]
@@ -71,7 +75,7 @@ def make_nest(leaves, extents, kinds, bindings, body, guards, attach=None):
         kind = kinds.get(iv, ForKind.SERIAL)
         _check_extent(iv, kind, extents[iv])
         tag = bindings[iv].thread_tag if iv in bindings else ""
-        body = For(iv.var, E.Const(0), E.Const(extents[iv]), kind, body, tag)
+        body = For(iv.var, E.Const(0), as_index_expr(extents[iv]), kind, body, tag)
     if -1 in at:
         body = IfThenElse(conjoin(at[-1]), body)
     return body
@@ -79,6 +83,10 @@ def make_nest(leaves, extents, kinds, bindings, body, guards, attach=None):
 
 def _check_extent(iv, kind, extent):
     """Caps that depend on extents known only after bound inference (see Stage.unroll/vectorize)."""
+    if kind in (ForKind.VECTORIZED, ForKind.UNROLLED) and is_symbolic(extent):
+        what = "vectorized" if kind is ForKind.VECTORIZED else "unrolled"
+        raise LoweringError(f"{what} loop '{iv.name}' has the symbolic extent {extent} here; split it by a "
+                            f"constant factor and {what[:-2]} the inner loop")
     if kind is ForKind.VECTORIZED and extent > MAX_VECTOR_LANES:
         raise LoweringError(f"vectorized loop '{iv.name}' has extent {extent} here, above the cap of "
                             f"{MAX_VECTOR_LANES} lanes; split it and vectorize the inner loop")
@@ -91,13 +99,18 @@ def _reads_of(expr, op):
     return [n for n in E.walk(expr) if isinstance(n, E.TensorRead) and n.tensor.op is op]
 
 
-def infer_region(op, reads, inner_ranges) -> Region:
+def infer_region(op, reads, inner_ranges, unknown=frozenset()) -> Region:
     """Bound inference: the box of ``op``'s output that ``reads`` touch while the loops in
-    ``inner_ranges`` (Var -> (lo, hi)) run and every other variable stays fixed."""
+    ``inner_ranges`` (Var -> (lo, hi)) run and every other variable stays fixed. A dimension
+    read through a loop in ``unknown`` (one of symbolic extent) is the whole dimension; so is
+    one whose box is as large as the tensor."""
     offsets, extents, full = [], [], []
     for d, size in enumerate(op.shape):
         box = None
         for read in reads:
+            if E.free_vars(read.indices[d]) & unknown:
+                box = None
+                break
             interval = index_interval(read.indices[d], inner_ranges)
             if interval is None:
                 box = None  # a non-linear use of an inner loop: give up on this dimension
@@ -111,7 +124,7 @@ def infer_region(op, reads, inner_ranges) -> Region:
             else:
                 box = None
                 break
-        if box is None or box[2] - box[1] + 1 >= size:
+        if box is None or (not is_symbolic(size) and box[2] - box[1] + 1 >= size):
             offsets.append(E.Const(0))
             extents.append(size)
             full.append(True)
@@ -206,7 +219,7 @@ class NestBuilder:
             for full, g, size in zip(region.full, global_idx, op.shape):
                 if not full:  # never compute outside the tensor (its inputs may not exist there)
                     guards.append((E.LE(E.Const(0, g.dtype), g), False))
-                    guards.append((E.LT(g, E.Const(size, g.dtype)), False))
+                    guards.append((E.LT(g, as_index_expr(size, g.dtype).astype(g.dtype)), False))
         root_map = {iv.var: g for iv, g in zip(op.axis, global_idx)}
         root_map.update({iv.var: reduce_axis_value(iv, values[iv]) for iv in stage.reduce_axes})
         body = E.substitute(self.body_of(stage), root_map)
@@ -216,11 +229,13 @@ class NestBuilder:
         attach = {}
         for leaf, producers in self.attached.get(stage, {}).items():
             pos = leaves.index(leaf)
-            inner = {iv.var: (0, extents[iv] - 1) for iv in leaves[pos + 1:]}
+            inner = {iv.var: (0, extents[iv] - 1) for iv in leaves[pos + 1:] if not is_symbolic(extents[iv])}
+            unknown = frozenset(iv.var for iv in leaves[pos + 1:] if is_symbolic(extents[iv]))
             here = dict(threads)
             here.update({iv.var: (0, extents[iv] - 1) for iv in leaves[:pos + 1]
-                         if iv in stage.bindings and stage.bindings[iv].thread_tag.startswith("threadIdx")})
-            body, attach[leaf] = self._place_producers(producers, body, inner, here)
+                         if iv in stage.bindings and stage.bindings[iv].thread_tag.startswith("threadIdx")
+                         and not is_symbolic(extents[iv])})
+            body, attach[leaf] = self._place_producers(producers, body, inner, here, unknown)
 
         tensors = op.outputs
         kinds, bindings = stage.iter_kinds, stage.bindings
@@ -251,7 +266,7 @@ class NestBuilder:
         update_nest = make_nest(leaves[p:], extents, kinds, bindings, update, [g for g, _ in inner_guards], attach)
         return make_nest(leaves[:p], extents, kinds, bindings, seq(init_nest, update_nest), outer, attach)
 
-    def _place_producers(self, producers, body, inner, here):
+    def _place_producers(self, producers, body, inner, here, unknown=frozenset()):
         """The stages computed at one loop, producers first: each over the region that the
         consumer's ``body`` and the siblings computed after it read (bound inference, the
         siblings' regions first). Returns (body with reads shifted into the regions, [(buffer, nest)])."""
@@ -261,11 +276,13 @@ class NestBuilder:
             op = producer.origin_op
             reads = _reads_of(body, op)
             ranges = dict({**inner, **here} if producer.scope == "shared" else inner)
+            through = set(unknown)
             for sibling, region in regions.items():
-                more, rng = self._sibling_reads(sibling, region, op)
+                more, rng, unk = self._sibling_reads(sibling, region, op)
                 reads += more
                 ranges.update(rng)
-            regions[producer] = infer_region(op, reads, ranges)
+                through |= unk
+            regions[producer] = infer_region(op, reads, ranges, frozenset(through))
         for producer in order:
             body = self._shift_reads(body, producer.origin_op, regions[producer])
         saved = self._regions      # inside the siblings' nests, their reads of each other shift too
@@ -283,14 +300,17 @@ class NestBuilder:
         return body, items
 
     def _sibling_reads(self, sibling, region, op):
-        """The reads of ``op`` in ``sibling``'s body while it computes ``region``, and the
-        ranges of the variables they use."""
+        """The reads of ``op`` in ``sibling``'s body while it computes ``region``, the ranges of
+        the variables they use, and those of them whose range is symbolic (bound inference
+        then takes the whole dimension they index)."""
         fresh = [E.Var(f"{iv.name}.r") for iv in sibling.origin_op.axis]
         mapping = {iv.var: (v if full else off + v)
                    for iv, off, v, full in zip(sibling.origin_op.axis, region.offsets, fresh, region.full)}
-        ranges = {v: (0, ext - 1) for v, ext in zip(fresh, region.extents)}
-        ranges.update({iv.var: (0, iv.extent - 1) for iv in sibling.reduce_axes})
-        return _reads_of(E.substitute(self.body_of(sibling), mapping), op), ranges
+        spans = [(v, 0, ext) for v, ext in zip(fresh, region.extents)]
+        spans += [(iv.var, iv.dom.min, iv.extent) for iv in sibling.reduce_axes]
+        ranges = {v: (lo, lo + ext - 1) for v, lo, ext in spans if not (is_symbolic(lo) or is_symbolic(ext))}
+        unknown = frozenset(v for v, _, _ in spans if v not in ranges)
+        return _reads_of(E.substitute(self.body_of(sibling), mapping), op), ranges, unknown
 
     @staticmethod
     def _store_predicate(stage, values, root_map):
@@ -352,8 +372,9 @@ def _check_args(schedule, args):
     if not isinstance(args, (list, tuple)) or not args:
         raise LoweringError("args must be a non-empty list of tensors, e.g. [A, B, C]")
     for t in args:
-        if not isinstance(t, Tensor):
-            raise LoweringError(f"args must be tensors; got {t!r} of type {type(t).__name__}")
+        if not isinstance(t, (Tensor, E.Var)):
+            raise LoweringError(f"args must be tensors (and te.var sizes); got {t!r} of type {type(t).__name__}")
+    args = [t for t in args if isinstance(t, Tensor)]
     if len({id(t) for t in args}) != len(args):
         raise LoweringError("a tensor appears twice in args; list each once")
     in_args = {t.op for t in args}
@@ -379,8 +400,13 @@ def _check_args(schedule, args):
 def schedule_to_loops(schedule, args, name: str) -> LoweredFunc:
     """Pass 1: every root stage's loop nest, in producer-before-consumer order."""
     _check_args(schedule, args)
-    check_reads_in_bounds(schedule.declared_ops, scan_step_ranges(schedule.declared_ops))
+    args, scalars = split_args(args)
+    ranges = scan_step_ranges(schedule.declared_ops)
+    deferred = check_reads_in_bounds(schedule.declared_ops, ranges)
     params = tuple(Buffer(t.name, t.shape, t.dtype) for t in args)
+    sizes = plan_sizes(params, scalars, schedule.ops, name)
+    if sizes is not None and deferred:
+        sizes = dataclasses.replace(sizes, deferred_ops=deferred, deferred_ranges=ranges)
     buffer_map = {t: b for t, b in zip(args, params)}      # a Tensor -> its buffer
     builder = NestBuilder(schedule, buffer_map)
     nests, allocs, scans = [], [], {}
@@ -402,4 +428,4 @@ def schedule_to_loops(schedule, args, name: str) -> LoweredFunc:
     for buf in reversed(allocs):
         body = Allocate(buf, body)
     return LoweredFunc(name, params, body, {"buffer_map": buffer_map, "scans": scans,
-                                            "cross_thread_buffers": tuple(builder.cross_thread_buffers)})
+                                            "cross_thread_buffers": tuple(builder.cross_thread_buffers)}, sizes)

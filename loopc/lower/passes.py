@@ -33,10 +33,14 @@ def flatten_buffers(func: LoweredFunc) -> LoweredFunc:
 
     def flat_index(buf, indices):
         idx = E.Const(0)          # a rank-0 tensor (a scalar) is element 0 of its buffer
-        wide = buf.size > INT32_MAX   # int32 index math would wrap: compute in int64
+        # int32 index math would wrap: compute in int64 (a symbolic buffer keeps its sizes'
+        # dtype; the runtime rejects an int32-sized call whose buffer would wrap)
+        wide = not buf.symbolic and buf.size > INT32_MAX
         for n, (i, stride) in enumerate(zip(indices, buf.strides)):
             if wide:
                 i, stride = i.astype("int64"), E.Const(stride, "int64")
+            elif not isinstance(stride, int) and stride.dtype != i.dtype:
+                i, stride = E._unify(i, stride)
             term = i * stride if not (isinstance(stride, int) and stride == 1) else i
             idx = term if n == 0 else idx + term
         return idx
@@ -188,13 +192,23 @@ def partition_tails(func: LoweredFunc) -> LoweredFunc:
                for j.inner in vectorized(16): if j.outer*16 + j.inner < 115: body
     after:   for j.outer in range(7):  for j.inner in vectorized(16): body
              for j.outer in range(7, 8): for j.inner in vectorized(16): if ...: body
+
+    A loop of symbolic extent is split the same way at a symbolic point (see
+    :func:`partition_symbolic`).
     """
-    return _with_body(func, _PartitionTails().visit(func.body))
+    return _with_body(func, _PartitionTails(frozenset(func.size_vars)).visit(func.body))
 
 
 class _PartitionTails(StmtMutator):
+    def __init__(self, size_vars=frozenset()):
+        super().__init__()
+        self.size_vars = size_vars
+
     def visit_For(self, s):
         loop = super().visit_For(s)
+        if (loop.kind in (ForKind.SERIAL, ForKind.PARALLEL) and isinstance(loop.min, E.Const)
+                and not isinstance(loop.extent, E.Const) and self.size_vars):
+            return partition_symbolic(loop, self.size_vars)
         if not (loop.kind in (ForKind.SERIAL, ForKind.PARALLEL) and isinstance(loop.min, E.Const)
                 and isinstance(loop.extent, E.Const)):
             return loop
@@ -210,6 +224,95 @@ class _PartitionTails(StmtMutator):
         tail_kind = ForKind.SERIAL if loop.kind is ForKind.PARALLEL and hi - cut <= 4 else loop.kind
         tail = For(loop.var, E.Const(cut), E.Const(hi - cut), tail_kind, loop.body, loop.thread_tag)
         return seq(main, tail)
+
+
+def _symbolic_split_point(loop, cond, inner_ranges, size_vars):
+    """:func:`_split_point` where the guard also holds terms of symbolic sizes: the first value
+    of ``loop.var`` from which ``cond`` may fail, as an expression (``(N - 15 + 15) // 16``
+    for ``j.outer*16 + j.inner < N`` with ``j.inner`` in 0..15); None when it has no such form."""
+    if not isinstance(cond, (E.LT, E.LE)) or not E.is_int(cond.a.dtype):
+        return None
+    terms, const = linear_form(E.Sub(cond.a, cond.b))
+    coef = terms.pop(loop.var, 0)
+    if coef <= 0:
+        return None
+    rest_hi, sym = const, {}
+    for t, c in terms.items():
+        if t in inner_ranges:
+            lo, hi = inner_ranges[t]
+            rest_hi += max(c * lo, c * hi)
+        elif E.free_vars(t) and E.free_vars(t) <= size_vars:
+            sym[t] = c
+        else:
+            return None
+    if not sym:
+        return None
+    # cond holds for every inner iteration while coef*v + rest_hi + S < 0 (<= 0 for LE)
+    limit = E.Const(0, cond.a.dtype) - from_linear(sym, rest_hi if isinstance(cond, E.LT) else rest_hi - 1,
+                                                   cond.a.dtype)
+    return (limit + (coef - 1)) // coef       # the smallest v with coef*v >= limit
+
+
+def partition_symbolic(loop, size_vars):
+    """A loop of symbolic extent whose tail guards hold up to a symbolic point: a main loop up
+    to that point, where those guards are dropped (they hold there by construction), and a
+    tail loop that keeps them.
+
+    before:  for j.outer in range((N + 15) // 16):
+               for j.inner in vectorized(16): if j.outer*16 + j.inner < N: body
+    after:   for j.outer in range(min(N // 16, (N + 15) // 16)):
+               for j.inner in vectorized(16): body
+             for j.outer in range(<that>, (N + 15) // 16):
+               for j.inner in vectorized(16): if j.outer*16 + j.inner < N: body
+    """
+    if sum(1 for _ in walk_stmt(loop.body)) > MAX_PARTITION_BODY:
+        return loop
+    guards = _GuardConjuncts()
+    guards.visit(loop.body)
+    points_of = {}          # a guard object may sit in several places: drop it only if each one gives a point
+    for c, r in guards.found:
+        points_of.setdefault(id(c), []).append(_symbolic_split_point(loop, c, r, size_vars))
+    found = [(c, points_of[id(c)][0]) for c, _ in guards.found
+             if all(p is not None for p in points_of[id(c)])]
+    if not found:
+        return loop
+    dropped = {id(c) for c, _ in found}
+    points = []
+    for p in (p for c, _ in found for p in points_of[id(c)]):
+        p = simplify_expr(p, {})
+        if not any(E.expr_equal(p, q) for q in points):
+            points.append(p)
+    cut = points[0]
+    for p in points[1:]:
+        cut = E.Min(cut, p)
+    lo = loop.min.value
+    if not _at_least(cut, lo, size_vars):
+        cut = E.Max(cut, E.Const(lo, cut.dtype))
+    total = loop.min + loop.extent if lo else loop.extent
+    end = cut if _at_most(cut, total, size_vars) else simplify_expr(E.Min(cut, total), {})
+    main_body = map_stmt(loop.body, None, lambda e: E.transform(
+        e, lambda n: E.Const(True, "bool") if id(n) in dropped else None))
+    main = For(loop.var, loop.min, end - lo if lo else end, loop.kind, main_body, loop.thread_tag)
+    tail = For(loop.var, end, loop.min + loop.extent - end, loop.kind, loop.body, loop.thread_tag)
+    return seq(main, tail)
+
+
+def _at_least(e, lo, size_vars) -> bool:
+    """Whether ``e >= lo`` for every value of the sizes (te.size_var ones are at least 1)."""
+    ranges = {v: (1, 2**31 - 1 if v.dtype == "int32" else 2**63 - 1) for v in size_vars if isinstance(v, E.SizeVar)}
+    bound = bound_of(simplify_expr(E.Sub(e, E.Const(lo, e.dtype)), {}), ranges)
+    return bound is not None and bound[0] >= 0
+
+
+def _at_most(a, b, size_vars) -> bool:
+    """Whether ``a <= b`` for every value of the sizes: ``x // d <= (x + c) // d`` for c >= 0,
+    else by the sizes' ranges."""
+    if (isinstance(a, E.FloorDiv) and isinstance(b, E.FloorDiv) and isinstance(a.b, E.Const)
+            and isinstance(b.b, E.Const) and a.b.value == b.b.value > 0):
+        gap = simplify_expr(E.Sub(b.a, a.a), {})
+        if isinstance(gap, E.Const) and gap.value >= 0:
+            return True
+    return _at_least(E.Sub(b, a), 0, size_vars)
 
 
 def fit_loops_to_guards(func: LoweredFunc) -> LoweredFunc:

@@ -38,9 +38,10 @@ def _describe(b):
     return f"{b.name}: {b.dtype}[{', '.join(map(str, b.shape))}]"
 
 
-def check_arguments(name, params, arrays, written=(), device_arg=None) -> list:
+def check_arguments(name, params, arrays, written=(), device_arg=None, sizes=None) -> list:
     """Raise ArgumentError unless ``arrays`` match ``params`` in count, type, shape, dtype,
-    C-contiguity, and (for written parameters) writeability.
+    C-contiguity, and (for written parameters) writeability. ``sizes`` (Var -> int, from
+    ``loopc.runtime.sizes.bind_sizes``) gives symbolic shapes their values.
 
     Returns one ``(side, array)`` per argument: ``("host", ndarray)``, or, where ``device_arg``
     is given and accepts the object, ``("device", its description)``."""
@@ -48,15 +49,18 @@ def check_arguments(name, params, arrays, written=(), device_arg=None) -> list:
         sig = ", ".join(_describe(b) for b in params)
         raise ArgumentError(f"{name}() takes {len(params)} arrays ({sig}) but was called with {len(arrays)}")
     checked = []
+    shapes = getattr(sizes, "shapes", None)     # a BoundSizes' shapes: no evaluation per call
     for pos, (buf, arr) in enumerate(zip(params, arrays)):
+        want = sizes if shapes is None else shapes[pos]
         where = f"{name}() argument {pos} ('{buf.name}')"
         if isinstance(arr, np.ndarray):
             _check_one(where, buf, "host", arr.dtype, arr.shape, arr.flags.c_contiguous, not arr.flags.writeable,
-                       buf in written)
+                       buf in written, want)
             checked.append(("host", arr))
             continue
         dev = _device(where, buf, arr, device_arg)
-        _check_one(where, buf, "device", dev.dtype, dev.shape, dev.c_contiguous, dev.readonly, buf in written)
+        _check_one(where, buf, "device", dev.dtype, dev.shape, dev.c_contiguous, dev.readonly, buf in written,
+                   want)
         checked.append(("device", dev))
     return checked
 
@@ -80,11 +84,29 @@ def _device(where, buf, arr, device_arg):
         f"convert it with numpy.asarray(x, dtype='{buf.dtype}') or move it to the GPU")
 
 
-def _check_one(where, buf, side, dtype, shape, c_contiguous, readonly, is_output):
+def _expected_shape(buf, sizes):
+    """``buf``'s shape as ints (symbolic dimensions at ``sizes``, or ``sizes`` itself when it is
+    that shape already), or None when a size is unknown."""
+    if not buf.symbolic:
+        return tuple(buf.shape)
+    if isinstance(sizes, tuple):
+        return sizes
+    from .sizes import concrete_shape
+    try:
+        return concrete_shape(buf, sizes or {})
+    except KeyError:
+        return None
+
+
+def _check_one(where, buf, side, dtype, shape, c_contiguous, readonly, is_output, sizes=None):
     if dtype != np.dtype(buf.dtype):
         raise ArgumentError(f"{where} has dtype {dtype}, expected {buf.dtype}; pass x.astype('{buf.dtype}')")
-    if tuple(shape) != tuple(buf.shape):
-        raise ArgumentError(f"{where} has shape {tuple(shape)}, expected {tuple(buf.shape)}")
+    expected = _expected_shape(buf, sizes)
+    if expected is None or tuple(shape) != expected:
+        text = f"({', '.join(map(str, buf.shape))})"
+        if expected is not None and buf.symbolic:
+            text += f" = {expected}"
+        raise ArgumentError(f"{where} has shape {tuple(shape)}, expected {text}")
     if not c_contiguous:
         raise ArgumentError(f"{where} is not C-contiguous (a transposed or sliced view?); "
                             f"{_HINTS[side]['contiguous']}")

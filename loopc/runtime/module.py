@@ -18,6 +18,7 @@ import time
 from ..errors import LoopcError
 from . import profiling, threads
 from .args import check_arguments, check_overlap, written_buffers
+from .sizes import bind_sizes, size_values, split_call
 from .timing import WallClock, time_evaluator
 
 
@@ -46,21 +47,28 @@ class Module:
 
     def check(self, arrays):
         """Raise ArgumentError unless ``arrays`` fit the parameters (outputs alias nothing)."""
-        checked = check_arguments(self.name, self.params, arrays, self.written)
+        return self._prepare(arrays)[1]
+
+    def _prepare(self, args):
+        """(arrays, checked arrays, the kernel's size arguments) of a call's ``args``: the
+        arrays and, for symbolic sizes listed in ``build``'s args, their ints."""
+        arrays, scalars = split_call(self.func, args)
+        sizes = bind_sizes(self.func, arrays, scalars)
+        checked = check_arguments(self.name, self.params, arrays, self.written, sizes=sizes)
         check_overlap(self.name, self.params, checked, self.written)
-        return checked
+        return arrays, checked, size_values(self.func, sizes)
 
     # ------------------------------------------------------------------ running
 
-    def __call__(self, *arrays):
-        self.check(arrays)
+    def __call__(self, *args):
+        arrays, _, sizes = self._prepare(args)
         threads.adapt()
         if not profiling.recording():
-            code = self._cfunc(*[a.ctypes.data for a in arrays])
+            code = self._cfunc(*[a.ctypes.data for a in arrays], *sizes)
         else:
             ptrs = [a.ctypes.data for a in arrays]
             start = time.perf_counter()
-            code = self._cfunc(*ptrs)
+            code = self._cfunc(*ptrs, *sizes)
             profiling.record(self.label, start, time.perf_counter() - start, self.flop)
         if code:
             raise self.fault_error(code)
@@ -69,9 +77,8 @@ class Module:
         """Check ``arrays`` once; a no-argument callable that runs the kernel on them and
         returns its fault code (nonzero: raise ``self.fault_error(code)``). No per-call checks,
         profiling or thread adaptation: the caller owns the buffers and the loop."""
-        arrays = tuple(arrays)
-        self.check(arrays)
-        call = functools.partial(self._cfunc, *[a.ctypes.data for a in arrays])
+        arrays, _, sizes = self._prepare(tuple(arrays))
+        call = functools.partial(self._cfunc, *[a.ctypes.data for a in arrays], *sizes)
         call.arrays = arrays       # the buffers live as long as the call
         return call
 
@@ -111,5 +118,5 @@ class Module:
         return self._sources[fmt]()
 
     def __repr__(self):
-        args = ", ".join(f"{b.name}: {b.dtype}{list(b.shape)}" for b in self.params)
+        args = ", ".join(f"{b.name}: {b.dtype}[{', '.join(map(str, b.shape))}]" for b in self.params)
         return f"<loopc.Module {self.name}({args}) target={self.target!r}>"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..arith.extents import ceildiv, mul, provably_equal
 from ..te.tensor import IterVar
 
 
@@ -17,12 +18,12 @@ class Split:
     parent: IterVar
     outer: IterVar
     inner: IterVar
-    factor: int  # the inner extent (derived from nparts when split by nparts)
+    factor: int  # the inner extent (derived from nparts when split by nparts; an Expr then if symbolic)
 
     @property
     def exact(self) -> bool:
         """True when outer * factor covers the parent exactly (no tail guard needed)."""
-        return self.outer.extent * self.factor == self.parent.extent
+        return provably_equal(mul(self.outer.extent, self.factor), self.parent.extent)
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,10 +39,10 @@ def propagate_extents(relations, root_extents: dict) -> dict:
     for rel in relations:
         if isinstance(rel, Split):
             parent = ext[rel.parent]
-            ext[rel.outer] = -(-parent // rel.factor)
+            ext[rel.outer] = ceildiv(parent, rel.factor)
             ext[rel.inner] = rel.factor
         else:
-            ext[rel.fused] = ext[rel.outer] * ext[rel.inner]
+            ext[rel.fused] = mul(ext[rel.outer], ext[rel.inner])
     return ext
 
 
@@ -61,7 +62,7 @@ def leaf_values(relations, leaf_exprs: dict, extents: dict | None = None) -> tup
         if isinstance(rel, Split):
             v = values[rel.outer] * rel.factor + values[rel.inner]
             values[rel.parent] = v
-            if extent(rel.outer) * rel.factor != extent(rel.parent):
+            if not provably_equal(mul(extent(rel.outer), rel.factor), extent(rel.parent)):
                 guards.append((v < extent(rel.parent), rel.parent))
         else:
             f = values[rel.fused]

@@ -10,6 +10,7 @@ import numbers
 import warnings
 from enum import Enum
 
+from ..arith.extents import ceildiv, is_symbolic, mul
 from ..errors import ScheduleError
 from ..ir.stmt import ForKind
 from ..te.expr import Reduce, Var
@@ -176,12 +177,15 @@ class Stage:
                        "s[T].split(axis, factor=8) or s[T].split(axis, nparts=4)")
         extent = parent.extent
         # a factor (or nparts) past the extent gives an inner (outer) loop of the extent, not
-        # 2**40 guarded iterations
+        # 2**40 guarded iterations. A symbolic extent n: outer ceildiv(n, f), a tail guard
+        # unless f provably divides n (by nparts: an inner extent ceildiv(n, nparts))
         if factor is not None:
-            f = min(self._int_arg("split", "factor", factor, parent), extent)
+            f = self._int_arg("split", "factor", factor, parent)
+            f = f if is_symbolic(extent) else min(f, extent)
         else:
-            f = -(-extent // min(self._int_arg("split", "nparts", nparts, parent), extent))
-        outer_ext = -(-extent // f)
+            parts = self._int_arg("split", "nparts", nparts, parent)
+            f = ceildiv(extent, parts if is_symbolic(extent) else min(parts, extent))
+        outer_ext = ceildiv(extent, f)
         outer = self._new_axis(self.name_of(parent) + ".outer", outer_ext, parent.kind)
         inner = self._new_axis(self.name_of(parent) + ".inner", f, parent.kind)
         self.relations.append(Split(parent, outer, inner, f))
@@ -239,7 +243,7 @@ class Stage:
         for iv in ivs[1:]:
             fname, iname = self.name_of(fused), self.name_of(iv)
             new = self._new_axis(f"{fname}.{iname}.fused" if not fname.endswith(".fused")
-                                 else f"{fname[:-6]}.{iname}.fused", fused.extent * iv.extent, iv.kind)
+                                 else f"{fname[:-6]}.{iname}.fused", mul(fused.extent, iv.extent), iv.kind)
             self.relations.append(Fuse(fused, iv, new))
             fused = new
         self.leaf_iter_vars[pos[0]:pos[-1] + 1] = [fused]
@@ -298,6 +302,10 @@ class Stage:
         after:   body(0); body(1); body(2)
         """
         leaf = self._leaf("unroll", iv)
+        if is_symbolic(leaf.extent):
+            self._fail("unroll", f"axis '{leaf.name}' has extent {leaf.extent}, not a compile-time constant",
+                       f"split it by a constant factor, e.g. s[{self.name}].split({leaf.name}, factor=4), "
+                       "and unroll the inner loop")
         # a stage computed at a consumer's loop gets its extents from bound inference: checked at lowering
         if self.attach is AttachKind.ROOT and leaf.extent > MAX_UNROLL_EXTENT:
             self._fail("unroll", f"axis '{leaf.name}' has extent {leaf.extent}, above the cap of "
@@ -317,7 +325,8 @@ class Stage:
                        "accumulator", "vectorize a data-parallel axis instead (or rfactor the reduction first)")
         if not isinstance(leaf.extent, int):
             self._fail("vectorize", f"axis '{leaf.name}' has extent {leaf.extent}, not a compile-time constant",
-                       f"split it by a constant factor and vectorize the inner loop")
+                       f"split it by a constant factor, e.g. s[{self.name}].split({leaf.name}, factor=8), "
+                       "and vectorize the inner loop")
         if self.attach is AttachKind.ROOT and leaf.extent > MAX_VECTOR_LANES:
             self._fail("vectorize", f"axis '{leaf.name}' has extent {leaf.extent}, above the cap of "
                        f"{MAX_VECTOR_LANES} lanes",

@@ -12,8 +12,8 @@ import inspect
 from typing import Sequence
 
 from ..errors import LoopcError
-from .expr import (MATH_FUNCS, Add, And, Call, Const, Expr, ExprOp, Max, Min, Or,
-                   Select, Var, as_expr, check_dtype, is_float, _as_bool, _unify, _pair)
+from .expr import (MATH_FUNCS, Add, And, Call, Const, Expr, ExprOp, Max, Min, Or, Reduce,
+                   Select, SizeVar, Var, as_expr, check_dtype, is_float, is_int, walk, _as_bool, _unify, _pair)
 from .bitwise import (bitwise_and, bitwise_not, bitwise_or, bitwise_xor, popcount, shift_left,  # noqa: F401
                       shift_right)
 from .reduction import comm_reducer, compute_body, declaring, loop_dependent_axis, make_reduce, max_value, min_value
@@ -23,7 +23,7 @@ from .scan import scan                                     # TVM's te.scan
 
 __all__ = [
     "placeholder", "compute", "reduce_axis", "sum", "max", "min", "if_then_else", "all", "any",
-    "const", "var", "exp", "log", "sqrt", "tanh", "sigmoid", "abs", "floor", "thread_axis",
+    "const", "var", "size_var", "exp", "log", "sqrt", "tanh", "sigmoid", "abs", "floor", "thread_axis",
     "exp2", "log2", "log10", "ceil", "trunc", "round", "power", "fmod", "erf", "isnan", "isinf",
     "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "shift_left", "shift_right", "popcount",
     "min_value", "max_value", "comm_reducer",
@@ -33,16 +33,35 @@ __all__ = [
 
 
 def _shape(shape, what) -> tuple:
-    if isinstance(shape, int):
+    """Every dimension a positive int, or a symbolic integer expression of ``te.var`` /
+    ``te.size_var`` sizes (kept as a simplified Expr; one that folds to a constant is an int)."""
+    if isinstance(shape, (int, ExprOp)):
         shape = (shape,)
     out = []
     for s in shape:
-        if isinstance(s, ExprOp) and isinstance(as_expr(s), Const):
-            s = as_expr(s).value
+        if isinstance(s, ExprOp):
+            s = _symbolic_extent(s, what, shape)
+            if not isinstance(s, int):
+                out.append(s)
+                continue
         if not isinstance(s, int) or isinstance(s, bool) or s <= 0:
-            raise LoopcError(f"{what}: every dimension must be a positive int, got {shape!r}")
+            raise LoopcError(f"{what}: every dimension must be a positive int or an integer expression of "
+                             f"te.var/te.size_var sizes, got {shape!r}")
         out.append(int(s))
     return tuple(out)
+
+
+def _symbolic_extent(x, what, context):
+    """An integer expression of size variables as an extent (an int when it folds)."""
+    from ..arith.extents import extent_of
+    e = as_expr(x)
+    if not is_int(e.dtype):
+        raise LoopcError(f"{what}: a dimension must be an integer expression, got {e.dtype} {e} in {context!r}")
+    if isinstance(x, IterVar) or builtins.any(isinstance(n, Reduce) or type(n).__name__ in ("TensorRead", "Load")
+                                               for n in walk(e)):
+        raise LoopcError(f"{what}: a dimension must be built from te.var/te.size_var sizes and ints, "
+                         f"got {e} in {context!r}")
+    return extent_of(e)
 
 
 def placeholder(shape, dtype: str = "float32", name: str = "placeholder") -> Tensor:
@@ -51,8 +70,22 @@ def placeholder(shape, dtype: str = "float32", name: str = "placeholder") -> Ten
 
 
 def var(name: str = "v", dtype: str = "int32") -> Var:
-    """A free scalar variable (symbolic sizes are planned; today loop vars only)."""
+    """A free scalar variable: a symbolic size usable in shapes, reduce_axis ends and
+    expressions. ``loopc.build(s, [A, B])`` binds it from the arrays' shapes at call time;
+    ``loopc.build(s, [A, B, n])`` takes it as an int argument too (a size is int32 or int64)."""
     return Var(name, check_dtype(dtype))
+
+
+def size_var(name: str = "n", dtype: str = "int32") -> SizeVar:
+    """A symbolic size known to be at least 1 (TVM's ``te.size_var``); a call whose arrays
+    make it 0 or less is an ArgumentError.
+
+        n = te.size_var("n")
+        A = te.placeholder((n, 4), name="A")          # any number of rows, bound at call time
+    """
+    if check_dtype(dtype) not in ("int32", "int64"):
+        raise LoopcError(f"te.size_var {name!r}: dtype must be int32 or int64, got {dtype!r}")
+    return SizeVar(name, dtype)
 
 
 def const(value, dtype: str | None = None) -> Const:
@@ -72,6 +105,8 @@ def _range(dom, what) -> Range:
     if not (isinstance(dom, (tuple, list)) and len(dom) == 2):
         raise LoopcError(f"{what}: domain must be (min, extent_end) or an int, got {dom!r}")
     lo, hi = dom
+    if builtins.any(isinstance(x, ExprOp) for x in (lo, hi)):      # a symbolic end: te.var sizes
+        return Range(_symbolic_extent(lo, what, dom), _symbolic_extent(as_expr(hi) - lo, what, dom))
     if not builtins.all(isinstance(x, int) for x in (lo, hi)) or hi <= lo:
         raise LoopcError(f"{what}: domain must be two ints with end > start, got {dom!r}")
     return Range(lo, hi - lo)

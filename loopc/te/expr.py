@@ -320,6 +320,14 @@ class Var(Expr):
         return f"Var({self.name!r})"
 
 
+@dataclass(frozen=True, eq=False, repr=False)
+class SizeVar(Var):
+    """A Var known to be at least 1: a symbolic dimension (TVM's ``te.size_var``)."""
+
+    def __repr__(self):
+        return f"SizeVar({self.name!r})"
+
+
 # --------------------------------------------------------------------------- operators
 
 

@@ -21,7 +21,7 @@ class IterKind(Enum):
 
 @dataclass(frozen=True, eq=False)
 class Range:
-    """``[min, min + extent)``; ints today, expressions once sizes become symbolic."""
+    """``[min, min + extent)``: ints, or integer Exprs of symbolic sizes (``te.var``)."""
     min: int
     extent: int
 

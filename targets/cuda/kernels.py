@@ -34,6 +34,7 @@ from typing import Dict, Tuple
 import numpy as np
 
 from loopc.arith import bound_of, from_linear, linear_form, prove, prune_conjuncts
+from loopc.arith.extents import is_symbolic, provably_equal
 from loopc.errors import BuildError
 from loopc.ir.stmt import Allocate, Buffer, For, ForKind, IfThenElse, LoweredFunc, SeqStmt
 from loopc.ir.visitor import StmtMutator, StmtVisitor, const_range, map_stmt
@@ -458,9 +459,24 @@ class _Launch(StmtVisitor):
         if s.kind is ForKind.PARALLEL:
             raise BuildError(f"{where}: loop '{s.var.name}' is parallel, a CPU annotation; on the GPU "
                              "bind it to blockIdx/threadIdx instead of s[T].parallel(...)")
-        if is_hw_loop(s):
+        if is_hw_loop(s) and s.thread_tag in BLOCK_TAGS and not isinstance(s.extent, E.Const):
+            # a symbolic extent (te.var sizes): the grid is computed at call time
+            const_value(s.min, f"start for loop '{s.var.name}'")
+            old = self.launch.get(s.thread_tag)
+            if old is not None and not provably_equal(old, s.extent):
+                raise BuildError(f"{where}: loops bound to {s.thread_tag} have the extents {old} and {s.extent}; "
+                                 "with symbolic sizes every loop bound to one blockIdx needs the same extent")
+            self.launch[s.thread_tag] = s.extent
+        elif is_hw_loop(s):
+            if s.thread_tag in THREAD_TAGS and not isinstance(s.extent, E.Const):
+                raise BuildError(f"{where}: loop '{s.var.name}' is bound to {s.thread_tag} with the symbolic extent "
+                                 f"{s.extent}; a block's thread count must be a constant: split the loop by a "
+                                 "constant factor and bind the inner loop to threadIdx, the outer to blockIdx")
             ext = const_value(s.extent, f"extent for loop '{s.var.name}'")
             const_value(s.min, f"start for loop '{s.var.name}'")
+            if is_symbolic(self.launch.get(s.thread_tag, 0)):
+                raise BuildError(f"{where}: loops bound to {s.thread_tag} have the extents "
+                                 f"{self.launch[s.thread_tag]} and {ext}; give them the same extent")
             for f in self.stack:
                 if is_hw_loop(f) and f.thread_tag == s.thread_tag and const_value(f.extent, "extent") < ext:
                     raise BuildError(
@@ -478,7 +494,7 @@ def _plan_kernel(n, body, globals_, order, target, tree_buffers=frozenset()) -> 
     walk = _Launch(where)
     walk.visit(body)
     launch = walk.launch
-    if not launch and all(a.buffer.size == 1 for a in accesses if a.store):
+    if not launch and all(isinstance(a.buffer.size, int) and a.buffer.size == 1 for a in accesses if a.store):
         launch["threadIdx.x"] = 1       # a scalar (a dot product, a loss): one thread computes it
     if not launch:
         first = stage.split(",")[0]
@@ -542,6 +558,10 @@ def _plan_arrays(kernel, accesses, globals_, where, tree_buffers=frozenset()):
                     f"{where}: '{buf.name}' is computed inside a blockIdx loop that does not enclose it; blocks "
                     "cannot share memory within one kernel: compute it at a loop inside the blockIdx loops, or "
                     "at the root (compute_root) so that it gets its own kernel")
+        if buf.symbolic:
+            raise BuildError(f"{where}: the {kind} buffer '{buf.name}' has the symbolic shape "
+                             f"[{', '.join(map(str, buf.shape))}]; on-chip arrays need constant sizes: compute it at a "
+                             "loop whose extents are constants (split by a constant factor), or compute_root it")
         decl = ArrayDecl(buf, kind, buf.size)
         if kind == "shared":
             if buf not in tree_buffers:

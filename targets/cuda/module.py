@@ -19,8 +19,10 @@ import warnings
 import numpy as np
 
 from loopc.errors import ArgumentError, BuildError, LoopcError
+from loopc.arith.extents import evaluate
 from loopc.runtime.args import check_arguments, check_overlap
 from loopc.runtime.module import Module
+from loopc.runtime.sizes import bind_sizes, size_values, split_call
 
 from . import device
 
@@ -44,14 +46,19 @@ class CUDAModule(Module):
         self._host = host
         self._kernels = kernels
         self._intermediates = None
+        self._sizes = ()       # the symbolic sizes of this call (ints, in the kernels' order)
 
     # ------------------------------------------------------------------ arguments
 
     def check(self, arrays):
         """Raise ArgumentError unless ``arrays`` fit the parameters; returns one entry per
-        argument: ``("host", ndarray)`` or ``("device", DeviceArg)``."""
-        checked = check_arguments(self.name, self.params, tuple(arrays), self.written, device.device_arg)
+        argument: ``("host", ndarray)`` or ``("device", DeviceArg)``. Symbolic sizes listed in
+        ``build``'s args are ints among ``arrays``; every size is bound here for the launch."""
+        arrays, scalars = split_call(self.func, tuple(arrays))
+        sizes = bind_sizes(self.func, arrays, scalars)
+        checked = check_arguments(self.name, self.params, arrays, self.written, device.device_arg, sizes=sizes)
         check_overlap(self.name, self.params, checked, self.written)
+        self._sizes = size_values(self.func, sizes)
         return checked
 
     @staticmethod
@@ -77,10 +84,12 @@ class CUDAModule(Module):
             else:
                 d = cuda.to_device(flat)
             args.append(d)
-        if self._intermediates is None:
-            self._intermediates = [cuda.device_array(b.size, dtype=np.dtype(b.dtype))
-                                   for b in self.plan.intermediates]
-        return args + list(self._intermediates), back
+        sizes = dict(zip(self.func.size_vars, self._sizes))
+        if self._intermediates is None or self._intermediates[0] != self._sizes:   # sized per call's sizes
+            self._intermediates = (self._sizes, [cuda.device_array(max(1, evaluate(b.size, sizes)),
+                                                                   dtype=np.dtype(b.dtype))
+                                                 for b in self.plan.intermediates])
+        return args + list(self._sizes) + list(self._intermediates[1]), back
 
     # ------------------------------------------------------------------ running
 

@@ -31,7 +31,7 @@ def check_kernel_limits(kernel, target: CUDATarget, where: str):
             raise BuildError(f"{where}: threadIdx.{'xyz'[axis]} has extent {n}, above the CUDA limit of {cap} "
                              "for that dimension; split the loop bound to it")
     for axis, (n, cap) in enumerate(zip(kernel.grid, MAX_GRID_DIMS)):
-        if n > cap:
+        if isinstance(n, int) and n > cap:      # a symbolic one: checked by CUDA at launch
             raise BuildError(f"{where}: blockIdx.{'xyz'[axis]} has extent {n}, above the CUDA limit of {cap} "
                              "for that dimension; bind that loop to blockIdx.x, or split it and keep the "
                              "outer part as a loop")

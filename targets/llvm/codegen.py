@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import llvmlite.ir as ir
 
+from loopc.arith import bound_of
+from loopc.arith.extents import size_range
 from loopc.errors import BuildError
 from loopc.ir.stmt import Allocate, Evaluate, For, ForKind, IfThenElse, LoweredFunc, SeqStmt, Store
 from loopc.te import expr as E
@@ -33,7 +35,7 @@ from loopc.te import expr as E
 from .calls import ExternCalls
 from .expressions import Expressions
 from .faults import FaultRecording
-from .lltypes import F16, F32, F64, I32, PTR
+from .lltypes import F16, F32, F64, I32, I64, PTR
 from .memory import MemoryAccess
 from .parallel import ParallelLoops
 from .vector import Ramp, VectorLanes, is_vec
@@ -88,12 +90,17 @@ class FunctionCodegen(Expressions, MemoryAccess, ParallelLoops, FaultRecording, 
 
     def emit(self):
         """The entry function returns 0, or the kind of the first fault (FAULT_*) the run met."""
-        fnty = ir.FunctionType(I32, [PTR] * len(self.func.params))
+        sizes = self.func.size_vars      # symbolic sizes: i64 values after the buffer pointers
+        fnty = ir.FunctionType(I32, [PTR] * len(self.func.params) + [I64] * len(sizes))
         fn = ir.Function(self.module, fnty, self.func.name)
         for arg, buf in zip(fn.args, self.func.params):
             arg.name = buf.name.replace(".", "_")
             arg.add_attribute("noalias")
             self.buffers[buf] = arg
+        for arg, var in zip(fn.args[len(self.func.params):], sizes):
+            arg.name = var.name.replace(".", "_")
+            self.env[var] = arg
+            self.ranges[var] = size_range(var)      # what the runtime lets through: index math proofs
         self.fn = fn
         self.builder = ir.IRBuilder(fn.append_basic_block("entry"))
         self.entry_block = fn.entry_basic_block
@@ -130,6 +137,9 @@ class FunctionCodegen(Expressions, MemoryAccess, ParallelLoops, FaultRecording, 
         saved = self.ranges.get(s.var)
         if isinstance(s.min, E.Const) and isinstance(s.extent, E.Const):
             self.ranges[s.var] = (s.min.value, s.min.value + s.extent.value - 1)
+        elif isinstance(s.min, E.Const) and (reach := bound_of(s.extent, self.ranges)) is not None:
+            # a symbolic extent: the loop stays below the largest value the sizes allow it
+            self.ranges[s.var] = (s.min.value, s.min.value + max(reach[1], 1) - 1)
         else:
             self.ranges.pop(s.var, None)
         self._fits = {}

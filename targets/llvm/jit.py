@@ -52,20 +52,21 @@ def emit_object(llvm_ir: str, target: CPUTarget) -> bytes:
     return bytes(target.target_machine().emit_object(optimized_module(llvm_ir, target)))
 
 
-def entry_point(engine, name: str, nparams: int):
-    """The ctypes function ``name(ptr * nparams) -> int32 fault code`` of a finalised engine."""
+def entry_point(engine, name: str, nparams: int, nsizes: int = 0):
+    """The ctypes function ``name(ptr * nparams, int64 * nsizes) -> int32 fault code`` of a
+    finalised engine (``nsizes``: the symbolic sizes, after the buffers)."""
     addr = engine.get_function_address(name)
     if not addr:
         raise BuildError(f"the JIT produced no function named {name}")
-    return ctypes.CFUNCTYPE(ctypes.c_int32, *([ctypes.c_void_p] * nparams))(addr)
+    return ctypes.CFUNCTYPE(ctypes.c_int32, *([ctypes.c_void_p] * nparams + [ctypes.c_int64] * nsizes))(addr)
 
 
-def load_object(obj: bytes, name: str, nparams: int):
+def load_object(obj: bytes, name: str, nparams: int, nsizes: int = 0):
     """JIT-load object code made by :func:`emit_object` on this machine; returns
-    (``call(*pointers) -> fault code``, the engine that must outlive it)."""
+    (``call(*pointers, *sizes) -> fault code``, the engine that must outlive it)."""
     init_llvm()
     threads.libgomp()   # GOMP_parallel must resolve
     engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), host().target_machine())
     engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
     engine.finalize_object()
-    return entry_point(engine, name, nparams), engine
+    return entry_point(engine, name, nparams, nsizes), engine

@@ -31,6 +31,8 @@ class MemoryAccess:
 
     def allocate(self, s: Allocate):
         buf = s.buffer
+        if buf.symbolic:
+            return self._heap_allocate(s, self.builder.mul(self.scalar(buf.size), I64(NBYTES[buf.dtype])))
         nbytes = buf.size * NBYTES[buf.dtype]
         if nbytes <= STACK_LIMIT and self.stack_bytes + nbytes <= STACK_BUDGET:
             self.stack_bytes += -(-nbytes // ALIGN) * ALIGN
@@ -38,15 +40,25 @@ class MemoryAccess:
             self.buffers[buf] = ptr
             self.stmt(s.body)
             return
+        self._heap_allocate(s, I64(nbytes))
+
+    def _heap_allocate(self, s: Allocate, nbytes):
+        """``s.buffer`` from ``aligned_alloc`` (``nbytes``: an i64, constant or computed at run
+        time for a symbolic shape), freed after ``s.body``; a failed allocation is a fault."""
+        buf = s.buffer
         aligned_alloc = self.declare("aligned_alloc", PTR, [I64, I64])
         free = self.declare("free", VOID, [PTR])
-        rounded = -(-nbytes // ALIGN) * ALIGN
         b = self.builder
-        ptr = b.call(aligned_alloc, [I64(ALIGN), I64(rounded)])
+        if isinstance(nbytes, ir.Constant):
+            rounded = I64(-(-nbytes.constant // ALIGN) * ALIGN)
+        else:       # round up to ALIGN (aligned_alloc's contract); at least ALIGN for an empty one
+            nbytes = b.select(b.icmp_signed("<", nbytes, I64(1)), I64(1), nbytes)
+            rounded = b.mul(b.sdiv(b.add(nbytes, I64(ALIGN - 1)), I64(ALIGN)), I64(ALIGN))
+        ptr = b.call(aligned_alloc, [I64(ALIGN), rounded])
         self.buffers[buf] = ptr
         with b.if_else(b.icmp_unsigned("==", ptr, ir.Constant(PTR, None))) as (failed, ok):
             with failed:        # out of memory: report it, skip what needed the buffer
-                self.record_fault(FAULT_ALLOC, buf, I64(rounded))
+                self.record_fault(FAULT_ALLOC, buf, rounded)
             with ok:
                 self.stmt(s.body)
                 b.call(free, [ptr])
@@ -75,6 +87,8 @@ class MemoryAccess:
         """With bounds checks on: whether the loop ranges leave ``index_expr`` possibly outside ``buf``."""
         if not self.bounds_check:
             return False
+        if buf.symbolic:
+            return True
         bound = bound_of(index_expr, self.ranges)
         return bound is None or bound[0] < 0 or bound[1] >= buf.size
 
@@ -87,7 +101,7 @@ class MemoryAccess:
             lanes = vidx.type.count
             ity = vidx.type.element
             ok = b.and_(b.icmp_signed(">=", vidx, ir.Constant(vidx.type, [0] * lanes)),
-                        b.icmp_signed("<", vidx, ir.Constant(vidx.type, [buf.size] * lanes)))
+                        b.icmp_signed("<", vidx, self._size_of(buf, ity, lanes)))
             active = self.mask if self.mask is not None else self.splat(I1(1), lanes)
             bad = b.and_(active, b.not_(ok))
             with b.if_then(self.any_lane(bad)):
@@ -102,7 +116,7 @@ class MemoryAccess:
             finally:
                 self.mask = saved
         ok = b.and_(b.icmp_signed(">=", index, ir.Constant(index.type, 0)),
-                    b.icmp_signed("<", index, ir.Constant(index.type, buf.size)))
+                    b.icmp_signed("<", index, self._size_of(buf, index.type)))
         with b.if_else(ok) as (inside, outside):
             with inside:
                 value = access()
@@ -120,6 +134,16 @@ class MemoryAccess:
         phi.add_incoming(value, inside_block)
         phi.add_incoming(ir.Constant(value.type, None), outside_block)
         return phi
+
+    def _size_of(self, buf, ty, lanes=None):
+        """``buf``'s element count as a value of integer type ``ty`` (splat to ``lanes``)."""
+        if not buf.symbolic:
+            return ir.Constant(ty, buf.size) if lanes is None else ir.Constant(ir.VectorType(ty, lanes),
+                                                                               [buf.size] * lanes)
+        n = self.scalar(buf.size)
+        n = n if n.type == ty else (self.builder.trunc(n, ty) if n.type.width > ty.width else
+                                    self.builder.sext(n, ty))
+        return n if lanes is None else self.splat(n, lanes)
 
     def _load(self, buf, index):
         ety = MEMTYPE[buf.dtype]
