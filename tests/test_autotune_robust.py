@@ -130,20 +130,24 @@ def test_edited_trace_is_skipped_for_the_next_best_record(tmp_path, edit):
     run(s, [A, B, C], ref.matmul)
 
 
-def _compute_at_non_reader(steps):
-    """conv2d_pad computed inside conv2d's loops: after im2col only conv2d.col reads the pad."""
+def _compute_at_through_a_stage_not_inlined(steps):
+    """conv2d_pad computed at conv2d's loop n, while conv2d.col, the one stage that reads it, is
+    computed deeper inside conv2d: every step replays (TVM accepts it, in case col is inlined
+    later), but lowering cannot place the pad."""
     k = next(k for k, st in enumerate(steps) if k > 1 and st["primitive"] == "compute_inline")
     steps[k] = {"stage": "conv2d_pad", "primitive": "compute_at", "args": {"parent": "conv2d", "axis": "n"}}
+    at = next(st for st in steps if st["stage"] == "conv2d.col" and st["primitive"] == "compute_at")
+    at["args"]["axis"] = "p.q.fused.outer"
 
 
 def test_only_record_broken_falls_back_to_the_default_schedule(tmp_path):
-    """The only record's trace computes a stage at a consumer that does not read it: skipped
-    (file:line), and the default template schedules the convolution, correctly."""
+    """The only record's trace replays but places a stage where lowering cannot compute it:
+    skipped (file:line), and the default template schedules the convolution, correctly."""
     rec, _ = record_of("conv2d_nchw", CONV, 0, 1e-5)
     assert rec.config["trace"]["steps"][1]["primitive"] == "im2col"
     other = record_of("dense", (4, 32, 6), 1, 1e-5)[0]
     log = tmp_path / "conv.jsonl"
-    save_records(log, [other, other, edited(rec, _compute_at_non_reader)])
+    save_records(log, [other, other, edited(rec, _compute_at_through_a_stage_not_inlined)])
     X, W, Y = conv_op()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
