@@ -464,3 +464,25 @@ def test_an_extern_stage_is_opaque_to_schedules(registered):
     te.schedule.AutoInlineInjective(s)                  # P stays: the extern reads it whole
     assert s[P].attach.value == "root"
     np.testing.assert_allclose(run_both(s, [X, Q], x), (x + 1) ** 2, rtol=1e-6)
+
+
+def test_scan_over_symbolic_sizes_is_tvm_tutorial_verbatim():
+    """TVM's scan tutorial with m, n = te.var(...): one build serves every size, 1 row included."""
+    m, n = te.var("m"), te.var("n")
+    X = te.placeholder((m, n), name="X")
+    s_state = te.placeholder((m, n))
+    s_init = te.compute((1, n), lambda _, i: X[0, i])
+    s_update = te.compute((m, n), lambda t, i: s_state[t - 1, i] + X[t, i])
+    s_scan = te.scan(s_init, s_update, s_state, inputs=[X])
+    s = te.create_schedule(s_scan.op)
+    xo, xi = s[s_update].split(s_update.op.axis[1], factor=8)
+    s[s_update].vectorize(xi)
+    f = loopc.build(s, [X, s_scan])
+    func = loopc.lower(s, [X, s_scan])
+    rng = np.random.default_rng(3)
+    for rows, cols in ((1, 1), (2, 7), (5, 13), (37, 40)):
+        x = rng.standard_normal((rows, cols)).astype("float32")
+        for run in (f, lambda *a: loopc.interp.run(func, *a)):
+            out = np.full_like(x, np.nan)
+            run(x, out)
+            np.testing.assert_allclose(out, np.cumsum(x, axis=0), rtol=1e-5, atol=1e-5)

@@ -12,6 +12,7 @@ primitive may move it); lowering narrows it to the steps after the init.
 """
 from __future__ import annotations
 
+from ..arith.extents import as_index_expr
 from ..errors import LoweringError
 from ..ir.stmt import For, ForKind, seq
 from ..schedule.stage import AttachKind
@@ -93,7 +94,8 @@ def scan_nest(builder, stage, scans: dict):
                             "outermost loop; schedule the update's other loops only")
     rows, steps = op.init_rows, op.shape[0]
     scans[time.var] = (stage.name, _pointwise(op))
-    return seq(init, For(time.var, E.Const(rows), E.Const(steps - rows), ForKind.SERIAL, nest.body))
+    extent = E.Const(steps - rows) if isinstance(steps, int) else as_index_expr(steps, time.var.dtype) - rows
+    return seq(init, For(time.var, E.Const(rows), extent, ForKind.SERIAL, nest.body))
 
 
 __all__ = ["scan_step_ranges", "check_scans", "scan_nest"]

@@ -167,7 +167,7 @@ def scan(init, update, state_placeholder, inputs=None, name: str = "scan", tag: 
     if update.shape != state.shape or init.shape[1:] != state.shape[1:]:
         raise LoopcError(f"te.scan {name}: shapes disagree: update {update.shape} and state {state.shape} must be "
                          f"equal, and init {init.shape} must match them after its first dimension")
-    if not init.shape[0] < update.shape[0]:
+    if isinstance(update.shape[0], int) and not init.shape[0] < update.shape[0]:   # symbolic: checked per call
         raise LoopcError(f"te.scan {name}: init has {init.shape[0]} rows but the scan only {update.shape[0]}; "
                          "init gives the first rows, the update the rest")
     if not init.dtype == update.dtype == state.dtype:
