@@ -162,7 +162,7 @@ def run(out, recipe: dict, epochs=None, limit=None, batch_sizes=BATCH_SIZES, wit
         f"StepLR gamma {cfg.gamma:g}")
     model = LeNet(seed=cfg.seed)
     writer, tb_note = _writer(os.path.join(out, TENSORBOARD_DIR))
-    log(f"[2/6, 3/6] the dataflow graph and the loss and accuracy curves: "
+    log("[2/6, 3/6] the dataflow graph and the loss and accuracy curves: "
         + (f"TensorBoard event files in {os.path.join(out, TENSORBOARD_DIR)}" if writer else tb_note))
     built = model.kernels.stats["seconds"]
     try:

@@ -159,24 +159,34 @@ class _GuardConjuncts(StmtVisitor):
         return super().visit_IfThenElse(s)
 
 
-def _split_point(loop, cond, inner_ranges):
+def _split_point(loop, cond, inner_ranges, size_vars=frozenset()):
     """The first value of ``loop.var`` from which ``cond`` (``a < b`` or ``a <= b``) may fail,
-    if the guard is ``coef*v + rest < 0`` with coef > 0 and ``rest`` bounded by inner loops."""
+    if the guard is ``coef*v + rest < 0`` with coef > 0 and ``rest`` bounded by inner loops: an
+    int; or, when ``rest`` also holds terms of the symbolic sizes ``size_vars``, an expression
+    (``(N - 15 + 15) // 16`` for ``j.outer*16 + j.inner < N`` with ``j.inner`` in 0..15). None
+    when the guard has no such form."""
     if not isinstance(cond, (E.LT, E.LE)) or not E.is_int(cond.a.dtype):
         return None
     terms, const = linear_form(E.Sub(cond.a, cond.b))
     coef = terms.pop(loop.var, 0)
     if coef <= 0:
         return None
-    rest_hi = const
+    rest_hi, sym = const, {}
     for t, c in terms.items():
-        if t not in inner_ranges:
+        if t in inner_ranges:
+            lo, hi = inner_ranges[t]
+            rest_hi += max(c * lo, c * hi)
+        elif E.free_vars(t) and E.free_vars(t) <= size_vars:
+            sym[t] = c
+        else:
             return None
-        lo, hi = inner_ranges[t]
-        rest_hi += max(c * lo, c * hi)
-    # cond holds for every inner iteration while coef*v + rest_hi < 0 (or <= 0 for LE)
-    limit = -rest_hi if isinstance(cond, E.LT) else -rest_hi + 1
-    return -(-limit // coef)  # smallest v with coef*v >= limit
+    # cond holds for every inner iteration while coef*v + rest_hi (+ S) < 0 (or <= 0 for LE)
+    if not sym:
+        limit = -rest_hi if isinstance(cond, E.LT) else -rest_hi + 1
+        return -(-limit // coef)  # smallest v with coef*v >= limit
+    limit = E.Const(0, cond.a.dtype) - from_linear(sym, rest_hi if isinstance(cond, E.LT) else rest_hi - 1,
+                                                   cond.a.dtype)
+    return (limit + (coef - 1)) // coef
 
 
 #: a loop whose body holds more statements than this is not partitioned (each partition
@@ -226,31 +236,10 @@ class _PartitionTails(StmtMutator):
         return seq(main, tail)
 
 
-def _symbolic_split_point(loop, cond, inner_ranges, size_vars):
-    """:func:`_split_point` where the guard also holds terms of symbolic sizes: the first value
-    of ``loop.var`` from which ``cond`` may fail, as an expression (``(N - 15 + 15) // 16``
-    for ``j.outer*16 + j.inner < N`` with ``j.inner`` in 0..15); None when it has no such form."""
-    if not isinstance(cond, (E.LT, E.LE)) or not E.is_int(cond.a.dtype):
-        return None
-    terms, const = linear_form(E.Sub(cond.a, cond.b))
-    coef = terms.pop(loop.var, 0)
-    if coef <= 0:
-        return None
-    rest_hi, sym = const, {}
-    for t, c in terms.items():
-        if t in inner_ranges:
-            lo, hi = inner_ranges[t]
-            rest_hi += max(c * lo, c * hi)
-        elif E.free_vars(t) and E.free_vars(t) <= size_vars:
-            sym[t] = c
-        else:
-            return None
-    if not sym:
-        return None
-    # cond holds for every inner iteration while coef*v + rest_hi + S < 0 (<= 0 for LE)
-    limit = E.Const(0, cond.a.dtype) - from_linear(sym, rest_hi if isinstance(cond, E.LT) else rest_hi - 1,
-                                                   cond.a.dtype)
-    return (limit + (coef - 1)) // coef       # the smallest v with coef*v >= limit
+def _symbolic_point(loop, cond, inner_ranges, size_vars):
+    """:func:`_split_point` when it is an expression of the sizes, else None."""
+    point = _split_point(loop, cond, inner_ranges, size_vars)
+    return point if isinstance(point, E.Expr) else None
 
 
 def partition_symbolic(loop, size_vars):
@@ -271,7 +260,7 @@ def partition_symbolic(loop, size_vars):
     guards.visit(loop.body)
     points_of = {}          # a guard object may sit in several places: drop it only if each one gives a point
     for c, r in guards.found:
-        points_of.setdefault(id(c), []).append(_symbolic_split_point(loop, c, r, size_vars))
+        points_of.setdefault(id(c), []).append(_symbolic_point(loop, c, r, size_vars))
     found = [(c, points_of[id(c)][0]) for c, _ in guards.found
              if all(p is not None for p in points_of[id(c)])]
     if not found:
