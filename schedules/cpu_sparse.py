@@ -1,0 +1,104 @@
+"""CPU templates of ``sparse_dense`` (CSR and BSR weights), registered for the "llvm" kind.
+
+A weight row's nonzeros are a data-dependent loop (``elem``): its count is known only at run
+time, so it cannot be vectorized or unrolled. The vector lanes go over the batch rows instead,
+with X read through a transposed copy (``X.global[k, i]``, a cache_read with layout (1, 0)) so
+that one nonzero's column of X is one contiguous vector load:
+
+    X.global[k, i] = X[i, k]
+    for i.outer, j:                                    # CSR: a row of W per j
+      Y.local[0:V] = 0
+      for elem in range(W_indptr[j + 1] - W_indptr[j]):
+        Y.local[0:V] += W_data[e] * X.global[W_indices[e], i.outer*V : +V]
+      Y[i.outer*V : +V, j] = Y.local[0:V]
+
+BSR keeps the block's bs_r rows of accumulators (unrolled) for each vector of batch rows, so a
+loaded vector of X serves bs_r multiply-adds. V (``rows``) is two vector registers of the
+target (``facts.cpu_facts``); a batch of fewer rows than one register keeps the plain loops.
+"""
+from __future__ import annotations
+
+from .cpu import PAR_MIN_WORK, _first, _work
+from .facts import cpu_facts
+from .registry import register
+
+#: a BSR block row's accumulators are unrolled when bs_r x (V / lanes) registers fit the tile
+MAX_BLOCK_ROWS = 16
+
+
+def _rows_knob(cfg, f, M):
+    """Batch rows per vector tile: two registers by default, one or four as other choices."""
+    choices = [r for r in (f.vec, f.lanes, 2 * f.vec) if r <= max(M, f.lanes)]
+    cfg.define_knob("rows", _first(f.vec if f.vec <= M else f.lanes, choices) if M >= f.lanes else [0])
+    cfg.define_knob("parallel", [1, 0])
+    return cfg["rows"].val, bool(cfg["parallel"].val)
+
+
+def _x_of(op):
+    """The dense operand X (the input read as X[i, ...] with two dimensions and a float dtype)."""
+    return next(t for t in op.input_tensors if len(t.shape) == 2 and not t.dtype.startswith("int"))
+
+
+@register("sparse_dense_csr", "llvm")
+def sparse_dense_csr(cfg, s, stage, target):
+    """CSR: lanes over the batch rows, one accumulator vector per (row tile, W row)."""
+    f = cpu_facts(target)
+    i, j = stage.op.axis
+    rows, parallel = _rows_knob(cfg, f, i.extent)
+    if not rows:
+        if parallel and _work(stage) >= PAR_MIN_WORK:
+            stage.parallel(j)
+        return
+    xt = s.cache_read(_x_of(stage.op), "global", [stage], layout=(1, 0))
+    local = s.cache_write(stage.op.output(0), "local")
+    io, ii = stage.split(i, factor=rows)
+    stage.reorder(io, j, ii)
+    lstage = s[local]
+    lstage.compute_at(stage, j)
+    li, lj = lstage.op.axis
+    lstage.reorder(lj, lstage.reduce_axes[0], li)
+    lstage.vectorize(li)
+    _vectorize_copy(s[xt], f)
+    if parallel and _work(stage) >= PAR_MIN_WORK:
+        stage.parallel(j)
+
+
+@register("sparse_dense_bsr", "llvm")
+def sparse_dense_bsr(cfg, s, stage, target):
+    """BSR: lanes over the batch rows, the block's bs_r rows of accumulators unrolled."""
+    f = cpu_facts(target)
+    block = next(t for t in stage.op.input_tensors if t.op.tag == "sparse_dense_bsr_block")
+    bstage = s[block]
+    i, nb, r = bstage.op.axis
+    rows, parallel = _rows_knob(cfg, f, i.extent)
+    if rows:
+        xt = s.cache_read(_x_of(block.op), "global", [bstage], layout=(1, 0))
+        local = s.cache_write(block, "local", layout=(1, 2, 0))     # local[nb, r, i]: rows in lanes
+        io, ii = bstage.split(i, factor=rows)
+        bstage.reorder(io, nb, r, ii)
+        lstage = s[local]
+        lstage.compute_at(bstage, nb)
+        lnb, lr, li = lstage.op.axis
+        elem, c = lstage.reduce_axes
+        lstage.reorder(lnb, elem, c, lr, li)
+        if r.extent * f.regs(rows) <= min(MAX_BLOCK_ROWS, f.accumulators):
+            lstage.unroll(lr)
+        lstage.vectorize(li)
+        _vectorize_copy(s[xt], f)
+    if parallel and _work(bstage) >= PAR_MIN_WORK:
+        bstage.parallel(nb)
+    # Y[i, j] = Y_block[i, j // bs_r, j % bs_r]: a contiguous copy
+    yi, yj = stage.op.axis
+    if yj.extent >= f.vec:
+        _, vj = stage.split(yj, factor=f.vec)
+        stage.vectorize(vj)
+    if parallel and _work(stage) >= PAR_MIN_WORK:
+        stage.parallel(yi)
+
+
+def _vectorize_copy(stage, f):
+    """The transposed copy of X: vector stores along its rows (a strided read of X)."""
+    k, i = stage.op.axis
+    if i.extent >= f.lanes:
+        _, ii = stage.split(i, factor=f.lanes)
+        stage.vectorize(ii)
