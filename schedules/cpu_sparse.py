@@ -52,15 +52,16 @@ def sparse_dense_csr(cfg, s, stage, target):
     xt = s.cache_read(_x_of(stage.op), "global", [stage], layout=(1, 0))
     local = s.cache_write(stage.op.output(0), "local")
     io, ii = stage.split(i, factor=rows)
-    stage.reorder(io, j, ii)
+    outer, inner = (io, j) if io.extent >= j.extent else (j, io)    # threads over the longer loop
+    stage.reorder(outer, inner, ii)
     lstage = s[local]
-    lstage.compute_at(stage, j)
+    lstage.compute_at(stage, inner)
     li, lj = lstage.op.axis
     lstage.reorder(lj, lstage.reduce_axes[0], li)
     lstage.vectorize(li)
     _vectorize_copy(s[xt], f)
     if parallel and _work(stage) >= PAR_MIN_WORK:
-        stage.parallel(j)
+        stage.parallel(outer)
 
 
 @register("sparse_dense_bsr", "llvm")
@@ -75,9 +76,10 @@ def sparse_dense_bsr(cfg, s, stage, target):
         xt = s.cache_read(_x_of(block.op), "global", [bstage], layout=(1, 0))
         local = s.cache_write(block, "local", layout=(1, 2, 0))     # local[nb, r, i]: rows in lanes
         io, ii = bstage.split(i, factor=rows)
-        bstage.reorder(io, nb, r, ii)
+        outer, inner = (io, nb) if io.extent >= nb.extent else (nb, io)
+        bstage.reorder(outer, inner, r, ii)
         lstage = s[local]
-        lstage.compute_at(bstage, nb)
+        lstage.compute_at(bstage, inner)
         lnb, lr, li = lstage.op.axis
         elem, c = lstage.reduce_axes
         lstage.reorder(lnb, elem, c, lr, li)
@@ -85,8 +87,10 @@ def sparse_dense_bsr(cfg, s, stage, target):
             lstage.unroll(lr)
         lstage.vectorize(li)
         _vectorize_copy(s[xt], f)
+    else:
+        outer = nb
     if parallel and _work(bstage) >= PAR_MIN_WORK:
-        bstage.parallel(nb)
+        bstage.parallel(outer)
     # Y[i, j] = Y_block[i, j // bs_r, j % bs_r]: a contiguous copy
     yi, yj = stage.op.axis
     if yj.extent >= f.vec:
@@ -97,8 +101,10 @@ def sparse_dense_bsr(cfg, s, stage, target):
 
 
 def _vectorize_copy(stage, f):
-    """The transposed copy of X: vector stores along its rows (a strided read of X)."""
+    """The transposed copy of X, a block of rows at a time (its lines stay in L1 across k):
+    vector stores along X.global's rows from a strided read of X."""
     k, i = stage.op.axis
     if i.extent >= f.lanes:
-        _, ii = stage.split(i, factor=f.lanes)
+        io, ii = stage.split(i, factor=f.lanes)
+        stage.reorder(io, k, ii)
         stage.vectorize(ii)
