@@ -18,6 +18,8 @@ target (``facts.cpu_facts``); a batch of fewer rows than one register keeps the 
 """
 from __future__ import annotations
 
+from loopc.schedule.stage import MAX_VECTOR_LANES
+
 from .cpu import PAR_MIN_WORK, _first, _work
 from .facts import cpu_facts
 from .registry import register
@@ -26,10 +28,21 @@ from .registry import register
 MAX_BLOCK_ROWS = 16
 
 
-def _rows_knob(cfg, f, M):
-    """Batch rows per vector tile: two registers by default, one or four as other choices."""
-    choices = [r for r in (f.vec, f.lanes, 2 * f.vec) if r <= max(M, f.lanes)]
-    cfg.define_knob("rows", _first(f.vec if f.vec <= M else f.lanes, choices) if M >= f.lanes else [0])
+def _rows_knob(cfg, f, M, wide):
+    """Batch rows per vector tile. ``wide`` (CSR: one row of W at a time, so the tile's vectors
+    are the only independent multiply-adds per nonzero): as many registers as hide the
+    multiply-add latency (two thirds of the accumulators, at most 64 lanes), a multiple of two
+    registers that divides M; else (BSR: the block's rows multiply that) two registers."""
+    if M < f.lanes:
+        cfg.define_knob("rows", [0])
+    else:
+        default = f.vec if f.vec <= M else f.lanes
+        if wide:
+            cap = min(MAX_VECTOR_LANES, f.accumulators * 2 // 3 * f.lanes)
+            fits = [r for r in range(f.vec, cap + 1, f.vec) if M % r == 0]
+            default = fits[-1] if fits else (-(-M // f.lanes) * f.lanes if M <= cap else default)
+        choices = [r for r in (f.vec, f.lanes, 2 * f.vec, 4 * f.vec) if r <= max(M, f.lanes)]
+        cfg.define_knob("rows", _first(default, choices))
     cfg.define_knob("parallel", [1, 0])
     return cfg["rows"].val, bool(cfg["parallel"].val)
 
@@ -44,20 +57,27 @@ def sparse_dense_csr(cfg, s, stage, target):
     """CSR: lanes over the batch rows, one accumulator vector per (row tile, W row)."""
     f = cpu_facts(target)
     i, j = stage.op.axis
-    rows, parallel = _rows_knob(cfg, f, i.extent)
+    rows, parallel = _rows_knob(cfg, f, i.extent, wide=True)
     if not rows:
         if parallel and _work(stage) >= PAR_MIN_WORK:
             stage.parallel(j)
         return
     xt = s.cache_read(_x_of(stage.op), "global", [stage], layout=(1, 0))
-    local = s.cache_write(stage.op.output(0), "local")
+    local = s.cache_write(stage.op.output(0), "local", layout=(1, 0))      # local[j, i]: rows in lanes
+    cols = min(f.vec, j.extent)
     io, ii = stage.split(i, factor=rows)
-    outer, inner = (io, j) if io.extent >= j.extent else (j, io)    # threads over the longer loop
-    stage.reorder(outer, inner, ii)
+    jo, ji = stage.split(j, factor=cols)
+    outer, inner = (io, jo) if io.extent >= jo.extent else (jo, io)    # threads over the longer loop
+    # the copy-out writes Y a row of `cols` columns at a time (not one column of `rows` rows:
+    # a column of a 4 KiB-wide Y maps every row to one L1 set)
+    stage.reorder(outer, inner, ii, ji)
+    if cols >= f.lanes:
+        stage.vectorize(ji)
     lstage = s[local]
     lstage.compute_at(stage, inner)
-    li, lj = lstage.op.axis
+    lj, li = lstage.op.axis
     lstage.reorder(lj, lstage.reduce_axes[0], li)
+    lstage.unroll(lj)         # constant indices: each row's accumulators stay in registers
     lstage.vectorize(li)
     _vectorize_copy(s[xt], f)
     if parallel and _work(stage) >= PAR_MIN_WORK:
@@ -71,13 +91,17 @@ def sparse_dense_bsr(cfg, s, stage, target):
     block = next(t for t in stage.op.input_tensors if t.op.tag == "sparse_dense_bsr_block")
     bstage = s[block]
     i, nb, r = bstage.op.axis
-    rows, parallel = _rows_knob(cfg, f, i.extent)
+    rows, parallel = _rows_knob(cfg, f, i.extent, wide=False)
     if rows:
         xt = s.cache_read(_x_of(block.op), "global", [bstage], layout=(1, 0))
         local = s.cache_write(block, "local", layout=(1, 2, 0))     # local[nb, r, i]: rows in lanes
         io, ii = bstage.split(i, factor=rows)
-        outer, inner = (io, nb) if io.extent >= nb.extent else (nb, io)
-        bstage.reorder(outer, inner, r, ii)
+        nbo, nbi = bstage.split(nb, factor=max(1, min(f.vec // r.extent, nb.extent)))
+        outer, inner = (io, nbo) if io.extent >= nbo.extent else (nbo, io)
+        bstage.reorder(outer, inner, ii, nbi, r)     # the copy-out: a row of whole blocks at a time
+        row = bstage.fuse(nbi, r)
+        if f.lanes <= row.extent <= MAX_BLOCK_ROWS * 4:
+            bstage.vectorize(row)
         lstage = s[local]
         lstage.compute_at(bstage, inner)
         lnb, lr, li = lstage.op.axis
