@@ -5,16 +5,18 @@ time, so it cannot be vectorized or unrolled. The vector lanes go over the batch
 with X read through a transposed copy (``X.global[k, i]``, a cache_read with layout (1, 0)) so
 that one nonzero's column of X is one contiguous vector load:
 
-    X.global[k, i] = X[i, k]
-    for i.outer, j:                                    # CSR: a row of W per j
-      Y.local[0:V] = 0
-      for elem in range(W_indptr[j + 1] - W_indptr[j]):
-        Y.local[0:V] += W_data[e] * X.global[W_indices[e], i.outer*V : +V]
-      Y[i.outer*V : +V, j] = Y.local[0:V]
+    X.global[k, i] = X[i, k]                          # a block of rows at a time
+    for j.outer, i.outer:                             # CSR: 16 rows of W x V batch rows
+      for j in 16 (unrolled):
+        Y.local[j, 0:V] = 0
+        for elem in range(W_indptr[j + 1] - W_indptr[j]):
+          Y.local[j, 0:V] += W_data[e] * X.global[W_indices[e], i.outer*V : +V]
+      for i in V: Y[i, j.outer*16 : +16] = Y.local[0:16, i]       # a row of columns per store
 
-BSR keeps the block's bs_r rows of accumulators (unrolled) for each vector of batch rows, so a
-loaded vector of X serves bs_r multiply-adds. V (``rows``) is two vector registers of the
-target (``facts.cpu_facts``); a batch of fewer rows than one register keeps the plain loops.
+V (``rows``) is as many vector registers as hide the multiply-add latency (CSR: one nonzero
+feeds only the tile's own vectors) or two registers (BSR: the block's bs_r rows of
+accumulators, unrolled, share each loaded vector of X); sizes come from the target's facts
+(``facts.cpu_facts``). A batch of fewer rows than one register keeps the plain loops.
 """
 from __future__ import annotations
 
