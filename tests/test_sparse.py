@@ -195,6 +195,7 @@ def test_a_split_of_the_row_loop_has_a_data_dependent_tail_guard():
     (lambda s, Y: s[Y].reorder(Y.op.reduce_axis[0], Y.op.axis[1]), ("reorder", "elem", "reads loop j")),
     (lambda s, Y: s[Y].vectorize(Y.op.axis[1]), ("vectorize", "reads 'j'", "lane")),
     (lambda s, Y: s[Y].bind(Y.op.reduce_axis[0], te.thread_axis("threadIdx.x")), ("bind", "elem")),
+    (lambda s, Y: s[Y].split(Y.op.reduce_axis[0], nparts=2), ("split", "elem", "nparts")),
 ])
 def test_refused_primitives_are_schedule_errors(primitive, names):
     args, Y, _, _ = csr_case()

@@ -232,6 +232,7 @@ def _plot(path, total, sparse_s, dense_s, acc_pruned, acc_tuned, dense_acc):
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         print(f"(no plot: matplotlib is not installed; pip install 'loopc[plot]' to write {path})")
         return
@@ -240,6 +241,8 @@ def _plot(path, total, sparse_s, dense_s, acc_pruned, acc_tuned, dense_acc):
         a.plot(SPARSITIES, [d / t for d, t in zip(dense_s[name], ts)], "o-", lw=1, label=name[:-7])
     a.plot(SPARSITIES, total, "ks-", lw=2, label="all five")
     a.axhline(1, color="gray", ls=":")
+    a.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%gx"))
+    a.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     a.set(xlabel="weights set to zero (%)", ylabel="speed-up of sparse over dense", yscale="log",
           title="LeNet's GEMMs, batch 64, 1 thread")
     a.legend(fontsize=8)

@@ -214,6 +214,10 @@ class Stage:
             self._fail("split", f"give exactly one of factor= or nparts= for axis '{parent.name}'",
                        "s[T].split(axis, factor=8) or s[T].split(axis, nparts=4)")
         extent = parent.extent
+        if nparts is not None and reads_data(extent):
+            self._fail("split", f"axis '{parent.name}' runs a data-dependent number of times ({extent}): nparts= "
+                       "would make the inner extent data too", f"split it by a constant factor= instead, e.g. "
+                       f"s[{self.name}].split({parent.name}, factor=4)")
         # a factor (or nparts) past the extent gives an inner (outer) loop of the extent, not
         # 2**40 guarded iterations. A symbolic extent n: outer ceildiv(n, f), a tail guard
         # unless f provably divides n (by nparts: an inner extent ceildiv(n, nparts))
