@@ -8,11 +8,13 @@ references (``loopc.schedules.testing``) and one schedule template per (op, targ
 The pieces:
 
     ops.py, grad.py, optim.py   compute declarations (forward, backward, optimizer updates)
+    sparse.py                   sparse_dense: Y = X · Wᵀ with W in CSR or BSR (loops over the nonzeros)
     pooling.py, pooling_grad.py pooling of any rank and layout, and its backward (windows.py: the
                                 window geometry: layouts, padding specs, ceil mode)
     registry.py                 register(op_tag, kind)(template), lookup: one template per (op, kind)
     facts.py                    the sizes CPU templates derive from the Target (lanes, registers, caches)
-    cpu.py, cpu_grad.py         the "llvm" templates (cpu_grouped.py: grouped and depthwise conv);
+    cpu.py, cpu_grad.py         the "llvm" templates (cpu_grouped.py: grouped and depthwise conv;
+                                cpu_sparse.py: sparse_dense);
                                 cuda.py the "cuda" ones (and the GPU GEMM)
     tasks.py                    workloads, and the tuner's templates (``loopc tune matmul|dense|conv2d``)
     records.py                  tuned records: an apply_history_best context, then tuned/*.jsonl
