@@ -256,6 +256,12 @@ def test_the_bounds_reads_are_proved_at_compile_time():
         loopc.lower(te.create_schedule(Y.op), [X, d, i, p, Y])
 
 
+def test_a_reduce_axis_reading_a_tensor_outside_a_compute_is_a_clear_error():
+    p = te.placeholder((4,), "int32", "W_indptr")
+    with pytest.raises(loopc.LoopcError, match="inside the te.compute lambda"):
+        te.reduce_axis((0, p[1] - p[0]), name="elem")
+
+
 def test_a_data_dependent_start_and_an_extent_read_only_in_the_bounds():
     """TVM's form with the start in the domain: (W_indptr[j], W_indptr[j + 1]); W_indptr is read
     only by the bounds, and still an input of the op."""
