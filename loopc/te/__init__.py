@@ -114,7 +114,9 @@ def _range(dom, what) -> Range:
 
 def reduce_axis(dom, name: str = "rv") -> IterVar:
     """A reduction axis over ``range(dom[0], dom[1])``; inside a compute's lambda the bounds may
-    read its axes (``te.reduce_axis((0, i + 1))``, see ``reduction.loop_dependent_axis``)."""
+    read its axes (``te.reduce_axis((0, i + 1))``, see ``reduction.loop_dependent_axis``) and
+    tensors (a CSR row: ``te.reduce_axis((0, W_indptr[j + 1] - W_indptr[j]))``, a loop whose count
+    is read at run time, see ``reduction._data_dependent_axis``)."""
     bounded = loop_dependent_axis(dom, name)
     if bounded is None and isinstance(dom, (tuple, list)) and builtins.any(
             isinstance(x, ExprOp) and reads_data(as_expr(x)) for x in dom):

@@ -5,6 +5,14 @@ bounds read the axes of the compute being declared (a triangular sum).
     argmax = te.comm_reducer(fcombine, fidentity, name="argmax")   # see comm_reducer
     T0, T1 = te.compute((m,), lambda i: argmax((idx[i, k], val[i, k]), axis=k), name="T")
     L = te.compute((n,), lambda i: te.sum(A[i, k], axis=te.reduce_axis((0, i + 1), name="k")))
+
+and reduce axes whose bounds read a tensor (a sparse row's nonzeros, TVM's sparse_dense):
+a loop whose count is data, evaluated once per iteration of the loops the bounds read.
+
+    def row(i, j):
+        elem = te.reduce_axis((0, W_indptr[j + 1] - W_indptr[j]), name="elem")
+        e = W_indptr[j] + elem
+        return te.sum(W_data[e] * X[i, W_indices[e]], axis=elem)
 """
 from __future__ import annotations
 
