@@ -8,11 +8,13 @@ references (``loopc.schedules.testing``) and one schedule template per (op, targ
 The pieces:
 
     ops.py, grad.py, optim.py   compute declarations (forward, backward, optimizer updates)
+    sparse.py                   sparse_dense: Y = X · Wᵀ with W in CSR or BSR (loops over the nonzeros)
     pooling.py, pooling_grad.py pooling of any rank and layout, and its backward (windows.py: the
                                 window geometry: layouts, padding specs, ceil mode)
     registry.py                 register(op_tag, kind)(template), lookup: one template per (op, kind)
     facts.py                    the sizes CPU templates derive from the Target (lanes, registers, caches)
-    cpu.py, cpu_grad.py         the "llvm" templates (cpu_grouped.py: grouped and depthwise conv);
+    cpu.py, cpu_grad.py         the "llvm" templates (cpu_grouped.py: grouped and depthwise conv;
+                                cpu_sparse.py: sparse_dense);
                                 cuda.py the "cuda" ones (and the GPU GEMM)
     tasks.py                    workloads, and the tuner's templates (``loopc tune matmul|dense|conv2d``)
     records.py                  tuned records: an apply_history_best context, then tuned/*.jsonl
@@ -26,11 +28,12 @@ from loopc import te
 from loopc.schedule import AttachKind
 from loopc.te.tensor import ComputeOp, Tensor
 
-from . import cpu, cpu_grouped, cpu_grad, cuda, records, registry, tasks, testing
+from . import cpu, cpu_grouped, cpu_grad, cpu_sparse, cuda, records, registry, tasks, testing
 from .grad import (bias_backward, conv2d_backward_data, conv2d_backward_weight, dense_backward_data,
                    dense_backward_weight, log_softmax_backward, max_pool2d_backward, nll_loss, nll_loss_backward,
                    relu_backward)
 from .ops import avg_pool2d, bias_add, conv2d_nchw, dense, log_softmax, matmul, max_pool2d, relu, softmax
+from .sparse import sparse_dense
 from .pooling import adaptive_pool, adaptive_pool1d, adaptive_pool3d, pool1d, pool2d, pool3d
 from .pooling_grad import avg_pool2d_backward, pool_grad
 from .optim import adadelta, sgd_momentum
@@ -38,7 +41,7 @@ from .records import check_replay as _check_replay, tuned_record_lookup
 from .tasks import describe, workload, workload_key
 
 __all__ = ["matmul", "dense", "conv2d_nchw", "max_pool2d", "avg_pool2d", "relu", "bias_add", "softmax",
-           "log_softmax", "pool1d", "pool2d", "pool3d", "adaptive_pool", "adaptive_pool1d", "adaptive_pool3d",
+           "log_softmax", "sparse_dense", "pool1d", "pool2d", "pool3d", "adaptive_pool", "adaptive_pool1d", "adaptive_pool3d",
            "schedule", "workload", "workload_key", "testing", "NoTunedRecordWarning",
            # backward ops (grad.py) and optimizer updates (optim.py)
            "conv2d_backward_data", "conv2d_backward_weight", "dense_backward_data", "dense_backward_weight",

@@ -110,6 +110,9 @@ def schedule_reduction(s, stage, threads=THREADS):
 
     Anything else gets the flat kernel. Returns the stages scheduled."""
     reduce_axes = list(stage.op.reduce_axis)
+    if any(not isinstance(r.extent, int) for r in reduce_axes):    # a sparse row's elements: serial
+        schedule_flat(s, stage, threads)
+        return [stage]
     outer = next((r for r in reduce_axes if r.extent >= RFACTOR_MIN_SPLIT), None)
     if (outer is None or _size(stage.op.axis) >= RFACTOR_MAX_OUTPUTS
             or _size(reduce_axes) < RFACTOR_MIN_REDUCE):

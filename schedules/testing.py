@@ -259,3 +259,56 @@ def adadelta(param, grad, square_avg, acc_delta, lr, rho=0.9, eps=1e-6, weight_d
     delta = np.sqrt(acc + eps) / np.sqrt(sq + eps) * g
     acc = rho * acc + (1 - rho) * delta * delta
     return sq.astype(param.dtype), acc.astype(param.dtype), (p - lr * delta).astype(param.dtype)
+
+
+# --------------------------------------------------------------------------- sparse weights
+
+
+def sparse_dense(x, w_data, w_indices, w_indptr):
+    """Y = X · Wᵀ with W in CSR (w_data 1-D) or BSR (w_data blocks x bs_r x bs_c): TVM's
+    topi.nn.sparse_dense, here by expanding W (plain numpy, no scipy)."""
+    k = x.shape[1]
+    w = sparse_to_dense(w_data, w_indices, w_indptr, k)
+    return (x.astype(np.float64) @ w.T).astype(x.dtype)
+
+
+def sparse_to_dense(w_data, w_indices, w_indptr, k):
+    """The dense (N x K) float64 matrix of a CSR or BSR weight."""
+    blocks = w_data.reshape(-1, 1, 1) if w_data.ndim == 1 else w_data
+    _, bs_r, bs_c = blocks.shape
+    nb = len(w_indptr) - 1
+    w = np.zeros((nb * bs_r, k))
+    for row in range(nb):
+        for e in range(int(w_indptr[row]), int(w_indptr[row + 1])):
+            col = int(w_indices[e]) * bs_c
+            w[row * bs_r:(row + 1) * bs_r, col:col + bs_c] += blocks[e]
+    return w
+
+
+def dense_to_sparse(w, block=(1, 1)):
+    """(data, indices, indptr) of ``w`` (N x K): CSR for block (1, 1) (data 1-D), else BSR
+    with every bs_r x bs_c block that holds a nonzero (N, K multiples of the block)."""
+    bs_r, bs_c = block
+    n, k = w.shape
+    if n % bs_r or k % bs_c:
+        raise ValueError(f"a {n}x{k} matrix is not made of {bs_r}x{bs_c} blocks")
+    b = w.reshape(n // bs_r, bs_r, k // bs_c, bs_c).transpose(0, 2, 1, 3)
+    keep = np.any(b != 0, axis=(2, 3))
+    rows, cols = np.nonzero(keep)
+    data = b[rows, cols].astype(w.dtype)
+    indptr = np.zeros(n // bs_r + 1, np.int32)
+    np.cumsum(np.bincount(rows, minlength=n // bs_r), out=indptr[1:])
+    indices = cols.astype(np.int32)
+    if block == (1, 1):
+        data = data.reshape(-1)
+    return data, indices, indptr
+
+
+def random_sparse(n, k, density, block=(1, 1), seed=0, dtype="float32"):
+    """A seeded random N x K weight whose ``density`` fraction of bs_r x bs_c blocks is nonzero
+    (values normal), and its (data, indices, indptr)."""
+    bs_r, bs_c = block
+    rng = np.random.default_rng(seed)
+    keep = rng.random((n // bs_r, k // bs_c)) < density
+    w = rng.standard_normal((n, k)).astype(dtype) * np.kron(keep, np.ones(block)).astype(dtype)
+    return w, dense_to_sparse(w, block)

@@ -54,6 +54,7 @@ SHOW_CASES = {
     "dense_backward_data": "3 13 7", "dense_backward_weight": "3 13 7", "bias_backward": "2 3 4 4",
     "max_pool2d_backward": "1 2 7 7 2", "relu_backward": "5 3", "nll_loss": "5 7", "nll_loss_backward": "5 7",
     "log_softmax_backward": "3 7", "sgd_momentum": "37", "adadelta": "9",
+    "sparse_dense": "5 13 7 30", "sparse_dense_bsr": "5 12 8 40 4 2",
 }
 
 

@@ -150,6 +150,27 @@ def _adadelta(n):
     return [p, g, sq, acc], list(schedules.adadelta(p, g, sq, acc, lr=1.0))
 
 
+def _sparse_dense(M, K, N, density_percent, bs_r=1, bs_c=1):
+    """X (M x K) times a seeded random sparse W (N x K) with ``density_percent`` % of its
+    bs_r x bs_c blocks nonzero: CSR for 1 x 1 blocks, else BSR."""
+    from .. import schedules, te
+    from ..schedules.testing import random_sparse
+    if not 0 <= density_percent <= 100:
+        raise LoopcError(f"density_percent must be 0..100, got {density_percent}")
+    if bs_r < 1 or bs_c < 1 or N % bs_r or K % bs_c:
+        raise LoopcError(f"N={N} and K={K} must be multiples of the block's bs_r={bs_r} and bs_c={bs_c}")
+    _, (data, _, indptr) = random_sparse(N, K, density_percent / 100, (bs_r, bs_c), seed=0)
+    nnz = max(len(data), 1)           # an all-zero W still has a (never read) W_data element
+    X = _ph((M, K), "X")
+    W_data = _ph((nnz,) if (bs_r, bs_c) == (1, 1) else (nnz, bs_r, bs_c), "W_data")
+    W_indices, W_indptr = _ph((nnz,), "W_indices", "int32"), _ph(indptr.shape, "W_indptr", "int32")
+    return [X, W_data, W_indices, W_indptr], [schedules.sparse_dense(X, W_data, W_indices, W_indptr)]
+
+
+def _sparse_dense_bsr(M, K, N, density_percent, bs_r, bs_c):
+    return _sparse_dense(M, K, N, density_percent, bs_r, bs_c)
+
+
 _CONV = "N C H W K R S [stride padding dilation"
 #: every op ``loopc show`` knows (besides ``gemm``, the GEMM ladder's schedules)
 CATALOG = {
@@ -174,6 +195,8 @@ CATALOG = {
     "log_softmax_backward": Showable("batch classes", 2, 0, _log_softmax_backward),
     "sgd_momentum": Showable("n (parameters)", 1, 0, _sgd),
     "adadelta": Showable("n (parameters)", 1, 0, _adadelta),
+    "sparse_dense": Showable("M K N density_percent (W: CSR, a seeded random pattern)", 4, 0, _sparse_dense),
+    "sparse_dense_bsr": Showable("M K N density_percent bs_r bs_c (W: BSR blocks)", 6, 0, _sparse_dense_bsr),
 }
 ALIASES = {"conv2d_nchw": "conv2d"}
 

@@ -42,7 +42,9 @@ def check_reads_in_bounds(ops, ranges=None, sizes=None) -> tuple:
     for op in ops:
         if not isinstance(op, ComputeOp):
             continue
-        axes = tuple(op.axis) + tuple(op.reduce_axis)
+        # a data-dependent axis (a sparse row, ``(0, W_indptr[j + 1] - W_indptr[j])``) has no range
+        # at compile time: the reads through it are left to bounds_check=True, like A[I[i]]
+        axes = tuple(iv for iv in tuple(op.axis) + tuple(op.reduce_axis) if not iv.data_dependent)
         if sizes is None and _is_symbolic(op, axes):
             if not _symbolic_reads_proved(op, axes):
                 deferred.append(op)
@@ -54,7 +56,7 @@ def check_reads_in_bounds(ops, ranges=None, sizes=None) -> tuple:
         domain.update({v: (_value(lo, sizes), _value(hi, sizes)) for v, (lo, hi) in (ranges or {}).get(op, {}).items()})
         if any(hi < lo for lo, hi in domain.values()):
             continue        # no iteration at these sizes: nothing is read
-        for read, conds in _guarded_reads(op.body, ()):
+        for read, conds in _op_reads(op):
             if sizes:
                 conds = tuple(_bind(c, sizes) for c in conds)
             for d, (index, size) in enumerate(zip(read.indices, read.tensor.shape)):
@@ -64,6 +66,17 @@ def check_reads_in_bounds(ops, ranges=None, sizes=None) -> tuple:
                 if where is not None:
                     _fail(op, read, d, index, size, where)
     return tuple(deferred)
+
+
+def _op_reads(op):
+    """(read, guards) of ``op``'s body and of its data-dependent axes' bounds (evaluated once
+    per point of the op's axes, unguarded)."""
+    yield from _guarded_reads(op.body, ())
+    for iv in op.reduce_axis:
+        if iv.data_dependent:
+            for bound in (iv.dom.min, iv.dom.extent):
+                if isinstance(bound, E.Expr):
+                    yield from _guarded_reads(bound, ())
 
 
 def _bind(e, sizes):
@@ -80,7 +93,9 @@ def _is_symbolic(op, axes) -> bool:
     loops = {iv.var for iv in axes}
     if any(not isinstance(iv.dom.extent, int) for iv in axes):
         return True
-    for read, _ in _guarded_reads(op.body, ()):
+    if any(iv.data_dependent for iv in op.reduce_axis):
+        loops |= {iv.var for iv in op.reduce_axis}
+    for read, _ in _op_reads(op):
         if any(not isinstance(s, int) for s in read.tensor.shape):
             return True
     return any(isinstance(n, E.Var) and n not in loops for n in E.walk(op.body))
@@ -96,11 +111,12 @@ def _symbolic_reads_proved(op, axes) -> bool:
     """Whether every read of ``op`` provably stays in its tensor for all sizes: unguarded,
     linear in the loops, the bounds' slack a constant or bounded by the size_vars' ranges."""
     spans = {iv.var: (E.as_expr(iv.dom.min), E.as_expr(iv.dom.min) + iv.dom.extent - 1) for iv in axes}
-    for read, conds in _guarded_reads(op.body, ()):
+    unranged = {iv.var for iv in op.reduce_axis if iv.data_dependent}
+    for read, conds in _op_reads(op):
         if conds:
             return False
         for index, size in zip(read.indices, read.tensor.shape):
-            if _data_dependent(index):
+            if _data_dependent(index) or E.free_vars(index) & unranged:
                 return False
             terms, const = linear_form(index)
             lo = hi = E.Const(const, index.dtype)

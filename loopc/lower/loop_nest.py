@@ -28,7 +28,7 @@ from ..ir.stmt import Allocate, Buffer, For, ForKind, IfThenElse, LoweredFunc, s
 from ..schedule.relations import leaf_values, propagate_extents, reduce_axis_value
 from ..schedule.stage import MAX_UNROLL_EXTENT, MAX_VECTOR_LANES, AttachKind
 from ..te import expr as E
-from ..te.tensor import IterKind, PlaceholderOp, Tensor
+from ..te.tensor import IterKind, PlaceholderOp, Tensor, reads_data
 from ..te.extern import ExternOp
 from ..te.scan import ScanOp, is_scan_state
 from .bounds import check_reads_in_bounds
@@ -221,6 +221,8 @@ class NestBuilder:
                     guards.append((E.LE(E.Const(0, g.dtype), g), False))
                     guards.append((E.LT(g, as_index_expr(size, g.dtype).astype(g.dtype)), False))
         root_map = {iv.var: g for iv, g in zip(op.axis, global_idx)}
+        if any(iv.data_dependent for iv in stage.reduce_axes):
+            extents, guards = _data_dependent_bounds(stage, leaves, extents, guards, root_map)
         root_map.update({iv.var: reduce_axis_value(iv, values[iv]) for iv in stage.reduce_axes})
         body = E.substitute(self.body_of(stage), root_map)
         for producer_op, region in self._regions.items():   # siblings computed at the same loop
@@ -344,6 +346,33 @@ class NestBuilder:
                 return E.TensorRead(n.tensor, idx)
             return None
         return E.transform(body, fn)
+
+
+def _data_dependent_bounds(stage, leaves, extents, guards, axis_values):
+    """A data-dependent reduce axis's bounds read the op's axes (``W_indptr[j + 1] - W_indptr[j]``):
+    in its loops' extents and tail guards those become the loops' values, and every loop they
+    read must enclose the axis's loops (the extent is evaluated once per iteration of those)."""
+    extents = dict(extents)
+    for iv, ext in extents.items():
+        if reads_data(ext):
+            extents[iv] = E.substitute(ext, axis_values)
+    guards = [(E.substitute(g, axis_values) if reads_data(g) else g, r) for g, r in guards]
+    position = {iv.var: n for n, iv in enumerate(leaves)}
+    for n, iv in enumerate(leaves):
+        if not reads_data(extents[iv]):
+            continue
+        lanes = [leaves[position[v]].name for v in E.free_vars(extents[iv])
+                 if v in position and stage.iter_kinds.get(leaves[position[v]]) is ForKind.VECTORIZED]
+        if lanes:
+            raise LoweringError(f"stage '{stage.name}': loop '{iv.name}' runs {extents[iv]} times, which reads "
+                                f"vectorized loop {lanes[0]}: each lane would run a different count; vectorize "
+                                "a loop the data-dependent bounds do not read")
+        inner = [leaves[position[v]].name for v in E.free_vars(extents[iv]) if position.get(v, -1) > n]
+        if inner:
+            raise LoweringError(f"stage '{stage.name}': loop '{iv.name}' runs a data-dependent number of times "
+                                f"({extents[iv]}), which reads loop {', '.join(sorted(inner))} inside it; reorder "
+                                f"so that {', '.join(sorted(inner))} encloses '{iv.name}'")
+    return extents, guards
 
 
 def buffer_name(stage, tensor) -> str:

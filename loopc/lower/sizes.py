@@ -70,9 +70,8 @@ def used_size_vars(ops) -> list:
             add(size_vars_of(d))
         if isinstance(op, ComputeOp):
             loops = {iv.var for iv in tuple(op.axis) + tuple(op.reduce_axis)}
-            for iv in op.reduce_axis:
-                add(size_vars_of(iv.dom.extent))
-                add(size_vars_of(iv.dom.min))
+            for iv in op.reduce_axis:      # a data-dependent axis's bounds read the op's own axes too
+                add(v for v in size_vars_of(iv.dom.extent) + size_vars_of(iv.dom.min) if v not in loops)
             add(n for n in E.walk(op.body) if isinstance(n, E.Var) and n not in loops)
     return out
 

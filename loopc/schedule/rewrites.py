@@ -8,6 +8,7 @@ from __future__ import annotations
 from ..errors import ScheduleError
 from ..te import expr as E
 from ..te.tensor import ComputeOp, IterKind, IterVar, PlaceholderOp, Range, Tensor
+from ..te.reduction import substitute_body
 from .relations import Split, leaf_indices, leaf_values, reduce_axis_value
 from .stage import AttachKind, Stage
 
@@ -223,7 +224,7 @@ def cache_write(schedule, tensor, scope, layout=None):
     else:
         perm = _permutation("cache_write", stage.name, layout, len(op.axis))
         axes = _fresh_axes([op.shape[d] for d in perm], [op.axis[d].name for d in perm])
-        body = E.substitute(stage.body, {op.axis[src].var: axes[d].var for d, src in enumerate(perm)})
+        body = substitute_body(stage.body, {op.axis[src].var: axes[d].var for d, src in enumerate(perm)})
         cache_op = ComputeOp(f"{stage.name}.{scope}", axes, body, op.dtype)
         read_idx = tuple(op.axis[src].var for src in perm)
     copies = tuple(E.TensorRead(cache, read_idx) for cache in cache_op.outputs)
@@ -266,11 +267,15 @@ def _relayout_cache(stage, scope, data_leaves):
     op = stage.origin_op
     axes = _fresh_axes([iv.extent for iv in data_leaves], [stage.name_of(iv) + ".c" for iv in data_leaves])
     values, guards = leaf_values(stage.relations, {old: new.var for old, new in zip(data_leaves, axes)})
-    body = E.substitute(stage.body, {iv.var: values[iv] for iv in op.axis})
+    body = substitute_body(stage.body, {iv.var: values[iv] for iv in op.axis})
     cond = None
     for g, _ in guards:
         cond = g if cond is None else E.And(cond, g)
     if cond is not None:     # the tail of a split that does not divide: never read, never computed
+        if isinstance(body, E.Reduce) and any(iv.data_dependent for iv in body.axes):
+            raise ScheduleError("cache_write", stage.name, "a split that does not divide would run the "
+                                "data-dependent reduction's bounds past the tensor they read",
+                                "call cache_write before splitting, then split the cache stage")
         if isinstance(body, E.Reduce):
             both = cond if body.condition is None else E.And(cond, body.condition)
             body = E.Reduce(body.combiner, body.source, body.axes, both, body.init)
@@ -295,6 +300,11 @@ def rfactor(schedule, tensor, axis, factor_axis=0):
     if not isinstance(stage.body, E.Reduce):
         stage._fail("rfactor", "the stage is not a reduction", "rfactor a te.sum/max/min stage")
     axis = stage._leaf("rfactor", axis)
+    for iv in stage.reduce_axes:
+        if iv.data_dependent:
+            stage._fail("rfactor", f"reduce axis '{iv.name}' runs a data-dependent number of times ({iv.extent}); "
+                        "an rf stage would need a buffer of that size", "reduce serially; parallelize or "
+                        "vectorize a data-parallel loop instead")
     if axis.kind is not IterKind.REDUCE:
         stage._fail("rfactor", f"axis '{axis.name}' is data-parallel, not a reduction loop",
                     "pass a reduction axis (or one split from it)")

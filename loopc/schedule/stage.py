@@ -13,9 +13,9 @@ from enum import Enum
 from ..arith.extents import ceildiv, is_symbolic, mul
 from ..errors import ScheduleError
 from ..ir.stmt import ForKind
-from ..te.expr import Reduce, Var
-from ..te.tensor import ComputeOp, IterKind, IterVar, Range
-from .relations import Fuse, Split
+from ..te.expr import Reduce, Var, as_expr, free_vars
+from ..te.tensor import ComputeOp, IterKind, IterVar, Range, reads_data
+from .relations import Fuse, Split, descendants
 
 #: vectorize() accepts constant extents up to this many lanes (4 AVX-512 registers of float32).
 MAX_VECTOR_LANES = 64
@@ -133,6 +133,44 @@ class Stage:
     def _leaf_names(self):
         return ", ".join(iv.name for iv in self.leaf_iter_vars)
 
+    def _refuse_data_dependent(self, primitive, leaf, why):
+        """A loop whose extent reads a tensor (a sparse row's elements, from a reduce axis over
+        ``(0, W_indptr[j + 1] - W_indptr[j])``) runs a count known only at run time."""
+        if reads_data(leaf.extent):
+            self._fail(primitive, f"axis '{leaf.name}' runs a data-dependent number of times ({leaf.extent}); {why}",
+                       f"split it by a constant, s[{self.name}].split({leaf.name}, factor=4), and {primitive} "
+                       "another loop, or leave it serial")
+
+    def _data_dependent_readers(self, leaf):
+        """The data-dependent reduce axes whose bounds read ``leaf`` (or the root it comes from)."""
+        out = []
+        for red in self.leaf_iter_vars:
+            if not reads_data(red.extent):
+                continue
+            for root in self.root_iter_vars:
+                if root.var in free_vars(as_expr(red.extent)) and (
+                        leaf is root or leaf in descendants(self.relations, root)):
+                    out.append(red)
+                    break
+        return out
+
+    def _check_data_dependent_order(self, primitive, order):
+        """Every loop a data-dependent extent reads must enclose that loop."""
+        position = {iv: n for n, iv in enumerate(order)}
+        roots = {iv.var: iv for iv in self.root_iter_vars}
+        for n, leaf in enumerate(order):
+            if not reads_data(leaf.extent):
+                continue
+            for v in free_vars(as_expr(leaf.extent)):
+                root = roots.get(v)
+                if root is None:
+                    continue
+                inside = [x.name for x in [root] + descendants(self.relations, root) if position.get(x, -1) > n]
+                if inside:
+                    self._fail(primitive, f"axis '{leaf.name}' runs {leaf.extent} times, which reads loop "
+                               f"{', '.join(inside)}, but {', '.join(inside)} would be inside it",
+                               f"keep {', '.join(inside)} outside '{leaf.name}' (order now: {self._leaf_names()})")
+
     def _int_arg(self, primitive, what, value, axis):
         if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value <= 0:
             self._fail(primitive, f"{what}={value!r} for axis '{axis.name}' must be a positive int",
@@ -176,6 +214,10 @@ class Stage:
             self._fail("split", f"give exactly one of factor= or nparts= for axis '{parent.name}'",
                        "s[T].split(axis, factor=8) or s[T].split(axis, nparts=4)")
         extent = parent.extent
+        if nparts is not None and reads_data(extent):
+            self._fail("split", f"axis '{parent.name}' runs a data-dependent number of times ({extent}): nparts= "
+                       "would make the inner extent data too", f"split it by a constant factor= instead, e.g. "
+                       f"s[{self.name}].split({parent.name}, factor=4)")
         # a factor (or nparts) past the extent gives an inner (outer) loop of the extent, not
         # 2**40 guarded iterations. A symbolic extent n: outer ceildiv(n, f), a tail guard
         # unless f provably divides n (by nparts: an inner extent ceildiv(n, nparts))
@@ -233,6 +275,8 @@ class Stage:
             self._fail("fuse", f"axes {', '.join(iv.name for iv in ivs)} are not adjacent loops, outer first "
                        f"(current order: {self._leaf_names()})",
                        "reorder them next to each other first, or pass them outer to inner")
+        for iv in ivs:
+            self._refuse_data_dependent("fuse", iv, "a fused loop could not recover it by // and %")
         kinds = {iv.kind for iv in ivs}
         if len(kinds) > 1:
             red = ", ".join(iv.name for iv in ivs if iv.kind is IterKind.REDUCE)
@@ -280,8 +324,11 @@ class Stage:
                            "list each loop once, in the order you want")
             seen.add(iv)
         slots = sorted(self.leaf_iter_vars.index(iv) for iv in ivs)
+        order = list(self.leaf_iter_vars)
         for slot, iv in zip(slots, ivs):
-            self.leaf_iter_vars[slot] = iv
+            order[slot] = iv
+        self._check_data_dependent_order("reorder", order)
+        self.leaf_iter_vars[:] = order
         self._record("reorder", axes=[self.name_of(iv) for iv in ivs])
 
     def _annotate(self, primitive, iv, kind):
@@ -302,6 +349,7 @@ class Stage:
         after:   body(0); body(1); body(2)
         """
         leaf = self._leaf("unroll", iv)
+        self._refuse_data_dependent("unroll", leaf, "there is no count to unroll at compile time")
         if is_symbolic(leaf.extent):
             self._fail("unroll", f"axis '{leaf.name}' has extent {leaf.extent}, not a compile-time constant",
                        f"split it by a constant factor, e.g. s[{self.name}].split({leaf.name}, factor=4), "
@@ -320,6 +368,12 @@ class Stage:
         after:   C[0:8] = A[0:8] + B[0:8]        # one <8 x float> add
         """
         leaf = self._leaf("vectorize", iv)
+        self._refuse_data_dependent("vectorize", leaf, "vector lanes need a constant count")
+        readers = self._data_dependent_readers(leaf)
+        if readers:
+            self._fail("vectorize", f"the reduction loop {readers[0].name} runs {readers[0].extent} times, which "
+                       f"reads '{leaf.name}': each lane would run a different count",
+                       "vectorize a loop that the data-dependent bounds do not read (e.g. the batch rows)")
         if leaf.kind is IterKind.REDUCE:
             self._fail("vectorize", f"axis '{leaf.name}' is a reduction axis: its lanes would race on one "
                        "accumulator", "vectorize a data-parallel axis instead (or rfactor the reduction first)")
@@ -340,6 +394,7 @@ class Stage:
         after:   for i in parallel(E): body(i)     # iterations split among threads
         """
         leaf = self._leaf("parallel", iv)
+        self._refuse_data_dependent("parallel", leaf, "it is a reduction whose iterations add into one output")
         if leaf.kind is IterKind.REDUCE:
             self._fail("parallel", f"axis '{leaf.name}' is a reduction axis: threads would race on the "
                        "same output", "parallelise a data-parallel axis instead (or rfactor the reduction first)")
@@ -498,6 +553,7 @@ class Stage:
         """
         self._check_attached_ok("bind")
         leaf = self._leaf("bind", iv)
+        self._refuse_data_dependent("bind", leaf, "a GPU launch needs its thread counts before it reads the data")
         if not isinstance(thread_axis, IterVar) or thread_axis.kind is not IterKind.THREAD:
             self._fail("bind", f"the second argument must be te.thread_axis(...), got {thread_axis!r}",
                        'pass te.thread_axis("blockIdx.x") or te.thread_axis("threadIdx.x")')

@@ -17,7 +17,7 @@ from .expr import (MATH_FUNCS, Add, And, Call, Const, Expr, ExprOp, Max, Min, Or
 from .bitwise import (bitwise_and, bitwise_not, bitwise_or, bitwise_xor, popcount, shift_left,  # noqa: F401
                       shift_right)
 from .reduction import comm_reducer, compute_body, declaring, loop_dependent_axis, make_reduce, max_value, min_value
-from .tensor import THREAD_TAGS, ComputeOp, IterKind, IterVar, PlaceholderOp, Range, Tensor, TensorList
+from .tensor import THREAD_TAGS, ComputeOp, IterKind, IterVar, PlaceholderOp, Range, Tensor, TensorList, reads_data
 from .extern import call_extern, call_packed, extern     # TVM's te.extern family
 from .scan import scan                                     # TVM's te.scan
 
@@ -114,8 +114,15 @@ def _range(dom, what) -> Range:
 
 def reduce_axis(dom, name: str = "rv") -> IterVar:
     """A reduction axis over ``range(dom[0], dom[1])``; inside a compute's lambda the bounds may
-    read its axes (``te.reduce_axis((0, i + 1))``, see ``reduction.loop_dependent_axis``)."""
+    read its axes (``te.reduce_axis((0, i + 1))``, see ``reduction.loop_dependent_axis``) and
+    tensors (a CSR row: ``te.reduce_axis((0, W_indptr[j + 1] - W_indptr[j]))``, a loop whose count
+    is read at run time, see ``reduction._data_dependent_axis``)."""
     bounded = loop_dependent_axis(dom, name)
+    if bounded is None and isinstance(dom, (tuple, list)) and builtins.any(
+            isinstance(x, ExprOp) and reads_data(as_expr(x)) for x in dom):
+        raise LoopcError(f"reduce_axis {name}: its bounds read a tensor ({', '.join(map(str, dom))}); create it "
+                         "inside the te.compute lambda whose axes they read (a CSR row: lambda i, j: ... "
+                         "te.reduce_axis((0, W_indptr[j + 1] - W_indptr[j])))")
     return bounded if bounded is not None else IterVar(Var(name), _range(dom, f"reduce_axis {name}"), IterKind.REDUCE)
 
 

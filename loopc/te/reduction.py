@@ -5,6 +5,14 @@ bounds read the axes of the compute being declared (a triangular sum).
     argmax = te.comm_reducer(fcombine, fidentity, name="argmax")   # see comm_reducer
     T0, T1 = te.compute((m,), lambda i: argmax((idx[i, k], val[i, k]), axis=k), name="T")
     L = te.compute((n,), lambda i: te.sum(A[i, k], axis=te.reduce_axis((0, i + 1), name="k")))
+
+and reduce axes whose bounds read a tensor (a sparse row's nonzeros, TVM's sparse_dense):
+a loop whose count is data, evaluated once per iteration of the loops the bounds read.
+
+    def row(i, j):
+        elem = te.reduce_axis((0, W_indptr[j + 1] - W_indptr[j]), name="elem")
+        e = W_indptr[j] + elem
+        return te.sum(W_data[e] * X[i, W_indices[e]], axis=elem)
 """
 from __future__ import annotations
 
@@ -21,7 +29,7 @@ from ..errors import LoopcError
 from .expr import (Const, Expr, ExprOp, Reduce, TensorRead, ValueTuple, Var, as_expr, check_dtype, free_vars,
                    is_float, is_int, substitute, walk, _as_bool)
 from . import expr as E
-from .tensor import IterKind, IterVar, Range
+from .tensor import IterKind, IterVar, Range, reads_data
 
 
 # --------------------------------------------------------------------------- identities
@@ -306,9 +314,11 @@ def loop_dependent_axis(dom, name) -> IterVar | None:
     except LoopcError:
         return None
     used = free_vars(lo) | free_vars(hi)
+    what = f"reduce_axis {name} over ({lo}, {hi})"
+    if reads_data(lo) or reads_data(hi):
+        return _data_dependent_axis(lo, hi, name, what, used, scope)
     if not used & scope.ranges.keys():
         return None                     # not about this compute's axes
-    what = f"reduce_axis {name} over ({lo}, {hi})"
     if not (is_int(lo.dtype) and is_int(hi.dtype)):
         raise LoopcError(f"{what}: the bounds must be integer expressions")
     if not used <= scope.ranges.keys():
@@ -325,6 +335,47 @@ def loop_dependent_axis(dom, name) -> IterVar | None:
     conds = ([] if isinstance(lo, Const) else [lo <= iv.var]) + ([] if isinstance(hi, Const) else [iv.var < hi])
     scope.conditions[iv] = conjoin(conds)
     return iv
+
+
+def _data_dependent_axis(lo, hi, name, what, used, scope) -> IterVar:
+    """A reduce axis whose bounds read a tensor (a CSR row: ``(0, W_indptr[j + 1] -
+    W_indptr[j])``): it keeps the bounds as its start and extent, and lowers to a loop that
+    evaluates them once per iteration of the loops they read, so it runs exactly the row's
+    elements (TVM's sparse_dense). Schedules may reorder it among loops its bounds do not read
+    and split it by a constant (a tail guard); not vectorize, unroll, parallelize, fuse or
+    rfactor it (``Stage`` says so)."""
+    from ..arith.extents import extent_of
+    if not (is_int(lo.dtype) and is_int(hi.dtype)):
+        raise LoopcError(f"{what}: the bounds must be integer expressions")
+    if any(isinstance(n, Reduce) for e in (lo, hi) for n in walk(e)):
+        raise LoopcError(f"{what}: the bounds may read tensors but not reduce")
+    if not used <= scope.ranges.keys():
+        others = ", ".join(sorted(v.name for v in used - scope.ranges.keys()))
+        raise LoopcError(f"{what}: the bounds read {others}, which is not an axis of the compute being declared")
+    start = extent_of(lo)
+    return IterVar(Var(name), Range(start, extent_of(hi - lo)),
+                   IterKind.REDUCE)
+
+
+def substitute_body(body: Expr, mapping: dict) -> Expr:
+    """``substitute`` for a compute body: a Reduce's data-dependent axes get their bounds
+    substituted too (new IterVars), since those bounds read the compute's axes."""
+    if not (isinstance(body, Reduce) and builtins.any(iv.data_dependent for iv in body.axes)):
+        return substitute(body, mapping)
+    mapping = dict(mapping)
+    axes = []
+    for iv in body.axes:
+        if iv.data_dependent:
+            new = IterVar(Var(iv.name), Range(_sub(iv.dom.min, mapping), _sub(iv.dom.extent, mapping)), iv.kind)
+            mapping[iv.var] = new.var
+            iv = new
+        axes.append(iv)
+    sub = (lambda e: None if e is None else substitute(e, mapping))
+    return Reduce(body.combiner, sub(body.source), tuple(axes), sub(body.condition), sub(body.init))
+
+
+def _sub(x, mapping):
+    return substitute(x, mapping) if isinstance(x, Expr) else x
 
 
 def compute_body(result, name: str, scope: Declaring) -> Expr:

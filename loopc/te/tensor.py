@@ -45,9 +45,21 @@ class IterVar(ExprOp):
     def extent(self):
         return None if self.dom is None else self.dom.extent
 
+    @property
+    def data_dependent(self) -> bool:
+        """Whether the axis's start or extent reads a tensor (a sparse row's
+        ``te.reduce_axis((0, W_indptr[j + 1] - W_indptr[j]))``): its loop runs a number of
+        iterations known only at run time, per point of the loops its bounds read."""
+        return self.dom is not None and (reads_data(self.dom.min) or reads_data(self.dom.extent))
+
     def __repr__(self):
         ext = "" if self.dom is None else f", extent={self.dom.extent}"
         return f"IterVar({self.var.name}{ext}, {self.kind.value})"
+
+
+def reads_data(x) -> bool:
+    """Whether the extent or index ``x`` (an int or an Expr) reads a tensor."""
+    return isinstance(x, Expr) and any(isinstance(n, TensorRead) for n in walk(x))
 
 
 class Operation:
@@ -114,7 +126,9 @@ class ComputeOp(Operation):
     @property
     def input_tensors(self):
         seen = []
-        for n in walk(self.body):
+        bounds = [b for iv in self.reduce_axis if iv.data_dependent for b in (iv.dom.min, iv.dom.extent)
+                  if isinstance(b, Expr)]
+        for n in (n for e in [self.body] + bounds for n in walk(e)):
             if isinstance(n, TensorRead) and all(n.tensor is not t for t in seen):
                 seen.append(n.tensor)
         return tuple(seen)
