@@ -344,6 +344,12 @@ def _random_pool_case(pool_type, case):
             return args, shape
 
 
+def _kernel_tags(report):
+    """The tags of every stage of the kernels a compile built."""
+    from loopc.schedule import post_order_ops
+    return {getattr(op, "tag", "") for outs in report.outputs for op in post_order_ops([t.op for t in outs])}
+
+
 @pytest.mark.parametrize("case", range(10))
 def test_max_pool2d_random_geometries(case):
     """Seeded geometries (dilation and ceil_mode included), forward and backward on loopc, and
@@ -353,7 +359,8 @@ def test_max_pool2d_random_geometries(case):
     x = randn(*shape)
     if case % 2:
         x = torch.randint(-2, 3, shape, generator=torch.Generator().manual_seed(case)).float().requires_grad_()
-    check(lambda x: F.max_pool2d(x, **args), x)
+    report, _ = check(lambda x: F.max_pool2d(x, **args), x)
+    assert {"max_pool2d", "max_pool2d_backward"} <= _kernel_tags(report)       # the library's ops
     torch._dynamo.reset()
     report, _ = check(lambda x: F.max_pool2d(x, **args, return_indices=True), x.detach(), backward=False)
     assert not report.fallback, str(report)
@@ -363,7 +370,8 @@ def test_max_pool2d_random_geometries(case):
 def test_avg_pool2d_random_geometries(case):
     """Seeded geometries (ceil_mode, count_include_pad, divisor_override), forward and backward on loopc."""
     args, shape = _random_pool_case("avg", case)
-    check(lambda x: F.avg_pool2d(x, **args), randn(*shape))
+    report, _ = check(lambda x: F.avg_pool2d(x, **args), randn(*shape))
+    assert {"avg_pool2d", "avg_pool2d_backward"} <= _kernel_tags(report)       # the library's ops
 
 
 def test_pool_random_geometries_cover_the_options():
@@ -391,7 +399,9 @@ def test_avg_pool2d(args):
 @pytest.mark.parametrize("size, x_shape", [((1, 1), (2, 3, 11, 13)), ((3, 5), (2, 3, 9, 10)),
                                            ((4, 7), (2, 3, 11, 13)), ((6, 9), (1, 2, 5, 7))])
 def test_adaptive_avg_pool2d(size, x_shape):
-    check(lambda x: F.adaptive_avg_pool2d(x, size), randn(*x_shape))
+    report, _ = check(lambda x: F.adaptive_avg_pool2d(x, size), randn(*x_shape))
+    if size != (1, 1):              # PyTorch makes a 1x1 adaptive average a mean
+        assert "adaptive_pool" in _kernel_tags(report)                          # the library's op
 
 
 # --------------------------------------------------------------------------- reductions, shapes
