@@ -303,6 +303,14 @@ def test_pool2d_ceil_mode_drops_a_window_starting_in_the_padding(pool):
     check(lambda x: pool(x, 2, 2, 1, ceil_mode=True), randn(2, 3, 5, 7))
 
 
+@pytest.mark.parametrize("pool", [F.max_pool2d, F.avg_pool2d])
+def test_pool2d_ceil_mode_window_longer_than_the_input(pool):
+    """Ceil mode counts a window that overhangs the padded input by less than the stride:
+    1 row, kernel 2, stride 2 is one window (PyTorch's rule; the library's before this change: none)."""
+    check(lambda x: pool(x, 2, 2, ceil_mode=True), randn(2, 3, 1, 5))
+    check(lambda x: pool(x, (2, 4), 3, (0, 1), ceil_mode=True), randn(1, 2, 1, 1))      # padded too
+
+
 def _ceil_out(size, k, s, p, d, ceil_mode):
     """PyTorch's pooling_output_shape: ceil mode drops a last window starting in the trailing padding."""
     span = size + 2 * p - d * (k - 1) - 1
@@ -310,6 +318,28 @@ def _ceil_out(size, k, s, p, d, ceil_mode):
     if ceil_mode and (out - 1) * s >= size + p:
         out -= 1
     return out
+
+
+def test_library_windows_follow_pytorchs_output_lengths():
+    """The library's window count (``schedules.windows.Window.out``) is PyTorch's, ceil mode's
+    last-window rule included, on every small geometry PyTorch accepts."""
+    from loopc.schedules.windows import Window
+    checked = 0
+    for size in range(1, 11):
+        for k in range(1, 5):
+            for d in range(1, 4):
+                for s in range(1, 4):
+                    for p in range(k // 2 + 1):
+                        for ceil_mode in (False, True):
+                            try:
+                                want = F.max_pool2d(torch.zeros(1, 1, 1, size), (1, k), (1, s), (0, p), (1, d),
+                                                    ceil_mode).shape[-1]
+                            except RuntimeError:
+                                continue              # the window does not fit: PyTorch refuses
+                            got = Window(size, k, s, d, p, p, ceil_mode).out
+                            assert got == want == _ceil_out(size, k, s, p, d, ceil_mode), (size, k, s, p, d, ceil_mode)
+                            checked += 1
+    assert checked > 1000
 
 
 def random_pool_geometry(rng, pool_type):
