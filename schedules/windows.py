@@ -141,14 +141,14 @@ class Window:
     @property
     def out(self) -> int:
         span = self.size + self.before + self.after - self.extent
-        if span < 0:
-            return 0
         if not self.ceil_mode:
-            return span // self.stride + 1
+            return max(span // self.stride + 1, 0)
+        # rounded up, a window longer than the padded input by less than the stride still
+        # counts (PyTorch's pooling_output_shape: 1 window of 2 over 1 element, stride 2)
         n = -(-span // self.stride) + 1
         if (n - 1) * self.stride >= self.size + self.before:
             n -= 1
-        return n
+        return max(n, 0)
 
     @property
     def reaches_past_padding(self) -> bool:

@@ -245,6 +245,28 @@ def test_pool_grad_random_geometries_vs_autograd(pool_type, layout):
 
 
 @pytest.mark.parametrize("pool_type", ["max", "avg"])
+def test_ceil_mode_window_longer_than_the_padded_input(pool_type):
+    """PyTorch's ceil mode counts a window that overhangs the padded input by less than the
+    stride (1 element, kernel 2, stride 2: one window); the forward, the gradient and the numpy
+    references agree with it."""
+    rng = np.random.default_rng(60)
+    for shape, kernel, stride, padding in (((2, 3, 1, 5), 2, 2, 0), ((1, 2, 1, 1), (2, 4), 3, (0, 1))):
+        x = rand(rng, shape)
+        X = te.placeholder(shape, name="X")
+        pool = F.max_pool2d if pool_type == "max" else F.avg_pool2d
+        want = pool(torch.from_numpy(x), kernel, stride, padding, ceil_mode=True).numpy()
+        Y = S.pool2d(X, kernel, stride, 1, padding, pool_type, ceil_mode=True)
+        np.testing.assert_allclose(run([X], Y, [x]), want, **TOL)
+        np.testing.assert_allclose(ref.pool2d(x, kernel, stride, 1, padding, pool_type, True), want, **TOL)
+        dy, dx = torch_grad(x, 1, lambda t: pool(t, kernel, stride, padding, ceil_mode=True))
+        dY = te.placeholder(dy.shape, name="dY")
+        dX = S.pool_grad(dY, X, kernel, stride, padding, pool_type, True)
+        got = run([dY, X] if pool_type == "max" else [dY], dX, [dy, x] if pool_type == "max" else [dy])
+        np.testing.assert_allclose(got, dx, **TOL)
+        np.testing.assert_allclose(ref.pool_grad(dy, x, kernel, stride, padding, pool_type, True), dx, **TOL)
+
+
+@pytest.mark.parametrize("pool_type", ["max", "avg"])
 def test_pool_grad_asymmetric_padding_vs_autograd(pool_type):
     """TOPI's pool_grad with (top, left, bottom, right): autograd through an explicit pad."""
     rng = np.random.default_rng(50)

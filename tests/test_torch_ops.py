@@ -286,10 +286,132 @@ def test_max_pool2d(args):
     check(lambda x: F.max_pool2d(x, **args), randn(2, 3, 11, 13))
 
 
-def test_max_pool2d_ceil_mode_falls_back_cleanly():
-    report, _ = check(lambda x: F.max_pool2d(x, 3, 2, ceil_mode=True).relu(), randn(1, 2, 8, 9),
-                      allow={"max_pool2d_with_indices.default", "max_pool2d_with_indices_backward.default"})
-    assert "ceil_mode" in report.reasons["max_pool2d_with_indices.default"]
+def test_max_pool2d_ceil_mode_runs_on_loopc():
+    """ceil_mode (and dilation) used to fall back to PyTorch; the library's pooling runs them.
+    8 rows, kernel 3, stride 2, ceil mode: 4 windows, the last one reaching past the input."""
+    report, _ = check(lambda x: F.max_pool2d(x, 3, 2, ceil_mode=True).relu(), randn(1, 2, 8, 9))
+    assert not report.fallback, str(report)
+    report, _ = check(lambda x: F.max_pool2d(x, 3, 2, 1, dilation=2, ceil_mode=True), randn(1, 2, 10, 9))
+    assert not report.fallback, str(report)
+
+
+@pytest.mark.parametrize("pool", [F.max_pool2d, F.avg_pool2d])
+def test_pool2d_ceil_mode_drops_a_window_starting_in_the_padding(pool):
+    """PyTorch's last-window rule, which the library follows: 5 rows padded by 1, kernel 2,
+    stride 2 round up to 4 windows, but the 4th would start in the trailing padding: 3."""
+    assert _ceil_out(5, 2, 2, 1, 1, True) == 3 and pool(torch.zeros(1, 1, 5, 5), 2, 2, 1, ceil_mode=True).shape[-1] == 3
+    check(lambda x: pool(x, 2, 2, 1, ceil_mode=True), randn(2, 3, 5, 7))
+
+
+@pytest.mark.parametrize("pool", [F.max_pool2d, F.avg_pool2d])
+def test_pool2d_ceil_mode_window_longer_than_the_input(pool):
+    """Ceil mode counts a window that overhangs the padded input by less than the stride:
+    1 row, kernel 2, stride 2 is one window (PyTorch's rule; the library's before this change: none)."""
+    check(lambda x: pool(x, 2, 2, ceil_mode=True), randn(2, 3, 1, 5))
+    check(lambda x: pool(x, (2, 4), 3, (0, 1), ceil_mode=True), randn(1, 2, 1, 1))      # padded too
+
+
+def _ceil_out(size, k, s, p, d, ceil_mode):
+    """PyTorch's pooling_output_shape: ceil mode drops a last window starting in the trailing padding."""
+    span = size + 2 * p - d * (k - 1) - 1
+    out = (span + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+def test_library_windows_follow_pytorchs_output_lengths():
+    """The library's window count (``schedules.windows.Window.out``) is PyTorch's, ceil mode's
+    last-window rule included, on every small geometry PyTorch accepts."""
+    from loopc.schedules.windows import Window
+    checked = 0
+    for size in range(1, 11):
+        for k in range(1, 5):
+            for d in range(1, 4):
+                for s in range(1, 4):
+                    for p in range(k // 2 + 1):
+                        for ceil_mode in (False, True):
+                            try:
+                                want = F.max_pool2d(torch.zeros(1, 1, 1, size), (1, k), (1, s), (0, p), (1, d),
+                                                    ceil_mode).shape[-1]
+                            except RuntimeError:
+                                continue              # the window does not fit: PyTorch refuses
+                            got = Window(size, k, s, d, p, p, ceil_mode).out
+                            assert got == want == _ceil_out(size, k, s, p, d, ceil_mode), (size, k, s, p, d, ceil_mode)
+                            checked += 1
+    assert checked > 1000
+
+
+def random_pool_geometry(rng, pool_type):
+    """A seeded pooling call: kernel 1-4, stride 1-3, padding up to half the kernel (PyTorch's
+    limit), dilation 1-3 (max), ceil_mode and count_include_pad either way, a divisor_override
+    one time in three (avg); an input of 1-2 images, 1-3 channels, just large enough or larger."""
+    kernel = tuple(int(k) for k in rng.integers(1, 5, 2))
+    stride = tuple(int(s) for s in rng.integers(1, 4, 2))
+    padding = tuple(int(rng.integers(0, k // 2 + 1)) for k in kernel)
+    dilation = tuple(int(d) for d in rng.integers(1, 4, 2)) if pool_type == "max" else (1, 1)
+    extent = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    hw = tuple(max(1, e - 2 * p) + int(rng.integers(0, 9)) for e, p in zip(extent, padding))
+    args = dict(kernel_size=kernel, stride=stride, padding=padding, ceil_mode=bool(rng.integers(0, 2)))
+    if pool_type == "max":
+        args["dilation"] = dilation
+    else:
+        args["count_include_pad"] = bool(rng.integers(0, 2))
+        args["divisor_override"] = int(rng.integers(1, 10)) if rng.integers(0, 3) == 0 else None
+    shape = (int(rng.integers(1, 3)), int(rng.integers(1, 4))) + hw
+    return args, shape
+
+
+def _random_pool_case(pool_type, case):
+    import numpy as np
+    rng = np.random.default_rng(1000 * (pool_type == "max") + case)
+    while True:
+        args, shape = random_pool_geometry(rng, pool_type)
+        k, st, p = args["kernel_size"], args["stride"], args["padding"]
+        d = args.get("dilation", (1, 1))
+        outs = [_ceil_out(shape[2 + a], k[a], st[a], p[a], d[a], args["ceil_mode"]) for a in range(2)]
+        if min(outs) >= 1:
+            return args, shape
+
+
+def _kernel_tags(report):
+    """The tags of every stage of the kernels a compile built."""
+    from loopc.schedule import post_order_ops
+    return {getattr(op, "tag", "") for outs in report.outputs for op in post_order_ops([t.op for t in outs])}
+
+
+@pytest.mark.parametrize("case", range(10))
+def test_max_pool2d_random_geometries(case):
+    """Seeded geometries (dilation and ceil_mode included), forward and backward on loopc, and
+    the indices max_pool2d_with_indices returns. Integer-valued inputs make ties: the value, the
+    index and the gradient go to the window's first maximum, as in PyTorch."""
+    args, shape = _random_pool_case("max", case)
+    x = randn(*shape)
+    if case % 2:
+        x = torch.randint(-2, 3, shape, generator=torch.Generator().manual_seed(case)).float().requires_grad_()
+    report, _ = check(lambda x: F.max_pool2d(x, **args), x)
+    assert {"max_pool2d", "max_pool2d_backward"} <= _kernel_tags(report)       # the library's ops
+    torch._dynamo.reset()
+    report, _ = check(lambda x: F.max_pool2d(x, **args, return_indices=True), x.detach(), backward=False)
+    assert not report.fallback, str(report)
+
+
+@pytest.mark.parametrize("case", range(10))
+def test_avg_pool2d_random_geometries(case):
+    """Seeded geometries (ceil_mode, count_include_pad, divisor_override), forward and backward on loopc."""
+    args, shape = _random_pool_case("avg", case)
+    report, _ = check(lambda x: F.avg_pool2d(x, **args), randn(*shape))
+    assert {"avg_pool2d", "avg_pool2d_backward"} <= _kernel_tags(report)       # the library's ops
+
+
+def test_pool_random_geometries_cover_the_options():
+    """The seeded cases above hold every option that used to fall back or has a path of its own."""
+    maxes = [_random_pool_case("max", c)[0] for c in range(10)]
+    avgs = [_random_pool_case("avg", c)[0] for c in range(10)]
+    assert any(a["ceil_mode"] and max(a["dilation"]) > 1 for a in maxes)
+    assert any(a["ceil_mode"] for a in avgs) and any(not a["count_include_pad"] for a in avgs)
+    assert any(a["divisor_override"] for a in avgs)
+    assert any(a["divisor_override"] and a["ceil_mode"] for a in avgs)
 
 
 @pytest.mark.parametrize("args", [
@@ -307,7 +429,9 @@ def test_avg_pool2d(args):
 @pytest.mark.parametrize("size, x_shape", [((1, 1), (2, 3, 11, 13)), ((3, 5), (2, 3, 9, 10)),
                                            ((4, 7), (2, 3, 11, 13)), ((6, 9), (1, 2, 5, 7))])
 def test_adaptive_avg_pool2d(size, x_shape):
-    check(lambda x: F.adaptive_avg_pool2d(x, size), randn(*x_shape))
+    report, _ = check(lambda x: F.adaptive_avg_pool2d(x, size), randn(*x_shape))
+    if size != (1, 1):              # PyTorch makes a 1x1 adaptive average a mean
+        assert "adaptive_pool" in _kernel_tags(report)                          # the library's op
 
 
 # --------------------------------------------------------------------------- reductions, shapes

@@ -27,8 +27,14 @@ from typing import Callable, Optional
 import torch
 
 from loopc import te
+from loopc.errors import LoopcError
 from loopc.schedules import grad as _grad
 from loopc.schedules import ops as _ops
+from loopc.schedules import pooling as _pooling
+from loopc.schedules import pooling_grad as _pool_grad
+from loopc.schedules.pooling import adaptive_bounds, window_size
+from loopc.schedules.windows import check_half_window, parse_layout
+from loopc.schedules.windows import windows as pool_windows
 
 from .pointwise import POINTWISE, WITH_CONSTS, builder
 from .tv import DTYPES, TV, compute, pointwise, te_shape  # noqa: F401  (graph.py reads them here)
@@ -87,129 +93,105 @@ def bmm(a, b):
     return compute((B, M, N), lambda n, i, j: te.sum(a.t[n, i, k] * b.t[n, k, j], axis=k), "bmm", tag="bmm")
 
 
-def max_pool2d(x, kernel, stride=(), padding=0, dilation=1, ceil_mode=False):
-    kernel = _pairs(kernel)
-    stride = _pairs(stride) if stride else kernel
-    y = _ops.max_pool2d(x.t, kernel, stride, _pairs(padding))
+# --------------------------------------------------------------------------- pooling
+#
+# The library's ops (``schedules/pooling.py``, ``pooling_grad.py``) compute pooling; what stays
+# here is what PyTorch has and the library lacks: the indices of max_pool2d_with_indices,
+# ``divisor_override`` (on top of the library's window sums and gradient) and the backward of
+# adaptive average pooling.
+
+_NCHW = parse_layout("NCHW", 2, "aten pooling")
+
+
+def _max_geometry(kernel, stride=(), padding=0, dilation=1, ceil_mode=False, *_indices):
+    """ATen's max pooling arguments as the library's: a stride of [] is the kernel."""
+    return dict(kernel=_pairs(kernel), stride=_pairs(stride) if stride else None, padding=_pairs(padding),
+                dilation=_pairs(dilation), ceil_mode=bool(ceil_mode))
+
+
+def _avg_geometry(kernel, stride=(), padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None):
+    """ATen's avg_pool2d arguments: the library's keyword arguments, and the divisor override."""
+    return dict(kernel=_pairs(kernel), stride=_pairs(stride) if stride else None, padding=_pairs(padding),
+                ceil_mode=bool(ceil_mode), count_include_pad=bool(count_include_pad)), divisor_override
+
+
+def _windows_of(x, op, kernel, stride, padding, ceil_mode, dilation=(1, 1), **_):
+    """The library's :class:`Window` of H and W (LoopcError when PyTorch's rules are broken)."""
+    wins = pool_windows(op, _NCHW, x.shape, kernel, stride, dilation, padding, ceil_mode)
+    check_half_window(op, wins, padding)
+    return wins
+
+
+def max_pool2d(x, *args, **kwargs):
+    y = _ops.max_pool2d(x.t, **_max_geometry(*args, **kwargs))
     return TV(y, tuple(y.shape))
 
 
-def max_pool2d_indices(x, values, kernel, stride=(), padding=0, dilation=1, ceil_mode=False):
-    """PyTorch's indices of max_pool2d_with_indices: the flat h*W + w of each window's first maximum."""
-    kh, kw = _pairs(kernel)
-    sh, sw = _pairs(stride) if stride else (kh, kw)
-    ph, pw = _pairs(padding)
+def max_pool2d_indices(x, values, *args, **kwargs):
+    """PyTorch's indices of max_pool2d_with_indices (the library has none): the flat h*W + w of
+    each window's first maximum in row-major order, over the taps inside the input."""
+    geo = _max_geometry(*args, **kwargs)
+    wins = _windows_of(x, "max_pool2d_with_indices", **geo)
     N, C, H, W = x.shape
-    r = te.reduce_axis((0, kh), name="r")
-    s = te.reduce_axis((0, kw), name="s")
-    big = H * W
+    r = te.reduce_axis((0, wins[0].kernel), name="r")
+    s = te.reduce_axis((0, wins[1].kernel), name="s")
+    big = te.const(H * W, "int64")
 
     def body(n, c, p, q):
-        h, w = p * sh + r - ph, q * sw + s - pw
-        inside = te.all(h >= 0, h < H, w >= 0, w < W)
-        hit = te.if_then_else(inside, x.t[n, c, h, w] == values.t[n, c, p, q], False)
-        return te.min(te.if_then_else(hit, (h * W + w).astype("int64"), te.const(big, "int64")), axis=[r, s])
+        h, w = wins[0].position(p, r), wins[1].position(q, s)
+        inside = [cond for win, v in zip(wins, (h, w)) if win.before or win.after or win.reaches_past_padding
+                  for cond in (v >= 0, v < win.size)]
+        hit = x.t[n, c, h, w] == values.t[n, c, p, q]
+        hit = te.if_then_else(te.all(*inside), hit, False) if inside else hit
+        return te.min(te.if_then_else(hit, (h * W + w).astype("int64"), big), axis=[r, s])
     return compute(values.shape, body, "max_pool2d_indices", tag="pool_indices")
 
 
-def max_pool2d_backward(dy, x, kernel, stride, padding, dilation, ceil_mode, indices):
-    kernel = _pairs(kernel)
-    stride = _pairs(stride) if stride else kernel
-    y = _grad.max_pool2d_backward(dy.t, x.t, kernel, stride, _pairs(padding))
+def max_pool2d_backward(dy, x, *args, **kwargs):
+    """The library's gradient (it finds each window's first maximum again: ``indices`` unread)."""
+    y = _grad.max_pool2d_backward(dy.t, x.t, **_max_geometry(*args, **kwargs))
     return TV(y, tuple(y.shape))
 
 
-def _window_bounds(i, size, out):
-    """Adaptive pooling's window [start, end) along one axis for output index ``i``."""
-    return (i * size) // out, ((i + 1) * size + out - 1) // out
+def avg_pool2d(x, *args, **kwargs):
+    """The library's avg_pool2d; with ``divisor_override``, its window sums (the ``pool_sum``
+    stage it divides) divided by the override instead, in a stage the library's template
+    schedules like its own division (same tag and attrs, plus the override)."""
+    geo, divisor = _avg_geometry(*args, **kwargs)
+    y = _ops.avg_pool2d(x.t, **geo)
+    if divisor:
+        total = y.op.input_tensors[0]
+        assert total.op.tag == "pool_sum", total.op.tag
+        d = float(divisor)
+        y = te.compute(y.shape, lambda *i: total[i] / d, name="avg_pool2d", tag=y.op.tag,
+                       attrs={**y.op.attrs, "divisor_override": int(divisor)})
+    return TV(y, tuple(y.shape))
 
 
-def avg_pool2d(x, kernel, stride=(), padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None):
-    kh, kw = _pairs(kernel)
-    sh, sw = _pairs(stride) if stride else (kh, kw)
-    ph, pw = _pairs(padding)
-    N, C, H, W = x.shape
-
-    P, Q = _avg_pool_out_len(H, kh, sh, ph, ceil_mode), _avg_pool_out_len(W, kw, sw, pw, ceil_mode)
-    r = te.reduce_axis((0, kh), name="r")
-    s = te.reduce_axis((0, kw), name="s")
-
-    def window(n, c, p, q):
-        h, w = p * sh + r - ph, q * sw + s - pw
-        return te.sum(te.if_then_else(te.all(h >= 0, h < H, w >= 0, w < W), x.t[n, c, h, w], 0.0), axis=[r, s])
-    total = compute((N, C, P, Q), window, "avg_pool2d_sum", tag="pool_sum_generic")
-    geo = ((kh, kw), (sh, sw), (ph, pw), (H, W), count_include_pad, divisor_override)
-    return compute((N, C, P, Q), lambda n, c, p, q: total.t[n, c, p, q] / _avg_divisor(p, q, *geo), "avg_pool2d")
-
-
-def _avg_pool_out_len(size, k, s, p, ceil_mode):
-    n = size + 2 * p - k
-    o = (n + (s - 1 if ceil_mode else 0)) // s + 1
-    if ceil_mode and (o - 1) * s >= size + p:
-        o -= 1
-    return o
-
-
-def _avg_divisor(p, q, kernel, stride, padding, size, count_include_pad, divisor_override):
-    """What avg_pool2d divides window (p, q)'s sum by (a float32 expression)."""
-    if divisor_override:
-        return te.const(float(divisor_override))
-    (kh, kw), (sh, sw), (ph, pw), (H, W) = kernel, stride, padding, size
-    h0, w0 = p * sh - ph, q * sw - pw
-    h1, w1 = te.min(h0 + kh, H + ph), te.min(w0 + kw, W + pw)
-    if not count_include_pad:
-        h0, w0, h1, w1 = te.max(h0, 0), te.max(w0, 0), te.min(h1, H), te.min(w1, W)
-    return ((h1 - h0) * (w1 - w0)).astype("float32")
-
-
-def avg_pool2d_backward(dy, x, kernel, stride=(), padding=0, ceil_mode=False, count_include_pad=True,
-                        divisor_override=None):
-    """dX[h, w]: the sum over the windows (p, q) that hold (h, w) of dY[p, q] / divisor(p, q)."""
-    kh, kw = _pairs(kernel)
-    sh, sw = _pairs(stride) if stride else (kh, kw)
-    ph, pw = _pairs(padding)
-    N, C, H, W = x.shape
-    P, Q = dy.shape[2], dy.shape[3]
-    geo = ((kh, kw), (sh, sw), (ph, pw), (H, W), count_include_pad, divisor_override)
-    r = te.reduce_axis((0, kh), name="r")
-    s = te.reduce_axis((0, kw), name="s")
-
-    def body(n, c, h, w):
-        hp, wq = h + ph - r, w + pw - s          # p * sh and q * sw of a window holding (h, w)
-        p, q = hp // sh, wq // sw
-        holds = te.all(hp >= 0, wq >= 0, hp % sh == 0, wq % sw == 0, p < P, q < Q)
-        pc, qc = te.min(te.max(p, 0), P - 1), te.min(te.max(q, 0), Q - 1)
-        return te.sum(te.if_then_else(holds, dy.t[n, c, pc, qc] / _avg_divisor(pc, qc, *geo), 0.0), axis=[r, s])
-    return compute((N, C, H, W), body, "avg_pool2d_backward", tag="pool_sum_generic")
+def avg_pool2d_backward(dy, x, *args, **kwargs):
+    """The library's gradient; with ``divisor_override``, of dY scaled by taps / override (the
+    library divides each window's gradient by its tap count: what is left is dY / override)."""
+    geo, divisor = _avg_geometry(*args, **kwargs)
+    g = dy
+    if divisor:
+        geo["count_include_pad"] = True
+        wins = _windows_of(x, "avg_pool2d_backward", **geo)
+        d = float(divisor)
+        g = compute(dy.shape, lambda *o: dy.t[o] * (window_size(wins, _NCHW, o, True, "float32") / d),
+                    "avg_pool2d_divisor_override")
+    y = _pool_grad.avg_pool2d_backward(g.t, x.t, **geo)
+    return TV(y, tuple(y.shape))
 
 
 def adaptive_avg_pool2d(x, output_size):
-    N, C, H, W = x.shape
-    oh, ow = _pairs(output_size)
-    kh, kw = -(-H // oh) + 1, -(-W // ow) + 1      # the longest window, +1 for uneven bounds
-    kh, kw = min(kh, H), min(kw, W)
-    r = te.reduce_axis((0, kh), name="r")
-    s = te.reduce_axis((0, kw), name="s")
-
-    def body(n, c, p, q):
-        h0, h1 = _window_bounds(p, H, oh)
-        w0, w1 = _window_bounds(q, W, ow)
-        inside = te.all(h0 + r < h1, w0 + s < w1)
-        total = te.sum(te.if_then_else(inside, x.t[n, c, te.min(h0 + r, H - 1), te.min(w0 + s, W - 1)], 0.0),
-                       axis=[r, s])
-        return total
-    total = compute((N, C, oh, ow), body, "adaptive_avg_pool2d_sum", tag="pool_sum_generic")
-
-    def divide(n, c, p, q):
-        h0, h1 = _window_bounds(p, H, oh)
-        w0, w1 = _window_bounds(q, W, ow)
-        return total.t[n, c, p, q] / ((h1 - h0) * (w1 - w0)).astype("float32")
-    return compute((N, C, oh, ow), divide, "adaptive_avg_pool2d")
+    y = _pooling.adaptive_pool(x.t, tuple(_pairs(output_size)), "avg")
+    return TV(y, tuple(y.shape))
 
 
 def adaptive_avg_pool2d_backward(dy, x):
-    """dX[h, w]: the sum over the windows (p, q) that hold (h, w) of dY[p, q] / their area. The
-    windows holding h start at p = h * oh // H; at most ceil(oh / H) + 1 of them."""
+    """dX[h, w]: the sum over the windows (p, q) that hold (h, w) of dY[p, q] / their area (the
+    library has no adaptive gradient; its windows are ``adaptive_bounds``). The windows
+    holding h start at p = h * oh // H; at most ceil(oh / H) + 1 of them."""
     N, C, H, W = x.shape
     oh, ow = dy.shape[2], dy.shape[3]
     r = te.reduce_axis((0, min(oh, -(-oh // H) + 1)), name="r")
@@ -218,8 +200,8 @@ def adaptive_avg_pool2d_backward(dy, x):
     def body(n, c, h, w):
         p, q = (h * oh) // H + r, (w * ow) // W + s
         pc, qc = te.min(p, oh - 1), te.min(q, ow - 1)
-        h0, h1 = _window_bounds(pc, H, oh)
-        w0, w1 = _window_bounds(qc, W, ow)
+        h0, h1 = adaptive_bounds(pc, H, oh)
+        w0, w1 = adaptive_bounds(qc, W, ow)
         holds = te.all(p < oh, q < ow, h0 <= h, h < h1, w0 <= w, w < w1)
         area = ((h1 - h0) * (w1 - w0)).astype("float32")
         return te.sum(te.if_then_else(holds, dy.t[n, c, pc, qc] / area, 0.0), axis=[r, s])
@@ -407,13 +389,6 @@ def _val(a):
     return a.meta.get("val") if isinstance(a, torch.fx.Node) else None
 
 
-def _rank_is(n):
-    def check(node):
-        v = _val(node.args[0])
-        return None if v is not None and v.dim() == n else f"input is not {n}-D"
-    return check
-
-
 def _conv_check(node):
     args = node.args
     if _val(args[0]) is None or _val(args[0]).dim() != 4:
@@ -432,19 +407,30 @@ def _conv_bwd_check(node):
     return None
 
 
+#: pooling ops: (is a backward, i.e. dY first; how its arguments after the input read)
+_POOLS = {aten.max_pool2d_with_indices.default: (False, _max_geometry),
+          aten.max_pool2d_with_indices_backward.default: (True, _max_geometry),
+          aten.avg_pool2d.default: (False, lambda *a, **k: _avg_geometry(*a, **k)[0]),
+          aten.avg_pool2d_backward.default: (True, lambda *a, **k: _avg_geometry(*a, **k)[0])}
+
+
 def _pool_check(node):
-    off = 0 if node.target is aten.max_pool2d_with_indices.default else 1     # the backward's dY first
-    a = list(node.args[off:]) + [None] * 8
-    dilation = a[4] if a[4] is not None else 1
-    if _pairs(dilation) != (1, 1) or a[5]:
-        return "max pooling with dilation or ceil_mode"
-    if _val(a[0]).dim() != 4:
-        return "only 4-D (NCHW) max pooling"
-    kernel = _pairs(a[1])
-    padding = _pairs(a[3] if a[3] is not None else 0)
-    if padding[0] * 2 > kernel[0] or padding[1] * 2 > kernel[1]:
-        return "padding over half the window"
+    """4-D (NCHW) input, and a geometry the library takes (it checks PyTorch's rules)."""
+    backward, geometry = _POOLS[node.target]
+    x = _val(node.args[1 if backward else 0])
+    if x is None or x.dim() != 4:
+        return "only 4-D (NCHW) pooling"
+    try:
+        _windows_of(x, str(node.target), **geometry(*node.args[2 if backward else 1:], **node.kwargs))
+    except (LoopcError, TypeError) as e:
+        return f"pooling geometry: {e}"
     return None
+
+
+def _adaptive_check(node):
+    backward = node.target is aten._adaptive_avg_pool2d_backward.default
+    x = _val(node.args[1 if backward else 0])
+    return None if x is not None and x.dim() == 4 else "only 4-D (NCHW) adaptive pooling"
 
 
 def _nll_check(node):
@@ -462,15 +448,6 @@ def _nll_check(node):
 def _scalar_tensor_check(node):
     v = _val(node)
     return None if v is not None and v.dtype == torch.float32 else "non-float32 scalar_tensor"
-
-
-def _avg_pool_bwd_check(node):
-    v = _val(node.args[1])
-    return None if v is not None and v.dim() == 4 else "only 4-D (NCHW) average pooling"
-
-
-def _adaptive_bwd_check(node):
-    return _avg_pool_bwd_check(node)
 
 
 def _pad_check(node):
@@ -513,11 +490,10 @@ LOWERINGS.update({
     aten.bmm.default: Lowering("anchor", bmm, _bmm_check),
     aten.max_pool2d_with_indices.default: Lowering("multi", max_pool2d, _pool_check),
     aten.max_pool2d_with_indices_backward.default: Lowering("anchor", max_pool2d_backward, _pool_check),
-    aten.avg_pool2d.default: Lowering("anchor", avg_pool2d, _rank_is(4)),
-    aten._adaptive_avg_pool2d.default: Lowering("anchor", adaptive_avg_pool2d, _rank_is(4)),
-    aten.avg_pool2d_backward.default: Lowering("anchor", avg_pool2d_backward, _avg_pool_bwd_check),
-    aten._adaptive_avg_pool2d_backward.default: Lowering("anchor", adaptive_avg_pool2d_backward,
-                                                         _adaptive_bwd_check),
+    aten.avg_pool2d.default: Lowering("anchor", avg_pool2d, _pool_check),
+    aten._adaptive_avg_pool2d.default: Lowering("anchor", adaptive_avg_pool2d, _adaptive_check),
+    aten.avg_pool2d_backward.default: Lowering("anchor", avg_pool2d_backward, _pool_check),
+    aten._adaptive_avg_pool2d_backward.default: Lowering("anchor", adaptive_avg_pool2d_backward, _adaptive_check),
     aten.sum.dim_IntList: Lowering("anchor", sum_dims),
     aten.sum.default: Lowering("anchor", sum_dims),
     aten.mean.dim: Lowering("anchor", mean_dims),

@@ -389,7 +389,7 @@ class LoopcRegion(torch.nn.Module):
         if node.target is aten.max_pool2d_with_indices.default:
             values, outs = outs, [outs, None]
             if 1 in used:
-                outs[1] = A.max_pool2d_indices(self._arg(g, node.args[0]), values, *node.args[1:])
+                outs[1] = A.max_pool2d_indices(self._arg(g, node.args[0]), values, *node.args[1:], **node.kwargs)
         outputs = [((node, i), out, node.meta["val"][i]) for i, out in enumerate(outs)
                    if out is not None and i in used]
         if node.target is aten.convolution_backward.default:
