@@ -504,6 +504,9 @@ def _pool_loops(stage, vec, parallel=True):
         q = axes[-1]
         if window <= MAX_UNROLLED_WINDOW and q.extent <= 2 * vec:
             stage.vectorize(q)    # a row of outputs at once: branch-free max, strided (masked) loads
+        elif window <= MAX_UNROLLED_WINDOW:
+            _, qi = stage.split(q, factor=vec)      # a wide row: a vector of outputs at a time
+            stage.vectorize(qi)
         outer = axes[:2]           # (n, c)
     fused = stage.fuse(*outer)
     if parallel and _work(stage) >= PAR_MIN_WORK:

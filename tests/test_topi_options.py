@@ -455,3 +455,20 @@ def test_vectorized_and_parallel_templates(layout, pool_type):
         want = to_layout(torch_pool(x, 2, pool_type, g).numpy(), perm)
         np.testing.assert_allclose(run([X], loopc_pool(X, 2, pool_type, g, layout), [xl]), want, **TOL,
                                    err_msg=str(g))
+
+
+@pytest.mark.parametrize("pool_type", ["max", "avg"])
+def test_a_wide_nchw_row_is_computed_a_vector_at_a_time(pool_type):
+    """A 3/2/1 pool of 113 columns: 57 outputs per row, wider than two vectors, are split into
+    vectors of outputs (with a masked tail) — not computed one at a time — and agree with torch."""
+    rng = np.random.default_rng(91)
+    x = rand(rng, (1, 3, 9, 113))
+    X = te.placeholder(x.shape, name="X")
+    g = dict(kernel=3, stride=2, padding=1, dilation=1, ceil_mode=False, count_include_pad=True)
+    Y = loopc_pool(X, 2, pool_type, g, "NCHW")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s = S.schedule(Y)
+    text = str(loopc.lower(s, [X, Y]))
+    assert "in vectorized(" in text, text
+    np.testing.assert_allclose(run([X], Y, [x]), torch_pool(x, 2, pool_type, g).numpy(), **TOL)
