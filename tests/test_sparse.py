@@ -18,6 +18,9 @@ from loopc import te
 from loopc.schedules import testing as ref
 from test_cuda_sim import run_in_simulator
 
+#: every sparsity pattern is its own workload, and none is tuned: the default template is meant
+pytestmark = pytest.mark.filterwarnings("ignore::loopc.schedules.NoTunedRecordWarning")
+
 
 def _csr_of(w):
     data, indices, indptr = ref.dense_to_sparse(w)
