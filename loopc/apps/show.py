@@ -153,7 +153,7 @@ def _adadelta(n):
 def _sparse_dense(M, K, N, density_percent, bs_r=1, bs_c=1):
     """X (M x K) times a seeded random sparse W (N x K) with ``density_percent`` % of its
     bs_r x bs_c blocks nonzero: CSR for 1 x 1 blocks, else BSR."""
-    from .. import schedules, te
+    from .. import schedules
     from ..schedules.testing import random_sparse
     if not 0 <= density_percent <= 100:
         raise LoopcError(f"density_percent must be 0..100, got {density_percent}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import builtins
 import inspect
-from typing import Sequence
 
 from ..errors import LoopcError
 from .expr import (MATH_FUNCS, Add, And, Call, Const, Expr, ExprOp, Max, Min, Or, Reduce,
