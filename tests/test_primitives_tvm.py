@@ -11,6 +11,7 @@ import loopc
 import loopc.interp
 from loopc import te
 from loopc.errors import LoweringError, LoopcError, ScheduleError
+from test_cuda_sim import matmul_tensors as matmul
 
 
 def run_llvm(s, args, *arrays, fill=0.0):
@@ -35,14 +36,6 @@ def replayed(s, args):
     s2 = te.create_schedule([t.op for t in s.outputs])
     s2.replay(s.trace_json())
     assert str(loopc.lower(s2, args)) == str(loopc.lower(s, args))
-
-
-def matmul(m, n, k, name="C"):
-    A = te.placeholder((m, k), name="A")
-    B = te.placeholder((k, n), name="B")
-    r = te.reduce_axis((0, k), name="k")
-    C = te.compute((m, n), lambda i, j: te.sum(A[i, r] * B[r, j], axis=r), name=name)
-    return A, B, C
 
 
 def operands(seed, *shapes):

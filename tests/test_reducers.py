@@ -10,6 +10,7 @@ import loopc
 import loopc.interp
 from loopc import te
 from loopc.errors import LoopcError, LoweringError, ScheduleError
+from test_primitives_tvm import replayed
 
 
 def run_both(s, args, inputs):
@@ -223,9 +224,7 @@ def test_rfactor_of_argmax():
     v = rng.standard_normal((m, n)).astype("float32")
     i = rng.integers(0, 1000, (m, n)).astype("int32")
     assert_both(s, [idx, val, T0, T1], [i, v], list(_pick(i, v, v.argmax(axis=1))))
-    s2 = te.create_schedule(T0.op)
-    s2.replay(s.trace_json())
-    assert str(loopc.lower(s2, [idx, val, T0, T1])) == str(loopc.lower(s, [idx, val, T0, T1]))
+    replayed(s, [idx, val, T0, T1])
 
 
 def test_cache_write_of_a_multi_output_stage():
@@ -243,9 +242,7 @@ def test_cache_write_of_a_multi_output_stage():
     v = rng.standard_normal((m, n)).astype("float32")
     i = rng.integers(0, 1000, (m, n)).astype("int32")
     assert_both(s, [idx, val, T0, T1], [i, v], list(_pick(i, v, v.argmax(axis=1))))
-    s2 = te.create_schedule(T0.op)
-    s2.replay(s.trace_json())
-    assert str(loopc.lower(s2, [idx, val, T0, T1])) == str(loopc.lower(s, [idx, val, T0, T1]))
+    replayed(s, [idx, val, T0, T1])
 
 
 # --------------------------------------------------------------------------- init=
@@ -384,9 +381,7 @@ def test_cache_read_of_one_output_and_replay():
     s = te.create_schedule(E.op)
     Dl = s.cache_read(D, "local", [s[E]])
     assert "SD.v1" in s.trace_json()
-    s2 = te.create_schedule(E.op)
-    s2.replay(s.trace_json())
-    assert str(loopc.lower(s2, [A, E])) == str(loopc.lower(s, [A, E]))
+    replayed(s, [A, E])
     assert Dl.dtype == "float32"
     a = rng.standard_normal(n).astype("float32")
     assert_both(s, [A, E], [a], a * 3 - (a + 2))
